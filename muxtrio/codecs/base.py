@@ -1,0 +1,224 @@
+"""The codec contract: one module per wire format, both directions, same names everywhere.
+
+Client side (a client speaks this format to muxtrio):
+    ``parse_request(body, hints) -> ir.Request``, ``emit_response(response, info) -> bytes``,
+    ``new_encoder(info) -> StreamEncoder``, ``emit_error(error) -> (status, body)``.
+Provider side (muxtrio speaks this format to an upstream):
+    ``emit_request(request, target) -> WireRequest``, ``parse_response(body, seed) -> ir.Response``,
+    ``new_decoder(seed) -> StreamDecoder``, ``parse_error(status, headers, body) -> UpstreamError``.
+Token counting (where the format has an endpoint for it): ``emit_count_request``, ``parse_count_response``
+(provider side, ``None``/error where there is none) and ``emit_count_response`` (client side).
+
+Invariants:
+- Pure: no IO, no clocks, no randomness. Ids and times come in as arguments (``StreamInfo``, ``seed``); invented
+  ids (Gemini and Ollama tool calls) derive from ``seed`` so they are stable and unique per response.
+- Decoders are incremental: any split of the input gives the same events. ``flush()`` raises
+  :class:`StreamTruncated` when the provider's stream ended without its terminal event.
+- Decoders raise :class:`UpstreamError` for an error event sent by the provider mid-stream and :class:`CodecError`
+  for malformed bytes; they never emit an error as an event.
+- Encoders produce bytes exactly as the official SDK of their format expects; ``finish()`` is called only after a
+  ``Finish`` event; ``error()`` ends a stream that broke, in the format's own error framing, and never looks like a
+  normal end.
+- What a target cannot express raises ``CodecError(kind=ErrorKind.UNSUPPORTED)`` naming the field; nothing is
+  silently dropped that the client would rely on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+from muxtrio.errors import CodecError, ErrorKind, MuxError, UpstreamError
+from muxtrio.ir.events import Event
+from muxtrio.ir.request import Request
+from muxtrio.ir.response import Response
+
+
+class Format(StrEnum):
+    OPENAI_CHAT = "openai-chat"
+    OPENAI_RESPONSES = "openai-responses"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    OLLAMA = "ollama"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHints:
+    """What the client's URL says, as opposed to its body.
+
+    ``model``: from the path (Gemini ``/v1beta/models/{m}:...``). ``stream``: the endpoint itself streams
+    (``:streamGenerateContent``). ``endpoint``: a dialect of the format — ``"completions"`` (legacy OpenAI
+    ``/v1/completions``), ``"generate"`` (Ollama ``/api/generate``), ``"json-array"`` (Gemini stream without
+    ``alt=sse``). Codecs record the dialect in ``request.extensions[format]["endpoint"]`` so their encoders see it.
+    """
+
+    model: str | None = None
+    stream: bool | None = None
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What a client-side encoder needs besides events: the id and model to show, the creation time (unix
+    seconds), and the parsed client request (for echoes such as the Responses object and for dialects)."""
+
+    id: str
+    model: str
+    created: int
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a request goes: the upstream model name, the credential, and whether to ask for a stream."""
+
+    model: str
+    api_key: str | None
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """An HTTP request for a provider. ``path`` is relative to the provider's base URL and may carry a query."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class StreamDecoder(ABC):
+    """Provider bytes -> IR events, incrementally."""
+
+    @abstractmethod
+    def feed(self, data: bytes) -> list[Event]: ...
+
+    @abstractmethod
+    def flush(self) -> list[Event]:
+        """The provider closed the stream. Returns final events or raises ``StreamTruncated``."""
+
+
+class StreamEncoder(ABC):
+    """IR events -> client bytes, incrementally. ``content_type`` is the streaming response's media type;
+    ``keepalive`` the bytes to send while idle (an SSE comment) or ``None`` where the framing has none."""
+
+    content_type: str = "text/event-stream"
+    keepalive: bytes | None = b": ping\n\n"
+
+    @abstractmethod
+    def encode(self, event: Event) -> bytes: ...
+
+    @abstractmethod
+    def finish(self) -> bytes:
+        """The normal end of the stream (after a ``Finish`` event): closing frames, usage, ``[DONE]``..."""
+
+    @abstractmethod
+    def error(self, error: MuxError) -> bytes:
+        """End a broken stream with this format's error framing. Never looks like a normal end."""
+
+
+class Codec(ABC):
+    format: ClassVar[Format]
+
+    # ------------------------------------------------------------------ client side
+    @abstractmethod
+    def parse_request(self, body: bytes, hints: RequestHints) -> Request: ...
+
+    @abstractmethod
+    def emit_response(self, response: Response, info: StreamInfo) -> bytes: ...
+
+    @abstractmethod
+    def new_encoder(self, info: StreamInfo) -> StreamEncoder: ...
+
+    @abstractmethod
+    def emit_error(self, error: MuxError) -> tuple[int, bytes]: ...
+
+    # ------------------------------------------------------------------ provider side
+    @abstractmethod
+    def emit_request(self, request: Request, target: Target) -> WireRequest: ...
+
+    @abstractmethod
+    def parse_response(self, body: bytes, seed: str) -> Response: ...
+
+    @abstractmethod
+    def new_decoder(self, seed: str) -> StreamDecoder: ...
+
+    @abstractmethod
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        """A provider's error response. ``headers`` have lower-case names. Header-based retry hints
+        (``Retry-After``, rate-limit resets) are read by the engine, which has a clock; body hints (Gemini
+        ``RetryInfo``) are read here into ``retry_after``."""
+
+    # ------------------------------------------------------------------ token counting
+    def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
+        """The provider's native token-count request, or None when the provider has no such endpoint."""
+        return None
+
+    def parse_count_response(self, body: bytes) -> int:
+        raise CodecError(f"{self.format} has no token-count endpoint", kind=ErrorKind.UNSUPPORTED)
+
+    def emit_count_response(self, tokens: int) -> bytes:
+        raise CodecError(f"{self.format} has no token-count endpoint", kind=ErrorKind.UNSUPPORTED)
+
+
+def kind_for_status(status: int) -> ErrorKind:
+    """The default error kind for a provider's HTTP status (codecs refine it from the body)."""
+    if status == 400 or status == 422:
+        return ErrorKind.INVALID_REQUEST
+    if status == 401:
+        return ErrorKind.AUTHENTICATION
+    if status == 402 or status == 403:
+        return ErrorKind.PERMISSION
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    if status == 408:
+        return ErrorKind.TIMEOUT
+    if status == 413:
+        return ErrorKind.REQUEST_TOO_LARGE
+    if status == 429:
+        return ErrorKind.RATE_LIMIT
+    if status == 529 or status == 503:
+        return ErrorKind.OVERLOADED
+    if status == 504:
+        return ErrorKind.TIMEOUT
+    if status >= 500:
+        return ErrorKind.UPSTREAM
+    return ErrorKind.INVALID_REQUEST
+
+
+_CONTEXT_LENGTH_PHRASES = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "maximum context",
+    "too many tokens",
+    "input token count",
+    "exceeds the maximum number of tokens",
+    "string_above_max_length",
+)
+
+
+def is_context_length_message(message: str) -> bool:
+    """Whether a provider's 400 message says the prompt does not fit (OpenAI ``context_length_exceeded``,
+    Anthropic "prompt is too long", Gemini "input token count ... exceeds the maximum")."""
+    lowered = message.lower()
+    return any(phrase in lowered for phrase in _CONTEXT_LENGTH_PHRASES)
+
+
+def client_status(provider_status: int, kind: ErrorKind) -> int:
+    """The status a client should see for a provider's error: the provider's own 4xx, but 502 for a provider
+    5xx that is not an overload/timeout (the gateway, not the client, failed), and 401/403 from a provider become
+    502 too (a gateway credential problem must not look like the client's key was wrong)."""
+    if kind in (ErrorKind.AUTHENTICATION, ErrorKind.PERMISSION):
+        return 502
+    if 400 <= provider_status < 500:
+        return provider_status
+    if kind is ErrorKind.OVERLOADED:
+        return 503
+    if kind is ErrorKind.TIMEOUT:
+        return 504
+    return 502

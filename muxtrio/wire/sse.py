@@ -1,0 +1,111 @@
+"""Server-sent events: an incremental, sans-IO decoder and the encoder helpers.
+
+Decoder invariants:
+- Any split of the input gives the same events (lines may be cut anywhere, even between ``\\r`` and ``\\n``).
+- Line endings LF, CRLF and CR are all accepted; comment lines (``:``) are skipped; ``event:`` names the event;
+  several ``data:`` lines join with ``\\n``; a blank line dispatches. ``id:`` and ``retry:`` are ignored.
+- ``[DONE]`` is only special to codecs that check ``event.data == b"[DONE]"`` (a whole data payload), never a
+  substring match inside content.
+- An event (or a line) larger than ``max_event_bytes`` raises :class:`CodecError` instead of growing without bound.
+- ``flush()`` dispatches a final event that lacked its blank line (some servers end that way).
+Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from muxtrio.errors import CodecError
+
+DEFAULT_MAX_EVENT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    event: str | None
+    data: bytes
+
+
+class SSEDecoder:
+    __slots__ = ("_buf", "_data", "_data_size", "_event", "_max", "_pending_cr")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._max = max_event_bytes
+        self._buf = b""
+        self._pending_cr = False
+        self._event: str | None = None
+        self._data: list[bytes] = []
+        self._data_size = 0
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                self._pending_cr = True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf + chunk if self._buf else chunk
+        events: list[SSEEvent] = []
+        start = 0
+        find = buf.find
+        while True:
+            nl = find(b"\n", start)
+            if nl < 0:
+                break
+            line = buf[start:nl]
+            start = nl + 1
+            if not line:
+                if self._data or self._event is not None:
+                    events.append(SSEEvent(self._event, b"\n".join(self._data)))
+                    self._event = None
+                    self._data = []
+                    self._data_size = 0
+                continue
+            self._line(line)
+        self._buf = buf[start:]
+        if len(self._buf) + self._data_size > self._max:
+            raise CodecError(f"SSE event larger than {self._max} bytes")
+        return events
+
+    def _line(self, line: bytes) -> None:
+        if line[:5] == b"data:":
+            value = line[6:] if line[5:6] == b" " else line[5:]
+            self._data.append(value)
+            self._data_size += len(value) + 1
+            if self._data_size > self._max:
+                raise CodecError(f"SSE event larger than {self._max} bytes")
+        elif line[:1] == b":":
+            return
+        elif line[:6] == b"event:":
+            self._event = line[6:].strip().decode("utf-8", "replace")
+        # id:, retry: and unknown fields are ignored, as the SSE spec says.
+
+    def flush(self) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        if self._buf:
+            self._line(self._buf)
+            self._buf = b""
+        if self._data or self._event is not None:
+            events.append(SSEEvent(self._event, b"\n".join(self._data)))
+            self._event = None
+            self._data = []
+            self._data_size = 0
+        return events
+
+
+def encode_data(data: bytes) -> bytes:
+    """``data: <payload>\\n\\n``. The payload must not contain newlines (compact JSON never does)."""
+    return b"data: " + data + b"\n\n"
+
+
+def encode_event(event: str, data: bytes) -> bytes:
+    """``event: <name>\\ndata: <payload>\\n\\n`` (the Anthropic and OpenAI Responses framing)."""
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
+PING_COMMENT = b": ping\n\n"
