@@ -1,0 +1,1223 @@
+"""Configuration: a YAML file with llm-mux compatible keys, ``MUXTRIO_*`` overrides, and the typed, frozen result.
+
+Role: turn a config file, the environment, or code into one immutable :class:`Config` that the engine and the server
+read. Every problem is one :class:`~muxtrio.errors.ConfigError` whose path is the exact key path in the YAML
+(``providers[2].models[0].name``) or the environment variable that carried the bad value (``MUXTRIO_PORT``); every key
+that muxtrio does not use (llm-mux's ``auth-dir``, ``payload``... or a typo) becomes a warning in ``Config.warnings``.
+
+How: a hand-written pass (:class:`_Reader`) walks the raw YAML mapping, warns about unknown keys and rewrites
+llm-mux's shapes (``api-key``/``api-keys``, bare model strings, ``routing:``, ``stream-timeout``, sizes such as
+``64MiB``) into a plain dict whose keys are the attrs field names, remembering where each value came from. cattrs then
+structures that dict with strict scalar hooks (no silent ``"8080"`` -> 8080, no ``true`` -> 1), the attrs validators
+check ranges, and a failure is turned back into one line that names the YAML key path.
+
+Invariants:
+- Every config class is ``@attrs.frozen`` (slotted, immutable; mappings are read-only views) and every field has a
+  default, so embedders can write ``Config(providers=(ProviderConfig(type=ProviderType.OPENAI, ...),))``.
+  Validation runs in the classes themselves, so a config built in code is checked exactly like one read from YAML.
+- Precedence: CLI flags > ``MUXTRIO_*`` environment > file > defaults. Timeouts: model > provider > global.
+- Whenever ``echo_model`` is true, ``providers`` contains the built-in echo provider (model ``muxtrio-echo``).
+- Secrets never appear in a repr, an error or a warning: keys go through :func:`muxtrio.errors.mask_secret`, URL
+  user-info and sensitive header values are hidden.
+- Loading reads files and the environment only; the one network touch is :func:`detect_local_ollama`, a 0.3 s loopback
+  probe used by :func:`default_config` when there is no config file.
+- Imports: the standard library, attrs, cattrs, PyYAML and :mod:`muxtrio.errors`; never the engine, server or upstream.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias
+from urllib.parse import urlsplit
+
+import attrs
+import cattrs
+import yaml
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+
+from muxtrio.errors import ConfigError, mask_secret
+
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "ECHO_MODEL",
+    "Config",
+    "Credential",
+    "ModelConfig",
+    "PartialTimeouts",
+    "ProviderConfig",
+    "ProviderType",
+    "RoutingStrategy",
+    "TLSConfig",
+    "Timeouts",
+    "default_config",
+    "detect_local_ollama",
+    "load_config",
+    "parse_config",
+    "redact_url",
+]
+
+Segment: TypeAlias = "str | int"
+KeyPath: TypeAlias = "tuple[Segment, ...]"
+
+KiB: Final = 1024
+MiB: Final = 1024 * KiB
+GiB: Final = 1024 * MiB
+
+
+class ProviderType(StrEnum):
+    """What an upstream speaks. ``openai`` is any OpenAI-compatible chat API (OpenAI, DeepSeek, Groq, vLLM...)."""
+
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    OLLAMA = "ollama"
+    OPENAI_RESPONSES = "openai-responses"
+    VERTEX_COMPAT = "vertex-compat"
+    ECHO = "echo"
+
+
+class RoutingStrategy(StrEnum):
+    """How a credential is picked among the usable ones of a provider."""
+
+    LEAST_BUSY = "least-busy"
+    ROUND_ROBIN = "round-robin"
+
+
+DEFAULT_BASE_URLS: Final[Mapping[ProviderType, str]] = MappingProxyType(
+    {
+        ProviderType.OPENAI: "https://api.openai.com/v1",
+        ProviderType.OPENAI_RESPONSES: "https://api.openai.com/v1",
+        ProviderType.ANTHROPIC: "https://api.anthropic.com",
+        ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
+        ProviderType.OLLAMA: "http://127.0.0.1:11434",
+    }
+)
+"""Base URL per provider type when ``base-url`` is not given. ``vertex-compat`` has none (it is required); ``echo``
+needs none."""
+
+ECHO_MODEL: Final = "muxtrio-echo"
+"""The model name the built-in echo provider serves."""
+
+# Types whose upstream refuses requests without a key. ``openai`` only when it points at OpenAI itself: a local vLLM or
+# llama.cpp server behind ``type: openai`` usually needs no key.
+_KEYED_TYPES: Final = frozenset({ProviderType.ANTHROPIC, ProviderType.GEMINI, ProviderType.OPENAI_RESPONSES})
+
+
+def _requires_key(provider_type: ProviderType, base_url: str) -> bool:
+    if provider_type in _KEYED_TYPES:
+        return True
+    return provider_type is ProviderType.OPENAI and base_url.rstrip("/") == DEFAULT_BASE_URLS[ProviderType.OPENAI]
+
+
+# --------------------------------------------------------------------------------------------------- paths and errors
+def _format_path(segments: Iterable[Segment], base: str = "") -> str:
+    out = base
+    for seg in segments:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        else:
+            out += f".{seg}" if out else seg
+    return out
+
+
+class _InvalidField(ConfigError):
+    """Raised by the attrs classes. ``segments`` is the path relative to the object being built, in attribute names;
+    the loader re-roots it onto the YAML key path."""
+
+    def __init__(self, segments: KeyPath, detail: str) -> None:
+        super().__init__(_format_path(segments), detail)
+        self.segments = segments
+        self.detail = detail
+
+
+def _show(value: object) -> str:
+    """A value as error messages quote it: short, and never a whole nested structure."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # cattrs made -1 a float; quote what the user wrote
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def redact_url(url: str) -> str:
+    """A URL as it may be printed: user-info (``user:password@``, or a token as user name) becomes ``****@``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://****@{authority.rpartition('@')[2]}{slash}{tail}"
+
+
+def _is_url(value: object, schemes: frozenset[str]) -> bool:
+    if not isinstance(value, str) or any(char.isspace() for char in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in schemes and bool(parts.hostname)
+
+
+_HTTP: Final = frozenset({"http", "https"})
+_PROXY: Final = frozenset({"http", "https", "socks5", "socks5h"})
+
+
+def _is_http_url(value: object) -> bool:
+    return _is_url(value, _HTTP)
+
+
+# --------------------------------------------------------------------------------------------------- attrs validators
+_Validator: TypeAlias = "Callable[[Any, attrs.Attribute[Any], Any], None]"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int_at_least(low: int, high: int | None = None) -> _Validator:
+    expected = f"an integer >= {low}" if high is None else f"an integer between {low} and {high}"
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        in_range = isinstance(value, int) and low <= value and (high is None or value <= high)
+        if not in_range or isinstance(value, bool):
+            raise _InvalidField((attribute.name,), f"expected {expected}, got {_show(value)}")
+
+    return check
+
+
+def _number(*, positive: bool) -> _Validator:
+    expected = "a number > 0" if positive else "a number >= 0"
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not (value > 0 if positive else value >= 0)
+        ):
+            raise _InvalidField((attribute.name,), f"expected {expected} (seconds), got {_show(value)}")
+
+    return check
+
+
+def _optional(validator: _Validator) -> _Validator:
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None:
+            validator(inst, attribute, value)
+
+    return check
+
+
+def _non_empty_str(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (isinstance(value, str) and value.strip()):
+        raise _InvalidField((attribute.name,), f"expected a non-empty string, got {_show(value)}")
+
+
+def _secret_str(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # The value is never quoted: it is a key.
+    if not (isinstance(value, str) and value.strip()):
+        raise _InvalidField((attribute.name,), "expected a non-empty string")
+
+
+def _bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise _InvalidField((attribute.name,), f"expected true or false, got {_show(value)}")
+
+
+def _proxy_url(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not _is_url(value, _PROXY):
+        shown = redact_url(value) if isinstance(value, str) else value
+        raise _InvalidField((attribute.name,), f"expected an http(s) or socks5 proxy URL, got {_show(shown)}")
+
+
+def _tuple_of(kind: type, what: str) -> _Validator:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, tuple):
+            raise _InvalidField((attribute.name,), f"expected a tuple of {what}, got {_show(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, kind) or (kind is str and not item):
+                raise _InvalidField((attribute.name, index), f"expected {what}, got {_show(item)}")
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------- attrs converters/reprs
+def _frozen_str_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+def _frozen_fallbacks(value: Mapping[str, Iterable[str]]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({model: tuple(chain) for model, chain in value.items()})
+
+
+def _zero_is_none(value: float | None) -> float | None:
+    return None if value == 0 and not isinstance(value, bool) else value
+
+
+def _strip_slash(value: str) -> str:
+    return value.rstrip("/") if isinstance(value, str) else value
+
+
+def _provider_type(value: str) -> ProviderType:
+    try:
+        return ProviderType(value)
+    except ValueError:
+        raise _InvalidField(("type",), f"expected one of {_choices(ProviderType)}, got {_show(value)}") from None
+
+
+def _routing_strategy(value: str) -> RoutingStrategy:
+    try:
+        return RoutingStrategy(value)
+    except ValueError:
+        raise _InvalidField(
+            ("routing_strategy",), f"expected one of {_choices(RoutingStrategy)}, got {_show(value)}"
+        ) from None
+
+
+def _choices(enum: type[StrEnum]) -> str:
+    return ", ".join(member.value for member in enum)
+
+
+def _masked_repr(key: str) -> str:
+    return repr(mask_secret(key))
+
+
+def _masked_keys_repr(keys: tuple[str, ...]) -> str:
+    return repr(tuple(mask_secret(key) for key in keys))
+
+
+def _url_repr(url: str | None) -> str:
+    return repr(None if url is None else redact_url(url))
+
+
+_SENSITIVE_HEADER: Final = re.compile(r"auth|key|token|secret|cookie|session|password", re.IGNORECASE)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as they may be printed: values of credential-like headers (``Authorization``, ``*-Key``...) masked."""
+    return {name: mask_secret(value) if _SENSITIVE_HEADER.search(name) else value for name, value in headers.items()}
+
+
+def _headers_repr(headers: Mapping[str, str]) -> str:
+    return repr(redact_headers(headers))
+
+
+def _map_repr(value: Mapping[str, Any]) -> str:
+    return repr(dict(value))
+
+
+# --------------------------------------------------------------------------------------------------------- the classes
+@attrs.frozen
+class PartialTimeouts:
+    """Timeouts set on a provider or a model: ``None`` inherits the outer value. ``total=0`` lifts an inherited total
+    limit."""
+
+    connect: float | None = attrs.field(default=None, validator=_optional(_number(positive=True)))
+    first_byte: float | None = attrs.field(default=None, validator=_optional(_number(positive=True)))
+    idle: float | None = attrs.field(default=None, validator=_optional(_number(positive=True)))
+    total: float | None = attrs.field(default=None, validator=_optional(_number(positive=False)))
+
+
+@attrs.frozen
+class Timeouts:
+    """Upstream timeouts in seconds, each one a failover trigger: ``connect`` (TCP+TLS), ``first_byte`` (request sent
+    -> first response byte), ``idle`` (longest gap between two chunks of a stream), ``total`` (whole attempt; ``None``
+    = no limit, and 0 is read as ``None``)."""
+
+    connect: float = attrs.field(default=10.0, validator=_number(positive=True))
+    first_byte: float = attrs.field(default=600.0, validator=_number(positive=True))
+    idle: float = attrs.field(default=300.0, validator=_number(positive=True))
+    total: float | None = attrs.field(
+        default=None, converter=_zero_is_none, validator=_optional(_number(positive=True))
+    )
+
+    def merged(self, override: PartialTimeouts | None) -> Timeouts:
+        """These timeouts with every field that ``override`` sets replaced (``total=0`` -> no total limit)."""
+        if override is None:
+            return self
+        return Timeouts(
+            connect=self.connect if override.connect is None else override.connect,
+            first_byte=self.first_byte if override.first_byte is None else override.first_byte,
+            idle=self.idle if override.idle is None else override.idle,
+            total=self.total if override.total is None else override.total,
+        )
+
+
+@attrs.frozen
+class Credential:
+    """One upstream API key. ``proxy_url`` overrides the provider's (and the global) proxy for this key only."""
+
+    key: str = attrs.field(repr=_masked_repr, validator=_secret_str)
+    proxy_url: str | None = attrs.field(default=None, repr=_url_repr, validator=_optional(_proxy_url))
+
+
+@attrs.frozen
+class ModelConfig:
+    """A model a provider serves. ``name`` is what the upstream receives, ``alias`` what clients send (default:
+    ``name``). ``prefill``: whether the model accepts an assistant prefill for mid-stream continuation (``None``: the
+    provider type's default, decided by the engine). ``timeouts`` override the provider's, field by field."""
+
+    name: str = attrs.field(validator=_non_empty_str)
+    alias: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+    prefill: bool | None = attrs.field(default=None, validator=_optional(_bool))
+    timeouts: PartialTimeouts | None = None
+
+    @property
+    def client_name(self) -> str:
+        """The name clients use for this model: its alias, or its upstream name."""
+        return self.alias if self.alias is not None else self.name
+
+
+def _default_name(provider: ProviderConfig) -> str:
+    return provider.type.value
+
+
+def _default_base_url(provider: ProviderConfig) -> str:
+    return DEFAULT_BASE_URLS.get(provider.type, "")
+
+
+def _base_url(inst: ProviderConfig, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if inst.type is ProviderType.ECHO and value == "":
+        return
+    if value == "":
+        raise _InvalidField(("base_url",), f"required for type {inst.type.value}")
+    if not _is_http_url(value):
+        shown = redact_url(value) if isinstance(value, str) else value
+        raise _InvalidField(("base_url",), f"expected an http(s) URL, got {_show(shown)}")
+
+
+def _wildcard_match(pattern: str, name: str) -> bool:
+    # llm-mux semantics (service.go matchWildcard): case-insensitive, '*' matches any run of characters, nothing else
+    # is special.
+    regex = ".*".join(re.escape(part) for part in pattern.lower().split("*"))
+    return re.fullmatch(regex, name.lower()) is not None
+
+
+@attrs.frozen
+class ProviderConfig:
+    """One upstream account: where it is, how to authenticate, which models it serves and how to talk to it.
+
+    ``models`` empty means "no list": the engine forwards whatever model name a client asks for. ``excluded_models``
+    are llm-mux wildcards (``gpt-4-*``, ``*-preview``, ``*flash*``, case-insensitive). ``proxy_url`` overrides the
+    global proxy; a credential's own ``proxy_url`` overrides both.
+    """
+
+    type: ProviderType = attrs.field(converter=_provider_type)
+    name: str = attrs.field(default=attrs.Factory(_default_name, takes_self=True), validator=_non_empty_str)
+    base_url: str = attrs.field(
+        default=attrs.Factory(_default_base_url, takes_self=True), converter=_strip_slash, validator=_base_url
+    )
+    credentials: tuple[Credential, ...] = attrs.field(default=(), validator=_tuple_of(Credential, "a Credential"))
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_str_map, repr=_headers_repr, hash=False)
+    proxy_url: str | None = attrs.field(default=None, repr=_url_repr, validator=_optional(_proxy_url))
+    models: tuple[ModelConfig, ...] = attrs.field(default=(), validator=_tuple_of(ModelConfig, "a ModelConfig"))
+    excluded_models: tuple[str, ...] = attrs.field(default=(), validator=_tuple_of(str, "a non-empty pattern"))
+    http2: bool = attrs.field(default=False, validator=_bool)
+    max_connections: int = attrs.field(default=1000, validator=_int_at_least(1))
+    max_keepalive: int = attrs.field(default=32, validator=_int_at_least(0))
+    timeouts: PartialTimeouts | None = None
+    enabled: bool = attrs.field(default=True, validator=_bool)
+
+    def __attrs_post_init__(self) -> None:
+        seen: dict[str, int] = {}
+        for index, model in enumerate(self.models):
+            if model.client_name in seen:
+                raise _InvalidField(
+                    ("models", index, "alias" if model.alias is not None else "name"),
+                    f"duplicate model {model.client_name!r} (also models[{seen[model.client_name]}])",
+                )
+            seen[model.client_name] = index
+
+    @property
+    def requires_key(self) -> bool:
+        """Whether the upstream refuses requests without a key (routing skips such a provider with no credentials)."""
+        return _requires_key(self.type, self.base_url)
+
+    def is_excluded(self, model: str) -> bool:
+        """Whether ``model`` (a client name or an upstream name) matches one of ``excluded_models``."""
+        return any(_wildcard_match(pattern, model) for pattern in self.excluded_models)
+
+
+@attrs.frozen
+class TLSConfig:
+    """HTTPS for the listening socket. ``cert``/``key`` are PEM file paths (relative ones resolve against the config
+    file's directory)."""
+
+    enable: bool = attrs.field(default=False, validator=_bool)
+    cert: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+    key: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+
+    def __attrs_post_init__(self) -> None:
+        if self.enable:
+            for name in ("cert", "key"):
+                if getattr(self, name) is None:
+                    raise _InvalidField((name,), "required when tls.enable is true")
+
+
+def _builtin_echo(taken: set[str]) -> ProviderConfig:
+    return ProviderConfig(type=ProviderType.ECHO, name=_unique_name("echo", taken), models=(ModelConfig(ECHO_MODEL),))
+
+
+def _unique_name(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    counter = 2
+    while f"{base}-{counter}" in taken:
+        counter += 1
+    return f"{base}-{counter}"
+
+
+@attrs.frozen
+class Config:
+    """The whole gateway configuration. Build it in code, or with :func:`load_config` / :func:`parse_config`.
+
+    ``aliases`` (llm-mux ``routing.aliases``) rewrite a requested model name before routing; ``fallbacks`` list, per
+    model, the models to try next when every candidate for it failed. ``source`` is the file it came from and
+    ``warnings`` the ignored keys found there; neither takes part in equality.
+    """
+
+    host: str = attrs.field(default="127.0.0.1", validator=_non_empty_str)
+    port: int = attrs.field(default=8317, validator=_int_at_least(0, 65535))
+    api_keys: tuple[str, ...] = attrs.field(default=(), repr=_masked_keys_repr)
+    disable_auth: bool = attrs.field(default=False, validator=_bool)
+    debug: bool = attrs.field(default=False, validator=_bool)
+    request_retry: int = attrs.field(default=3, validator=_int_at_least(0))
+    max_retry_interval: float = attrs.field(default=30.0, validator=_number(positive=False))
+    proxy_url: str | None = attrs.field(default=None, repr=_url_repr, validator=_optional(_proxy_url))
+    tls: TLSConfig = attrs.field(factory=TLSConfig)
+    providers: tuple[ProviderConfig, ...] = attrs.field(
+        default=(), validator=_tuple_of(ProviderConfig, "a ProviderConfig")
+    )
+    fallbacks: Mapping[str, tuple[str, ...]] = attrs.field(
+        factory=dict, converter=_frozen_fallbacks, repr=_map_repr, hash=False
+    )
+    aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_str_map, repr=_map_repr, hash=False)
+    routing_strategy: RoutingStrategy = attrs.field(default=RoutingStrategy.LEAST_BUSY, converter=_routing_strategy)
+    timeouts: Timeouts = attrs.field(factory=Timeouts)
+    stream_buffer_bytes: int = attrs.field(default=256 * KiB, validator=_int_at_least(1024))
+    keepalive_interval: float = attrs.field(default=15.0, validator=_number(positive=False))
+    shutdown_grace: float = attrs.field(default=30.0, validator=_number(positive=False))
+    max_request_bytes: int = attrs.field(default=64 * MiB, validator=_int_at_least(1))
+    max_event_bytes: int = attrs.field(default=20 * MiB, validator=_int_at_least(1))
+    breaker_failures: int = attrs.field(default=5, validator=_int_at_least(1))
+    breaker_open_seconds: float = attrs.field(default=30.0, validator=_number(positive=True))
+    workers: int = attrs.field(default=1, validator=_int_at_least(1))
+    echo_model: bool = attrs.field(default=True, validator=_bool)
+    source: str | None = attrs.field(default=None, eq=False)
+    warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        names: dict[str, int] = {}
+        for index, provider in enumerate(self.providers):
+            if provider.name in names:
+                raise _InvalidField(
+                    ("providers", index, "name"),
+                    f"duplicate provider name {provider.name!r} (also providers[{names[provider.name]}])",
+                )
+            names[provider.name] = index
+        if self.echo_model and not any(p.type is ProviderType.ECHO for p in self.providers):
+            # Frozen class: attrs documents object.__setattr__ as the way to finish an instance in post-init.
+            object.__setattr__(self, "providers", (*self.providers, _builtin_echo(set(names))))
+
+    def timeouts_for(self, provider: ProviderConfig, model: ModelConfig | None = None) -> Timeouts:
+        """The effective timeouts of one attempt: model over provider over global, field by field."""
+        merged = self.timeouts.merged(provider.timeouts)
+        return merged.merged(model.timeouts) if model is not None else merged
+
+
+# ------------------------------------------------------------------------------------------------------------- cattrs
+def _structure_str(value: object, _type: object) -> str:
+    if not isinstance(value, str):
+        raise _InvalidField((), f"expected a string, got {_show(value)}")
+    return value
+
+
+def _structure_int(value: object, _type: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _InvalidField((), f"expected an integer, got {_show(value)}")
+
+
+def _structure_float(value: object, _type: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise _InvalidField((), f"expected a number, got {_show(value)}")
+
+
+def _structure_bool(value: object, _type: object) -> bool:
+    if not isinstance(value, bool):
+        raise _InvalidField((), f"expected true or false, got {_show(value)}")
+    return value
+
+
+def _structure_enum(value: object, enum: type[StrEnum]) -> StrEnum:
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    raise _InvalidField((), f"expected one of {_choices(enum)}, got {_show(value)}")
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook(ProviderType, _structure_enum)
+    converter.register_structure_hook(RoutingStrategy, _structure_enum)
+    return converter
+
+
+_CONVERTER: Final = _make_converter()
+
+
+def _first_error(exc: BaseException, prefix: KeyPath) -> tuple[KeyPath, str]:
+    """The first leaf of a cattrs error tree: its path (attribute names and indices) and a human message."""
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without_notes = exc.group_exceptions()
+        if with_notes:
+            inner, note = with_notes[0]
+            segment: Segment = note.name if isinstance(note, AttributeValidationNote) else _note_index(note)
+            return _first_error(inner, (*prefix, segment))
+        if without_notes:
+            return _first_error(without_notes[0], prefix)
+        return prefix, str(exc)
+    if isinstance(exc, _InvalidField):
+        return (*prefix, *exc.segments), exc.detail
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return (*prefix, sorted(exc.extra_fields)[0]), "unknown key"
+    if isinstance(exc, KeyError):
+        return prefix, "required"
+    if isinstance(exc, ConfigError):
+        return prefix, exc.message
+    return prefix, str(exc)
+
+
+def _note_index(note: IterableValidationNote) -> Segment:
+    index: object = note.index
+    return index if isinstance(index, int | str) else str(index)
+
+
+# ------------------------------------------------------------------------------------------------------ the YAML pass
+_TOP_KEYS: Final = (
+    "host", "port", "api-keys", "disable-auth", "debug", "request-retry", "max-retry-interval", "stream-timeout",
+    "proxy-url", "tls", "providers", "fallbacks", "aliases", "routing", "timeouts", "stream-buffer-bytes",
+    "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "circuit-breaker", "workers",
+    "echo-model",
+)  # fmt: skip
+_PROVIDER_KEYS: Final = (
+    "type", "name", "base-url", "api-key", "api-keys", "headers", "proxy-url", "models", "excluded-models", "http2",
+    "max-connections", "max-keepalive", "timeouts", "enabled",
+)  # fmt: skip
+_MODEL_KEYS: Final = ("name", "alias", "prefill", "timeouts")
+_TIMEOUT_KEYS: Final = ("connect", "first-byte", "idle", "total")
+_TLS_KEYS: Final = ("enable", "cert", "key")
+_ROUTING_KEYS: Final = ("strategy", "aliases", "fallbacks")
+_BREAKER_KEYS: Final = ("failures", "open-seconds")
+_API_KEY_ENTRY_KEYS: Final = ("key", "api-key", "proxy-url")
+
+# llm-mux settings that muxtrio has no use for: a warning says so, rather than "unknown key".
+_LLM_MUX_IGNORED: Final = frozenset(
+    {
+        "auth-dir", "remote-management", "logging-to-file", "request-log", "usage-statistics-enabled",
+        "usage-persistence", "usage", "disable-cooling", "quota-exceeded", "quota-window", "ws-auth",
+        "show-provider-prefixes", "use-canonical-translator", "ampcode", "oauth-excluded-models", "payload", "auth",
+        "max-response-size",
+    }
+)  # fmt: skip
+_LLM_MUX_IGNORED_ROUTING: Final = frozenset({"provider-priority"})
+# llm-mux's pre-`providers:` credential lists, with the provider type that replaces each.
+_LLM_MUX_LEGACY: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "gemini-api-key": "gemini",
+        "generative-language-api-key": "gemini",
+        "claude-api-key": "anthropic",
+        "codex-api-key": "openai",
+        "openai-compatibility": "openai",
+        "vertex-api-key": "vertex-compat",
+    }
+)
+
+_DURATION: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
+_DURATION_UNITS: Final[Mapping[str, float]] = MappingProxyType({"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0})
+_SIZE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b)?|b)?\s*", re.IGNORECASE)
+_SIZE_UNITS: Final[Mapping[str, int]] = MappingProxyType({"k": KiB, "m": MiB, "g": GiB})
+
+
+class _Reader:
+    """One pass over the raw YAML: warnings for unknown keys, llm-mux shapes rewritten into attrs field names, and
+    ``origin``, which maps each normalised path (a tuple of field names and indices) to its YAML key path."""
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self.warnings: list[str] = []
+        self.origin: dict[KeyPath, str] = {}
+
+    # -- helpers
+    def _mapping(self, raw: object, ypath: str) -> dict[str, object]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ConfigError(ypath, f"expected a mapping, got {_show(raw)}")
+        return raw
+
+    def _list(self, raw: object, ypath: str, what: str) -> list[object]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise ConfigError(ypath, f"expected a list of {what}, got {_show(raw)}")
+        return raw
+
+    def _check_keys(
+        self,
+        mapping: Mapping[Any, object],
+        ypath: str,
+        known: tuple[str, ...],
+        llm_mux_only: frozenset[str] = frozenset(),
+    ) -> None:
+        for key in mapping:
+            if key in known:
+                continue
+            where = _format_path((str(key),), ypath)
+            if key in llm_mux_only:
+                self.warnings.append(f"{where}: llm-mux setting not used by muxtrio; ignored")
+            elif key in _LLM_MUX_LEGACY and not ypath:
+                self.warnings.append(
+                    f"{where}: legacy llm-mux key, ignored; declare these under providers: with type: "
+                    f"{_LLM_MUX_LEGACY[str(key)]}"
+                )
+            else:
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.warnings.append(f"{where}: unknown key; ignored{hint}")
+
+    def _put(self, target: dict[str, object], npath: KeyPath, field: str, value: object, ypath: str) -> None:
+        target[field] = value
+        self.origin[(*npath, field)] = ypath
+
+    def _duration(self, raw: object, ypath: str) -> object:
+        if not isinstance(raw, str):
+            return raw  # numbers go on to the strict float hook
+        match = _DURATION.fullmatch(raw)
+        if match is None:
+            raise ConfigError(ypath, f"expected seconds or a duration such as '30s', '500ms', '5m', got {_show(raw)}")
+        return float(match[1]) * _DURATION_UNITS[(match[2] or "s").lower()]
+
+    def _size(self, raw: object, ypath: str) -> object:
+        if not isinstance(raw, str):
+            return raw
+        match = _SIZE.fullmatch(raw)
+        if match is None:
+            raise ConfigError(ypath, f"expected bytes or a size such as '64MiB', '512k', got {_show(raw)}")
+        return round(float(match[1]) * (_SIZE_UNITS[match[2].lower()] if match[2] else 1))
+
+    @staticmethod
+    def _blank(raw: object) -> bool:
+        # llm-mux writes unset strings as "" (Go zero values): they mean "not set", as there.
+        return raw is None or raw == ""
+
+    def _string_map(self, raw: object, ypath: str, npath: KeyPath, *, coerce_numbers: bool) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in self._mapping(raw, ypath).items():
+            if not isinstance(key, str):
+                raise ConfigError(ypath, f"expected string keys, got {_show(key)}")
+            where = _format_path((key,), ypath)
+            if coerce_numbers and _is_number(value):
+                value = str(value)  # header values such as `X-Version: 2` are text on the wire
+            if value == "" and coerce_numbers:
+                self.warnings.append(f"{where}: empty value; ignored")  # llm-mux drops these silently
+                continue
+            if not isinstance(value, str) or not value:
+                # Not quoted: header values can be credentials.
+                raise ConfigError(where, "expected a non-empty string (quote it in YAML)")
+            out[key] = value
+            self.origin[(*npath, key)] = where
+        return out
+
+    def _timeouts(self, raw: object, ypath: str, npath: KeyPath, *, partial: bool) -> dict[str, object]:
+        mapping = self._mapping(raw, ypath)
+        self._check_keys(mapping, ypath, _TIMEOUT_KEYS)
+        out: dict[str, object] = {}
+        for key in _TIMEOUT_KEYS:
+            if key not in mapping:
+                continue
+            value = mapping[key]
+            where = _format_path((key,), ypath)
+            if value is None and (partial or key != "total"):
+                if partial:
+                    continue  # null in an override: inherit
+                raise ConfigError(where, "expected a number > 0 (seconds), got null")
+            self._put(out, npath, key.replace("-", "_"), self._duration(value, where), where)
+        return out
+
+    # -- sections
+    def read(self, raw: object) -> dict[str, object]:
+        top = self._mapping(raw, "")
+        self._check_keys(top, "", _TOP_KEYS, _LLM_MUX_IGNORED)
+        out: dict[str, object] = {}
+        for key in ("host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model"):
+            if key in top:
+                self._put(out, (), key.replace("-", "_"), top[key], key)
+        for key, field in (
+            ("max-retry-interval", "max_retry_interval"),
+            ("keepalive-interval", "keepalive_interval"),
+            ("shutdown-grace", "shutdown_grace"),
+        ):
+            if key in top:
+                self._put(out, (), field, self._duration(top[key], key), key)
+        for key, field in (
+            ("stream-buffer-bytes", "stream_buffer_bytes"),
+            ("max-request-size", "max_request_bytes"),
+            ("max-event-size", "max_event_bytes"),
+        ):
+            if key in top:
+                self._put(out, (), field, self._size(top[key], key), key)
+        if "api-keys" in top:
+            client_keys: list[str] = []
+            for index, client_key in enumerate(self._list(top["api-keys"], "api-keys", "client keys")):
+                if not isinstance(client_key, str) or not client_key.strip():
+                    raise ConfigError(f"api-keys[{index}]", "expected a non-empty string")
+                client_keys.append(client_key.strip())
+            self._put(out, (), "api_keys", tuple(client_keys), "api-keys")
+        if not self._blank(top.get("proxy-url")):
+            self._put(out, (), "proxy_url", top["proxy-url"], "proxy-url")
+        if "tls" in top:
+            self._put(out, (), "tls", self._tls(top["tls"]), "tls")
+        self._read_timeouts(top, out)
+        self._read_routing(top, out)
+        if "circuit-breaker" in top:
+            breaker = self._mapping(top["circuit-breaker"], "circuit-breaker")
+            self._check_keys(breaker, "circuit-breaker", _BREAKER_KEYS)
+            if "failures" in breaker:
+                self._put(out, (), "breaker_failures", breaker["failures"], "circuit-breaker.failures")
+            if "open-seconds" in breaker:
+                where = "circuit-breaker.open-seconds"
+                self._put(out, (), "breaker_open_seconds", self._duration(breaker["open-seconds"], where), where)
+        if "providers" in top:
+            self._put(out, (), "providers", self._providers(top["providers"]), "providers")
+        return out
+
+    def _tls(self, raw: object) -> dict[str, object]:
+        tls = self._mapping(raw, "tls")
+        self._check_keys(tls, "tls", _TLS_KEYS)
+        out: dict[str, object] = {}
+        if "enable" in tls:
+            self._put(out, ("tls",), "enable", tls["enable"], "tls.enable")
+        for key in ("cert", "key"):
+            value = tls.get(key)
+            if self._blank(value):
+                continue
+            if isinstance(value, str) and self.source is not None and not os.path.isabs(os.path.expanduser(value)):
+                value = os.path.join(os.path.dirname(self.source), value)
+            elif isinstance(value, str):
+                value = os.path.expanduser(value)
+            self._put(out, ("tls",), key, value, f"tls.{key}")
+        return out
+
+    def _read_timeouts(self, top: Mapping[str, object], out: dict[str, object]) -> None:
+        timeouts = self._timeouts(top.get("timeouts"), "timeouts", ("timeouts",), partial=False)
+        stream_timeout = top.get("stream-timeout")
+        # llm-mux's stream-timeout is its time to response headers, our first byte; 0 is its "use the default".
+        if stream_timeout is not None and stream_timeout != 0:
+            if "first_byte" in timeouts:
+                self.warnings.append("stream-timeout: ignored because timeouts.first-byte is set")
+            else:
+                self._put(
+                    timeouts, ("timeouts",), "first_byte", self._duration(stream_timeout, "stream-timeout"),
+                    "stream-timeout",
+                )  # fmt: skip
+        if timeouts:
+            self._put(out, (), "timeouts", timeouts, "timeouts")
+
+    def _read_routing(self, top: Mapping[str, object], out: dict[str, object]) -> None:
+        routing = self._mapping(top.get("routing"), "routing")
+        self._check_keys(routing, "routing", _ROUTING_KEYS, _LLM_MUX_IGNORED_ROUTING)
+        if "strategy" in routing:
+            self._put(out, (), "routing_strategy", routing["strategy"], "routing.strategy")
+        aliases: dict[str, str] = {}
+        for ypath, raw in (("routing.aliases", routing.get("aliases")), ("aliases", top.get("aliases"))):
+            for model, target in self._string_map(raw, ypath, ("aliases",), coerce_numbers=False).items():
+                if model in aliases:
+                    raise ConfigError(_format_path((model,), ypath), "also defined in routing.aliases")
+                aliases[model] = target
+        if aliases:
+            out["aliases"] = aliases
+        fallbacks: dict[str, tuple[str, ...]] = {}
+        for ypath, raw in (("routing.fallbacks", routing.get("fallbacks")), ("fallbacks", top.get("fallbacks"))):
+            for model, chain in self._mapping(raw, ypath).items():
+                where = _format_path((str(model),), ypath)
+                if not isinstance(model, str):
+                    raise ConfigError(ypath, f"expected model names as keys, got {_show(model)}")
+                if model in fallbacks:
+                    raise ConfigError(where, "also defined in routing.fallbacks")
+                items = [chain] if isinstance(chain, str) else self._list(chain, where, "model names")
+                for index, item in enumerate(items):
+                    if not isinstance(item, str) or not item.strip():
+                        raise ConfigError(f"{where}[{index}]", f"expected a model name, got {_show(item)}")
+                fallbacks[model] = tuple(str(item).strip() for item in items)
+                self.origin[("fallbacks", model)] = where
+        if fallbacks:
+            out["fallbacks"] = fallbacks
+
+    def _providers(self, raw: object) -> list[dict[str, object]]:
+        items = self._list(raw, "providers", "providers")
+        entries = [self._mapping(item, f"providers[{index}]") for index, item in enumerate(items)]
+        # Explicit names first, so that a generated `openai-2` never takes a name written further down.
+        taken = {name for entry in entries if isinstance(name := entry.get("name"), str) and name}
+        return [self._provider(entry, index, taken) for index, entry in enumerate(entries)]
+
+    def _provider(self, entry: dict[str, object], index: int, taken: set[str]) -> dict[str, object]:
+        ypath = f"providers[{index}]"
+        npath: KeyPath = ("providers", index)
+        self.origin[npath] = ypath
+        self._check_keys(entry, ypath, _PROVIDER_KEYS)
+        raw_type = entry.get("type")
+        if raw_type is None:
+            raise ConfigError(f"{ypath}.type", f"required: one of {_choices(ProviderType)}")
+        try:
+            provider_type = ProviderType(raw_type) if isinstance(raw_type, str) else None
+        except ValueError:
+            provider_type = None
+        if provider_type is None:
+            raise ConfigError(f"{ypath}.type", f"expected one of {_choices(ProviderType)}, got {_show(raw_type)}")
+        out: dict[str, object] = {}
+        self._put(out, npath, "type", provider_type.value, f"{ypath}.type")
+
+        if not self._blank(entry.get("name")):
+            self._put(out, npath, "name", entry["name"], f"{ypath}.name")
+        else:
+            name = _unique_name(provider_type.value, taken)
+            taken.add(name)
+            self._put(out, npath, "name", name, ypath)
+        if not self._blank(entry.get("base-url")):
+            self._put(out, npath, "base_url", entry["base-url"], f"{ypath}.base-url")
+        if not self._blank(entry.get("proxy-url")):
+            self._put(out, npath, "proxy_url", entry["proxy-url"], f"{ypath}.proxy-url")
+
+        credentials = self._credentials(entry, ypath, (*npath, "credentials"))
+        out["credentials"] = credentials
+        self.origin[(*npath, "credentials")] = f"{ypath}.api-keys"
+        if "headers" in entry:
+            headers = self._string_map(entry["headers"], f"{ypath}.headers", (*npath, "headers"), coerce_numbers=True)
+            self._put(out, npath, "headers", headers, f"{ypath}.headers")
+        if "models" in entry:
+            models = [
+                self._model(item, f"{ypath}.models[{i}]", (*npath, "models", i))
+                for i, item in enumerate(self._list(entry["models"], f"{ypath}.models", "models"))
+            ]
+            self._put(out, npath, "models", models, f"{ypath}.models")
+        if "excluded-models" in entry:
+            where = f"{ypath}.excluded-models"
+            patterns = self._list(entry["excluded-models"], where, "model name patterns")
+            for i, pattern in enumerate(patterns):
+                if not isinstance(pattern, str) or not pattern.strip():
+                    raise ConfigError(f"{where}[{i}]", f"expected a model name pattern, got {_show(pattern)}")
+            self._put(out, npath, "excluded_models", tuple(str(p).strip() for p in patterns), where)
+        for key in ("http2", "max-connections", "max-keepalive", "enabled"):
+            if key in entry:
+                self._put(out, npath, key.replace("-", "_"), entry[key], f"{ypath}.{key}")
+        if "timeouts" in entry:
+            timeouts = self._timeouts(entry["timeouts"], f"{ypath}.timeouts", (*npath, "timeouts"), partial=True)
+            self._put(out, npath, "timeouts", timeouts, f"{ypath}.timeouts")
+
+        base_url = entry.get("base-url")
+        base = base_url if isinstance(base_url, str) and base_url else DEFAULT_BASE_URLS.get(provider_type, "")
+        if entry.get("enabled", True) is not False and not credentials and _requires_key(provider_type, base):
+            self.warnings.append(
+                f"{ypath}: type {provider_type.value} needs an api-key and has none; requests will not be routed to it"
+            )
+        return out
+
+    def _credentials(self, entry: Mapping[str, object], ypath: str, npath: KeyPath) -> list[dict[str, object]]:
+        """``api-key`` (one string) and ``api-keys`` (strings or ``{key, proxy-url}``) -> credential dicts, in that
+        order, duplicates dropped. Key values never appear in messages."""
+        found: list[tuple[str, object, str]] = []  # key, proxy-url, YAML path
+        single = entry.get("api-key")
+        if not self._blank(single):
+            if not isinstance(single, str) or not single.strip():
+                raise ConfigError(f"{ypath}.api-key", "expected a non-empty string")
+            found.append((single.strip(), None, f"{ypath}.api-key"))
+        for index, item in enumerate(self._list(entry.get("api-keys"), f"{ypath}.api-keys", "keys")):
+            where = f"{ypath}.api-keys[{index}]"
+            proxy: object = None
+            key: object = item
+            key_path = where
+            if isinstance(item, dict):
+                self._check_keys(item, where, _API_KEY_ENTRY_KEYS)
+                key = item.get("key", item.get("api-key"))  # llm-mux's older api-key-entries spelled it `api-key`
+                key_path = f"{where}.key"
+                if key is None:
+                    raise ConfigError(key_path, "required")
+                if not self._blank(item.get("proxy-url")):
+                    proxy = item["proxy-url"]
+            if not isinstance(key, str):
+                raise ConfigError(key_path, "expected a non-empty string")
+            if not key.strip():
+                self.warnings.append(f"{key_path}: empty key; ignored")
+                continue
+            found.append((key.strip(), proxy, where))
+        out: list[dict[str, object]] = []
+        seen: set[str] = set()
+        for key, proxy, where in found:
+            if key in seen:
+                self.warnings.append(f"{where}: duplicate key {mask_secret(key)}; ignored")
+                continue
+            seen.add(key)
+            credential: dict[str, object] = {"key": key}
+            self.origin[(*npath, len(out))] = where
+            if proxy is not None:
+                self._put(credential, (*npath, len(out)), "proxy_url", proxy, f"{where}.proxy-url")
+            out.append(credential)
+        return out
+
+    def _model(self, raw: object, ypath: str, npath: KeyPath) -> dict[str, object]:
+        self.origin[npath] = ypath
+        if isinstance(raw, str):
+            self.origin[(*npath, "name")] = ypath
+            return {"name": raw.strip()}
+        if not isinstance(raw, dict):
+            raise ConfigError(ypath, f"expected a model name or a mapping with name and alias, got {_show(raw)}")
+        self._check_keys(raw, ypath, _MODEL_KEYS)
+        if "name" not in raw:
+            raise ConfigError(f"{ypath}.name", "required")
+        out: dict[str, object] = {}
+        name = raw["name"]
+        self._put(out, npath, "name", name.strip() if isinstance(name, str) else name, f"{ypath}.name")
+        if not self._blank(raw.get("alias")):
+            alias = raw["alias"]
+            self._put(out, npath, "alias", alias.strip() if isinstance(alias, str) else alias, f"{ypath}.alias")
+        if raw.get("prefill") is not None:
+            self._put(out, npath, "prefill", raw["prefill"], f"{ypath}.prefill")
+        if "timeouts" in raw:
+            timeouts = self._timeouts(raw["timeouts"], f"{ypath}.timeouts", (*npath, "timeouts"), partial=True)
+            self._put(out, npath, "timeouts", timeouts, f"{ypath}.timeouts")
+        return out
+
+    # -- structuring
+    def yaml_path(self, npath: KeyPath) -> str:
+        """The YAML key path of a normalised path: the longest recorded prefix, then the rest in kebab-case."""
+        for cut in range(len(npath), 0, -1):
+            base = self.origin.get(npath[:cut])
+            if base is not None:
+                rest = npath[cut:]
+                return _format_path((s.replace("_", "-") if isinstance(s, str) else s for s in rest), base)
+        return _format_path(s.replace("_", "-") if isinstance(s, str) else s for s in npath)
+
+    def structure(self, normalized: Mapping[str, object]) -> Config:
+        try:
+            return _CONVERTER.structure(normalized, Config)
+        except (ClassValidationError, IterableValidationError) as exc:
+            npath, message = _first_error(exc, ())
+        except _InvalidField as exc:  # raised by Config itself, outside any cattrs attribute
+            npath, message = exc.segments, exc.detail
+        raise ConfigError(self.yaml_path(npath), message)
+
+
+# ------------------------------------------------------------------------------------------------------- environment
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def _env_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(name, f"expected one of 1, true, yes, 0, false, no, got {value!r}")
+
+
+def _apply_env(out: dict[str, object], origin: dict[KeyPath, str], env: Mapping[str, str]) -> None:
+    """``MUXTRIO_*`` variables over the file's values. An empty variable counts as unset."""
+    if value := env.get("MUXTRIO_HOST", "").strip():
+        out["host"] = value
+        origin[("host",)] = "MUXTRIO_HOST"
+    if value := env.get("MUXTRIO_PORT", "").strip():
+        if not value.isdigit():
+            raise ConfigError("MUXTRIO_PORT", f"expected an integer between 0 and 65535, got {value!r}")
+        out["port"] = int(value)
+        origin[("port",)] = "MUXTRIO_PORT"
+    if value := env.get("MUXTRIO_API_KEYS", "").strip():
+        out["api_keys"] = tuple(key.strip() for key in value.split(",") if key.strip())
+        origin[("api_keys",)] = "MUXTRIO_API_KEYS"
+    for name, field in (("MUXTRIO_DISABLE_AUTH", "disable_auth"), ("MUXTRIO_DEBUG", "debug")):
+        if value := env.get(name, "").strip():
+            out[field] = _env_bool(name, value)
+            origin[(field,)] = name
+
+
+# ------------------------------------------------------------------------------------------------------------ loading
+class _YAMLLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML keeps the last one silently) and leaves dates as strings
+    (``anthropic-version: 2023-06-01`` is a header value, not a date)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool):
+                if key in seen:
+                    raise ConfigError("", f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_YAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _read_yaml(path: str) -> object:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"config file {path!r} is not UTF-8 text") from None
+    try:
+        return yaml.load(text, Loader=_YAMLLoader)
+    except ConfigError as exc:
+        raise ConfigError("", f"{path}: {exc.message}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError("", f"{path}:{where}: invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path}: invalid YAML: {exc}") from None
+
+
+def parse_config(
+    data: Mapping[str, object], *, env: Mapping[str, str] | None = None, source: str | None = None
+) -> Config:
+    """A :class:`Config` from an already-loaded YAML mapping (llm-mux keys), with ``MUXTRIO_*`` overrides from ``env``
+    (``os.environ`` when ``None``; pass ``{}`` for none). ``source`` is recorded, and relative TLS paths resolve
+    against its directory. Raises :class:`ConfigError` naming the key path of the first invalid value."""
+    env = os.environ if env is None else env
+    reader = _Reader(source)
+    normalized = reader.read(data)
+    _apply_env(normalized, reader.origin, env)
+    normalized["source"] = source
+    normalized["warnings"] = tuple(reader.warnings)
+    config = reader.structure(normalized)
+    if config.tls.enable:
+        for name in ("cert", "key"):
+            path = getattr(config.tls, name)
+            if not os.path.isfile(path):
+                raise ConfigError(f"tls.{name}", f"file not found: {path!r}")
+    return config
+
+
+def _lookup(env: Mapping[str, str]) -> str | None:
+    explicit = env.get("MUXTRIO_CONFIG", "").strip()
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise ConfigError("MUXTRIO_CONFIG", f"no such file: {explicit!r}")
+        return explicit
+    xdg = env.get("XDG_CONFIG_HOME", "").strip()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    candidates = [Path("muxtrio.yaml"), (Path(xdg) if xdg else home / ".config") / "muxtrio" / "config.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Load the config file at ``path``; when ``path`` is ``None`` look for ``$MUXTRIO_CONFIG``, then
+    ``./muxtrio.yaml``, then ``~/.config/muxtrio/config.yaml`` (``$XDG_CONFIG_HOME`` when set), and fall back to
+    :func:`default_config` when none exists. ``MUXTRIO_*`` variables in ``env`` (default ``os.environ``) override the
+    file."""
+    env = os.environ if env is None else env
+    found = os.fspath(path) if path is not None else _lookup(env)
+    if found is None:
+        return default_config(env)
+    data = _read_yaml(found)
+    if data is None:
+        data = {}  # an empty file is an empty mapping
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{found}: expected a YAML mapping at the top level, got {_show(data)}")
+    return parse_config(data, env=env, source=os.path.abspath(found))
+
+
+def detect_local_ollama(host: str = "127.0.0.1", port: int = 11434, timeout: float = 0.3) -> bool:
+    """Whether an Ollama server answers ``GET /api/version`` on ``host:port`` within ``timeout`` seconds (in all).
+
+    A plain blocking socket: it runs once, before any event loop, when there is no config file."""
+    deadline = time.monotonic() + timeout
+    received = b""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(f"GET /api/version HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("ascii"))
+            while len(received) < 65536:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                sock.settimeout(remaining)
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    except OSError:
+        return False
+    status_line = received.split(b"\r\n", 1)[0].split()
+    return len(status_line) >= 2 and status_line[1] == b"200" and b'"version"' in received
+
+
+def default_config(env: Mapping[str, str] | None = None, *, detect_ollama: bool = True) -> Config:
+    """The configuration used when there is no config file: 127.0.0.1:8317, a provider for each of
+    ``OPENAI_API_KEY`` (``OPENAI_BASE_URL``), ``ANTHROPIC_API_KEY`` (``ANTHROPIC_BASE_URL``),
+    ``GEMINI_API_KEY``/``GOOGLE_API_KEY`` that is set, a local Ollama when :func:`detect_local_ollama` finds one
+    (skipped with ``detect_ollama=False``), and the built-in echo model. ``MUXTRIO_*`` overrides apply."""
+    env = os.environ if env is None else env
+    providers: list[dict[str, object]] = []
+    for provider_type, key_vars, url_var in (
+        ("openai", ("OPENAI_API_KEY",), "OPENAI_BASE_URL"),
+        ("anthropic", ("ANTHROPIC_API_KEY",), "ANTHROPIC_BASE_URL"),
+        ("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), None),
+    ):
+        key = next((env[var].strip() for var in key_vars if env.get(var, "").strip()), None)
+        if key is None:
+            continue
+        entry: dict[str, object] = {"type": provider_type, "api-key": key}
+        base_url = env.get(url_var, "").strip() if url_var else ""
+        if base_url:
+            if not _is_http_url(base_url):
+                raise ConfigError(str(url_var), f"expected an http(s) URL, got {_show(redact_url(base_url))}")
+            entry["base-url"] = base_url
+        providers.append(entry)
+    if detect_ollama and detect_local_ollama():
+        providers.append({"type": "ollama"})
+    return parse_config({"providers": providers}, env=env)
