@@ -106,6 +106,8 @@ class UpstreamError(MuxError):
         super().__init__(kind, message, status=status, retry_after=retry_after)
         self.provider_status = provider_status
         self.provider_type = provider_type
+        # The provider's response headers (lower-case names), set by the engine: retry hints live there.
+        self.headers: dict[str, str] = {}
 
 
 class StreamTruncated(UpstreamError):

@@ -10,8 +10,6 @@ Pure; returns new dicts, never mutates its input.
 
 from __future__ import annotations
 
-from typing import cast
-
 from muxtrio.ir.request import JSON, JSONObject
 
 _GEMINI_KEYS = frozenset(
@@ -114,4 +112,4 @@ def gemini_schema(schema: JSON, root: JSONObject | None = None, depth: int = 0) 
 
 
 def as_object(schema: JSON) -> JSONObject:
-    return cast(JSONObject, schema) if isinstance(schema, dict) else {}
+    return schema if isinstance(schema, dict) else {}

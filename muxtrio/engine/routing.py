@@ -1,0 +1,147 @@
+"""The model registry: what a client's model name means, as an ordered list of deployments to try.
+
+Resolution of a requested name, in order:
+1. ``aliases`` (llm-mux ``routing.aliases``) rename it once.
+2. ``provider-name://model`` or ``provider-name/model`` forces one provider (only when the prefix is a configured
+   provider's name, so model ids that contain ``/`` keep working).
+3. Every provider whose ``models`` list has that alias serves it (the same alias on several providers pools them,
+   in config order); the upstream receives the entry's ``name``.
+4. Otherwise providers without a model list whose type patterns match (see ``upstream/providers.py``).
+``excluded-models`` patterns (``*`` anywhere, case-insensitive) remove a provider from any of these.
+``fallbacks`` give the next model names to try, in order, once a model's deployments are exhausted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from muxtrio.config import Config, ModelConfig, ProviderConfig, Timeouts
+from muxtrio.errors import ClientError, ErrorKind
+from muxtrio.upstream.providers import default_patterns, kind_of
+
+
+@lru_cache(maxsize=1024)
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile("^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$", re.IGNORECASE)
+
+
+def matches(pattern: str, name: str) -> bool:
+    return _wildcard(pattern).match(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One way to serve a model: a provider and the name the upstream knows the model by."""
+
+    provider: ProviderConfig
+    alias: str
+    upstream_model: str
+    prefill: bool
+    timeouts: Timeouts
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    id: str
+    provider: str
+    provider_type: str
+
+
+class Router:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.providers = {p.name: p for p in config.providers if p.enabled}
+
+    def _excluded(self, provider: ProviderConfig, model: str) -> bool:
+        return any(matches(pattern, model) for pattern in provider.excluded_models)
+
+    def _deployment(self, provider: ProviderConfig, alias: str, entry: ModelConfig | None) -> Deployment:
+        upstream = entry.name if entry is not None else alias
+        prefill = kind_of(provider.type).prefill
+        if entry is not None and entry.prefill is not None:
+            prefill = entry.prefill
+        timeouts = self.config.timeouts.merged(provider.timeouts)
+        if entry is not None:
+            timeouts = timeouts.merged(entry.timeouts)
+        return Deployment(provider, alias, upstream, prefill, timeouts)
+
+    def _on_provider(self, provider: ProviderConfig, model: str) -> Deployment | None:
+        if self._excluded(provider, model):
+            return None
+        for entry in provider.models:
+            if (entry.alias or entry.name) == model:
+                return self._deployment(provider, model, entry)
+        if not provider.models and any(
+            matches(p, model) for p in default_patterns(provider.type, provider.base_url)
+        ):
+            return self._deployment(provider, model, None)
+        return None
+
+    def _forced(self, model: str) -> tuple[ProviderConfig, str] | None:
+        for sep in ("://", "/"):
+            name, found, rest = model.partition(sep)
+            if found and rest and name in self.providers:
+                return self.providers[name], rest
+        return None
+
+    def resolve(self, model: str) -> list[Deployment]:
+        """The deployments of ``model`` in the order to try them (empty if none)."""
+        model = self.config.aliases.get(model, model)
+        forced = self._forced(model)
+        if forced is not None:
+            provider, name = forced
+            if self._excluded(provider, name):
+                return []
+            entry = next((e for e in provider.models if (e.alias or e.name) == name), None)
+            return [self._deployment(provider, name, entry)]
+        explicit = [
+            d
+            for p in self.providers.values()
+            if p.models
+            for d in [self._on_provider(p, model)]
+            if d is not None
+        ]
+        if explicit:
+            return explicit
+        return [
+            d
+            for p in self.providers.values()
+            if not p.models
+            for d in [self._on_provider(p, model)]
+            if d is not None
+        ]
+
+    def chain(self, model: str) -> list[str]:
+        """The model and its fallbacks, in order, without repeats."""
+        seen: list[str] = []
+        for name in (model, *self.config.fallbacks.get(model, ())):
+            if name not in seen:
+                seen.append(name)
+        return seen
+
+    def require(self, model: str) -> None:
+        """Raise the client-facing 404 when no deployment or fallback can serve ``model``."""
+        if not model:
+            raise ClientError(ErrorKind.INVALID_REQUEST, "a model name is required", param="model")
+        if not any(self.resolve(name) for name in self.chain(model)):
+            raise ClientError(
+                ErrorKind.NOT_FOUND, f"model {model!r} is not served by this gateway", param="model"
+            )
+
+    def models(self) -> list[ModelEntry]:
+        """The model ids clients can ask for (explicit lists only; pattern-served names cannot be listed)."""
+        out: list[ModelEntry] = []
+        seen: set[str] = set()
+        for provider in self.providers.values():
+            for entry in provider.models:
+                alias = entry.alias or entry.name
+                if alias not in seen and not self._excluded(provider, alias):
+                    seen.add(alias)
+                    out.append(ModelEntry(alias, provider.name, str(provider.type)))
+        for alias in self.config.aliases:
+            if alias not in seen and self.resolve(alias):
+                seen.add(alias)
+                out.append(ModelEntry(alias, self.resolve(alias)[0].provider.name, "alias"))
+        return out

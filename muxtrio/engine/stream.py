@@ -1,0 +1,141 @@
+"""The channel between a provider reader and a client writer, with its own bounded buffer pool.
+
+Invariants:
+- Each stream owns one :class:`BytePool`: a byte budget. The reader takes budget for every upstream chunk *before*
+  it decodes and forwards it, and the budget comes back when the consumer asks for the next batch (which means it
+  has written the previous one). When the pool is empty the reader waits and does not read the upstream socket, so
+  TCP backpressure reaches the provider. Memory held per stream is bounded by the pool, whatever the stream's
+  length or the client's speed.
+- A single chunk larger than the whole pool takes the whole pool (it cannot be split, and it is already bounded by
+  the decoder's maximum event size).
+- Errors travel as a :class:`Failure` item and are raised in the consumer's task, never in the reader's nursery,
+  so the consumer always sees either a clean end or a ``MuxError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import trio
+
+from muxtrio.errors import MuxError
+from muxtrio.ir.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    capacity: int
+    in_use: int
+    peak: int
+    waits: int
+
+
+class BytePool:
+    """A per-stream byte budget. ``acquire`` waits while the budget is spent; ``release`` gives it back."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("pool capacity must be positive")
+        self.capacity = capacity
+        self._in_use = 0
+        self._peak = 0
+        self._waits = 0
+        self._freed = trio.Event()
+
+    async def acquire(self, size: int) -> int:
+        """Take ``size`` bytes (clamped to the capacity); returns what was taken, to pass to :meth:`release`."""
+        size = min(size, self.capacity)
+        while self._in_use + size > self.capacity:
+            self._waits += 1
+            self._freed = trio.Event()
+            await self._freed.wait()
+        self._in_use += size
+        if self._in_use > self._peak:
+            self._peak = self._in_use
+        return size
+
+    def release(self, size: int) -> None:
+        if size:
+            self._in_use -= size
+            self._freed.set()
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(self.capacity, self._in_use, self._peak, self._waits)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Events decoded from one upstream chunk, and the pool budget they hold."""
+
+    events: list[Event]
+    cost: int = 0
+
+
+@dataclass(slots=True)
+class Failure:
+    error: MuxError
+
+
+@dataclass(slots=True)
+class StreamMeta:
+    """What the engine learned while serving: which provider and upstream model answered, and attempts made."""
+
+    provider: str = ""
+    model: str = ""
+    attempts: int = 0
+    failovers: int = 0
+    continued: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class EventStream:
+    """The consumer's side: iterate events (``async for``) or ready batches (``batches()``).
+
+    Asking for the next item releases the budget of the previous one.
+    """
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[Batch | Failure], pool: BytePool, meta: StreamMeta) -> None:
+        self._receive = receive
+        self.pool = pool
+        self.meta = meta
+        self._held = 0
+
+    def _release(self) -> None:
+        if self._held:
+            self.pool.release(self._held)
+            self._held = 0
+
+    async def next_batch(self) -> list[Event] | None:
+        """All events ready now (at least one), or None at the end. Joins batches already waiting, so a writer
+        that fell behind catches up with one write."""
+        self._release()
+        try:
+            item = await self._receive.receive()
+        except trio.EndOfChannel:
+            return None
+        events = self._take(item)
+        while True:
+            try:
+                item = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return events
+            events.extend(self._take(item))
+
+    def _take(self, item: Batch | Failure) -> list[Event]:
+        if isinstance(item, Failure):
+            raise item.error
+        self._held += item.cost
+        return item.events
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        while (batch := await self.next_batch()) is not None:
+            yield batch
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while (batch := await self.next_batch()) is not None:
+            for event in batch:
+                yield event

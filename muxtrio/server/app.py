@@ -1,0 +1,264 @@
+"""The ASGI application: lifespan (owns the Engine), the route table, auth, and error shapes per client format.
+
+Routes (see ``docs/http.md``): OpenAI ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``
+(+ ``/input_tokens``), ``/v1/models[/{id}]``; Anthropic ``/v1/messages`` (+ ``/count_tokens``), ``/v1/models`` in
+Anthropic's shape when ``anthropic-version`` is sent; Gemini ``/v1beta/models[/{m}]`` and
+``/v1beta/models/{m}:generateContent|streamGenerateContent|countTokens`` (also under ``/v1/``); Ollama ``/api/chat``,
+``/api/generate``, ``/api/tags``, ``/api/show``, ``/api/version``, ``/api/ps``; ``/healthz``, ``/metrics``;
+WebSocket ``/v1/responses`` and ``/v1/ws``.
+
+Invariants: every error reaches the client in the error shape of the format its path belongs to, with the right
+status; an unexpected exception is logged with its traceback and answered as a 500 in that shape, never with the
+traceback; ``/healthz`` answers 200 only once the engine is ready to route.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote
+
+import httpx2
+import orjson
+import trio
+
+from muxtrio.codecs.base import Format, RequestHints
+from muxtrio.codecs.registry import get_codec
+from muxtrio.config import Config
+from muxtrio.engine.engine import Engine
+from muxtrio.engine.routing import ModelEntry
+from muxtrio.errors import ClientError, ErrorKind, MuxError
+from muxtrio.server import auth, models
+from muxtrio.server.handlers import Generation, RequestLog, internal_error, new_request_id, send_error
+from muxtrio.server.http import ClientGone, Receive, Scope, Send, header, read_body, send_whole
+
+log = logging.getLogger("muxtrio.server")
+
+Handler = Callable[["MuxApp", Scope, Receive, Send, "Route"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    format: Format
+    kind: str  # generate | count | list | get | tags | show | version | ps | health | metrics
+    hints: RequestHints = field(default_factory=RequestHints)
+    model: str | None = None
+
+
+GEMINI_ACTIONS = {
+    "generateContent": (False, None, "generate"),
+    "streamGenerateContent": (True, None, "generate"),
+    "countTokens": (False, "count_tokens", "count"),
+}
+
+_FIXED: dict[str, tuple[str, Format, str, RequestHints]] = {
+    "/v1/chat/completions": ("POST", Format.OPENAI_CHAT, "generate", RequestHints()),
+    "/v1/completions": ("POST", Format.OPENAI_CHAT, "generate", RequestHints(endpoint="completions")),
+    "/v1/responses": ("POST", Format.OPENAI_RESPONSES, "generate", RequestHints()),
+    "/v1/responses/input_tokens": ("POST", Format.OPENAI_RESPONSES, "count", RequestHints(endpoint="count_tokens")),
+    "/v1/messages": ("POST", Format.ANTHROPIC, "generate", RequestHints()),
+    "/v1/messages/count_tokens": ("POST", Format.ANTHROPIC, "count", RequestHints(endpoint="count_tokens")),
+    "/api/chat": ("POST", Format.OLLAMA, "generate", RequestHints(endpoint="chat")),
+    "/api/generate": ("POST", Format.OLLAMA, "generate", RequestHints(endpoint="generate")),
+    "/api/tags": ("GET", Format.OLLAMA, "tags", RequestHints()),
+    "/api/show": ("POST", Format.OLLAMA, "show", RequestHints()),
+    "/api/version": ("GET", Format.OLLAMA, "version", RequestHints()),
+    "/api/ps": ("GET", Format.OLLAMA, "ps", RequestHints()),
+    "/healthz": ("GET", Format.OPENAI_CHAT, "health", RequestHints()),
+    "/metrics": ("GET", Format.OPENAI_CHAT, "metrics", RequestHints()),
+}
+
+
+def path_format(path: str, scope: Scope) -> Format:
+    """The client format a path belongs to, for its error shape."""
+    if path.startswith("/v1/messages"):
+        return Format.ANTHROPIC
+    if path.startswith("/v1beta/") or ":generateContent" in path or ":streamGenerateContent" in path:
+        return Format.GEMINI
+    if path.startswith("/api/"):
+        return Format.OLLAMA
+    if path.startswith("/v1/responses"):
+        return Format.OPENAI_RESPONSES
+    if path.startswith("/v1/models") and header(scope, b"anthropic-version") is not None:
+        return Format.ANTHROPIC
+    return Format.OPENAI_CHAT
+
+
+def match(method: str, path: str, scope: Scope) -> Route:
+    """The route for a request, or a 404/405 ClientError."""
+    fixed = _FIXED.get(path.rstrip("/") or "/")
+    if fixed is not None:
+        want, fmt, kind, hints = fixed
+        if method != want:
+            raise ClientError(ErrorKind.METHOD_NOT_ALLOWED, f"method {method} not allowed on {path}; use {want}")
+        return Route(method, fmt, kind, hints)
+    for prefix in ("/v1beta/models/", "/v1/models/"):
+        if path.startswith(prefix) and len(path) > len(prefix):
+            rest = unquote(path[len(prefix) :])
+            model, sep, action = rest.rpartition(":")
+            if sep and action in GEMINI_ACTIONS:
+                if method != "POST":
+                    raise ClientError(ErrorKind.METHOD_NOT_ALLOWED, f"method {method} not allowed on {path}")
+                stream, endpoint, kind = GEMINI_ACTIONS[action]
+                if stream and _query(scope).get("alt") != "sse" and _query(scope).get("$alt") != "sse":
+                    endpoint = "json-array"
+                return Route(method, Format.GEMINI, kind, RequestHints(model=model, stream=stream, endpoint=endpoint))
+            if method != "GET":
+                raise ClientError(ErrorKind.METHOD_NOT_ALLOWED, f"method {method} not allowed on {path}")
+            fmt = Format.GEMINI if prefix == "/v1beta/models/" else path_format(path, scope)
+            return Route(method, fmt, "get", model=rest)
+    if path.rstrip("/") in ("/v1beta/models", "/v1/models"):
+        if method != "GET":
+            raise ClientError(ErrorKind.METHOD_NOT_ALLOWED, f"method {method} not allowed on {path}")
+        fmt = Format.GEMINI if path.startswith("/v1beta") else path_format(path, scope)
+        return Route(method, fmt, "list")
+    raise ClientError(ErrorKind.NOT_FOUND, f"no route for {method} {path}")
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+
+
+class MuxApp:
+    """``MuxApp(config)`` is the ASGI app; its lifespan opens the Engine. ``transports`` replace provider networks
+    (tests and embedding)."""
+
+    def __init__(self, config: Config, *, transports: dict[str, httpx2.AsyncBaseTransport] | None = None) -> None:
+        self.config = config
+        self.transports = transports
+        self.engine: Engine | None = None
+        self.ready = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            from muxtrio.server.websocket import serve_websocket
+
+            await serve_websocket(self, scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        try:
+            async with Engine(self.config, transports=self.transports) as engine:
+                self.engine = engine
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown: hypercorn sends it after open streams drained
+                self.ready = False
+        except Exception as exc:
+            log.exception("engine failed to start")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        fmt = path_format(path, scope)
+        entry = RequestLog(method, path, fmt.value, new_request_id())
+        try:
+            route = match(method, path, scope)
+            fmt = route.format
+            entry.format = fmt.value
+            if route.kind == "health":
+                await self._health(send)
+                return
+            auth.check(self.config, scope)
+            await self._dispatch(route, scope, receive, send, entry)
+        except ClientGone:
+            entry.status = 499
+        except MuxError as err:
+            entry.error = err.message
+            entry.status = await send_error(send, get_codec(fmt), err, entry.request_id)
+        except trio.Cancelled:
+            entry.status = entry.status or 499
+            raise
+        except Exception:
+            log.exception("unexpected error on %s %s", method, path)
+            entry.status = await send_error(send, get_codec(fmt), internal_error(), entry.request_id)
+        finally:
+            if entry.status != 0 or entry.error:
+                entry.emit()
+
+    async def _health(self, send: Send) -> None:
+        if self.ready:
+            await send_whole(send, 200, b'{"status":"ok"}')
+        else:
+            await send_whole(send, 503, b'{"status":"starting"}')
+
+    def _engine(self) -> Engine:
+        if self.engine is None or not self.ready:
+            raise MuxError(ErrorKind.UNAVAILABLE, "the gateway is starting or stopping")
+        return self.engine
+
+    async def _dispatch(self, route: Route, scope: Scope, receive: Receive, send: Send, entry: RequestLog) -> None:
+        engine = self._engine()
+        if route.kind in ("generate", "count"):
+            await Generation(self.config, engine, route.format, route.hints, entry).run(scope, receive, send)
+            return
+        entries = engine.router.models()
+        entry.status = 200
+        if route.kind == "list":
+            await send_whole(send, 200, _listing(route.format, entries))
+        elif route.kind == "get":
+            found = _find(entries, route.model or "", engine)
+            await send_whole(send, 200, _one(route.format, found))
+        elif route.kind == "tags":
+            await send_whole(send, 200, models.ollama_tags(entries))
+        elif route.kind == "show":
+            body = await read_body(receive, scope, self.config.max_request_bytes)
+            name = _show_name(body)
+            await send_whole(send, 200, models.ollama_show(_find(entries, name, engine)))
+        elif route.kind == "version":
+            server = (b"server", b"ollama/" + models.OLLAMA_VERSION.encode())
+            await send_whole(send, 200, models.ollama_version(), extra=[server])
+        elif route.kind == "ps":
+            await send_whole(send, 200, models.ollama_ps())
+        elif route.kind == "metrics":
+            await send_whole(send, 200, orjson.dumps(engine.statistics(), default=str))
+
+
+def _show_name(body: bytes) -> str:
+    try:
+        data = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError:
+        raise ClientError(ErrorKind.INVALID_REQUEST, "request body is not valid JSON") from None
+    name = data.get("model") or data.get("name") if isinstance(data, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ClientError(ErrorKind.INVALID_REQUEST, "missing field 'model'", param="model")
+    return name
+
+
+def _find(entries: list[ModelEntry], model: str, engine: Engine) -> ModelEntry:
+    name = model.removeprefix("models/")
+    for entry in entries:
+        if entry.id == name:
+            return entry
+    deployments = engine.router.resolve(name)
+    if deployments:
+        return ModelEntry(name, deployments[0].provider.name, str(deployments[0].provider.type))
+    raise ClientError(ErrorKind.NOT_FOUND, f"model {name!r} not found", param="model")
+
+
+def _listing(fmt: Format, entries: list[ModelEntry]) -> bytes:
+    if fmt is Format.ANTHROPIC:
+        return models.anthropic_list(entries)
+    if fmt is Format.GEMINI:
+        return models.gemini_list(entries)
+    return models.openai_list(entries)
+
+
+def _one(fmt: Format, entry: ModelEntry) -> bytes:
+    if fmt is Format.ANTHROPIC:
+        return orjson.dumps(models.anthropic_model(entry))
+    if fmt is Format.GEMINI:
+        return orjson.dumps(models.gemini_model(entry))
+    return orjson.dumps(models.openai_model(entry))

@@ -1,0 +1,196 @@
+"""HTTP handlers for generation and token counting, the same for every client format.
+
+Flow: read the bounded body -> the client codec parses it into an IR request -> the engine serves it -> the client
+codec encodes the answer. Streaming writes each ready batch of events as soon as it is decoded (several ready
+events go out in one send), sends SSE keepalive comments while the upstream is silent, and watches for the client
+going away (which cancels the engine's scope and so closes the upstream response).
+
+Invariants:
+- Response headers go out with the first batch, so an error before any output gets a real HTTP status in the
+  client's error shape (429 with ``Retry-After``, 400, 404, 502...). Only if the keepalive interval passes first are
+  headers sent early; an error after that is written with the encoder's ``error()`` framing.
+- A stream ends with the encoder's ``finish()`` only when the engine ended normally (which implies a ``Finish``
+  event); any error ends it with ``error()``. A truncated answer never looks complete.
+- One log line per request; never a key, never a body.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import trio
+
+from muxtrio.codecs.base import Codec, Format, RequestHints, StreamEncoder, StreamInfo
+from muxtrio.codecs.registry import get_codec
+from muxtrio.config import Config
+from muxtrio.engine.engine import Engine
+from muxtrio.errors import ErrorKind, MuxError
+from muxtrio.ir.request import Request
+from muxtrio.server.http import Headers, Receive, Scope, Send, read_body, send_whole, watch_disconnect
+
+access_log = logging.getLogger("muxtrio.access")
+
+ID_PREFIX: dict[Format, str] = {
+    Format.OPENAI_CHAT: "chatcmpl-",
+    Format.OPENAI_RESPONSES: "resp_",
+    Format.ANTHROPIC: "msg_",
+    Format.GEMINI: "",
+    Format.OLLAMA: "",
+}
+
+
+@dataclass(slots=True)
+class RequestLog:
+    method: str
+    path: str
+    format: str
+    request_id: str
+    start: float = field(default_factory=time.perf_counter)
+    model: str = "-"
+    provider: str = "-"
+    status: int = 0
+    ttfb: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error: str = ""
+
+    def emit(self) -> None:
+        duration = time.perf_counter() - self.start
+        ttfb = f"{self.ttfb * 1000:.1f}ms" if self.ttfb is not None else "-"
+        access_log.info(
+            "%s %s fmt=%s model=%s provider=%s status=%d ttfb=%s dur=%.1fms tokens=%d/%d id=%s%s",
+            self.method, self.path, self.format, self.model, self.provider, self.status, ttfb,
+            duration * 1000, self.tokens_in, self.tokens_out, self.request_id,
+            f" error={self.error!r}" if self.error else "",
+        )
+
+
+def error_headers(err: MuxError, request_id: str) -> Headers:
+    headers: Headers = [(b"x-request-id", request_id.encode())]
+    if err.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
+    return headers
+
+
+async def send_error(send: Send, codec: Codec, err: MuxError, request_id: str) -> int:
+    status, body = codec.emit_error(err)
+    await send_whole(send, status, body, extra=error_headers(err, request_id))
+    return status
+
+
+class Generation:
+    """Serves one generation (or token-count) request for one client format."""
+
+    def __init__(self, config: Config, engine: Engine, fmt: Format, hints: RequestHints, log: RequestLog) -> None:
+        self.config = config
+        self.engine = engine
+        self.codec = get_codec(fmt)
+        self.fmt = fmt
+        self.hints = hints
+        self.log = log
+        self.response_id = ID_PREFIX[fmt] + log.request_id
+
+    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(receive, scope, self.config.max_request_bytes)
+        request = self.codec.parse_request(body, self.hints)
+        self.log.model = request.model
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope)
+            try:
+                if self.hints.endpoint == "count_tokens":
+                    await self._count(request, send)
+                elif request.stream:
+                    await self._stream(request, send)
+                else:
+                    await self._complete(request, send)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    def _headers(self, content_type: str) -> Headers:
+        return [
+            (b"content-type", content_type.encode()),
+            (b"x-request-id", self.log.request_id.encode()),
+        ]
+
+    async def _complete(self, request: Request, send: Send) -> None:
+        response = await self.engine.complete(request)
+        self.log.ttfb = time.perf_counter() - self.log.start
+        self.log.tokens_in, self.log.tokens_out = response.usage.input_tokens, response.usage.output_tokens
+        self.log.provider = response.model or "-"
+        info = StreamInfo(self.response_id, response.model or request.model, int(time.time()), request)
+        body = self.codec.emit_response(response, info)
+        self.log.status = 200
+        await send_whole(send, 200, body, extra=self._headers("application/json")[1:])
+
+    async def _count(self, request: Request, send: Send) -> None:
+        tokens, _exact = await self.engine.count_tokens(request)
+        self.log.tokens_in = tokens
+        self.log.status = 200
+        await send_whole(send, 200, self.codec.emit_count_response(tokens), extra=self._headers("")[1:])
+
+    async def _stream(self, request: Request, send: Send) -> None:
+        interval = self.config.keepalive_interval
+        encoder: StreamEncoder | None = None
+        started = False
+
+        def new_encoder(model: str) -> StreamEncoder:
+            return self.codec.new_encoder(StreamInfo(self.response_id, model, int(time.time()), request))
+
+        async def start(enc: StreamEncoder) -> None:
+            nonlocal started
+            started = True
+            self.log.status = 200
+            headers = self._headers(enc.content_type)
+            if enc.content_type == "text/event-stream":
+                headers.append((b"cache-control", b"no-cache"))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+        try:
+            async with self.engine.stream(request) as events:
+                while True:
+                    with trio.move_on_after(interval) as idle:
+                        batch = await events.next_batch()
+                    if idle.cancelled_caught:
+                        if encoder is None:
+                            encoder = new_encoder(events.meta.model or request.model)
+                        if encoder.keepalive is None:
+                            continue
+                        if not started:
+                            await start(encoder)
+                        await send({"type": "http.response.body", "body": encoder.keepalive, "more_body": True})
+                        continue
+                    if batch is None:
+                        break
+                    if encoder is None:
+                        encoder = new_encoder(events.meta.model or request.model)
+                    if not started:
+                        self.log.ttfb = time.perf_counter() - self.log.start
+                        await start(encoder)
+                    payload = b"".join([encoder.encode(event) for event in batch])
+                    if payload:
+                        await send({"type": "http.response.body", "body": payload, "more_body": True})
+                self.log.provider = events.meta.provider or "-"
+                if encoder is None:
+                    encoder = new_encoder(events.meta.model or request.model)
+                    await start(encoder)
+                tail = encoder.finish()
+        except MuxError as err:
+            self.log.error = err.message
+            if not started:
+                self.log.status = await send_error(send, self.codec, err, self.log.request_id)
+                return
+            assert encoder is not None
+            await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
+            return
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
+
+
+def internal_error() -> MuxError:
+    return MuxError(ErrorKind.INTERNAL, "internal gateway error")

@@ -1,0 +1,129 @@
+"""Upstream HTTP: the httpx2 clients of one provider (one per proxy URL), created inside trio.
+
+Invariants:
+- Pool limits come from config (httpx's default of 100 connections makes stream 101 wait, then fail); the
+  keep-alive pool is kept small on purpose (a large idle pool slows every request start after a burst).
+- No library read timeout: the engine owns first-byte, idle and total deadlines. Only connect is left to httpx2.
+- ``trust_env=False``: proxies come from config only (``proxy-url`` globally, per provider or per key), so an
+  ambient ``HTTP_PROXY`` never silently reroutes provider traffic.
+- Every transport exception is mapped here, once, to an :class:`UpstreamError` whose message names the provider
+  but never a key. Response bodies are closed on every exit path (client disconnect included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx2
+
+from muxtrio.codecs.base import WireRequest
+from muxtrio.errors import ErrorKind, UpstreamError, UpstreamTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    base_url: str
+    http2: bool = False
+    max_connections: int = 1000
+    max_keepalive: int = 32
+    connect_timeout: float = 10.0
+    proxy_url: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class UpstreamResponse:
+    """A provider response whose body is read incrementally (``chunks``) or whole (``read``)."""
+
+    def __init__(self, provider: str, response: httpx2.Response) -> None:
+        self.provider = provider
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = {k.lower(): v for k, v in response.headers.items()}
+        self._response = response
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                if chunk:
+                    yield chunk
+        except httpx2.TransportError as exc:
+            raise _transport_error(self.provider, exc) from None
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body, refusing more than ``limit`` bytes."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks():
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamError(ErrorKind.UPSTREAM, f"provider {self.provider} sent a body over {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def _transport_error(provider: str, exc: httpx2.TransportError) -> UpstreamError:
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return UpstreamTimeout("connect", 0.0)
+    if isinstance(exc, httpx2.ConnectError | httpx2.ProxyError):
+        return UpstreamError(ErrorKind.UNAVAILABLE, f"could not connect to provider {provider}")
+    if isinstance(exc, httpx2.TimeoutException):
+        return UpstreamError(ErrorKind.TIMEOUT, f"provider {provider} timed out ({type(exc).__name__})")
+    return UpstreamError(ErrorKind.UPSTREAM, f"connection to provider {provider} failed ({type(exc).__name__})")
+
+
+class UpstreamClient:
+    """The HTTP side of one provider. ``transport`` replaces the network (tests, the built-in echo provider)."""
+
+    def __init__(
+        self, provider: str, settings: ClientSettings, *, transport: httpx2.AsyncBaseTransport | None = None
+    ) -> None:
+        self.provider = provider
+        self.settings = settings
+        self._transport = transport
+        self._clients: dict[str | None, httpx2.AsyncClient] = {}
+
+    def _client(self, proxy_url: str | None) -> httpx2.AsyncClient:
+        proxy = proxy_url or self.settings.proxy_url
+        client = self._clients.get(proxy)
+        if client is None:
+            s = self.settings
+            client = httpx2.AsyncClient(
+                http1=True,
+                http2=s.http2,
+                proxy=proxy if self._transport is None else None,
+                transport=self._transport,
+                timeout=httpx2.Timeout(connect=s.connect_timeout, read=None, write=60.0, pool=None),
+                limits=httpx2.Limits(
+                    max_connections=s.max_connections,
+                    max_keepalive_connections=s.max_keepalive,
+                    keepalive_expiry=60.0,
+                ),
+                trust_env=False,
+                follow_redirects=False,
+            )
+            self._clients[proxy] = client
+        return client
+
+    @asynccontextmanager
+    async def open(self, wire: WireRequest, *, proxy_url: str | None = None) -> AsyncIterator[UpstreamResponse]:
+        """Send ``wire`` and yield the response with its body unread; the body is closed on exit."""
+        client = self._client(proxy_url)
+        headers = dict(self.settings.headers)
+        headers.update(wire.headers)
+        request = client.build_request(
+            wire.method, self.settings.base_url.rstrip("/") + wire.path, headers=headers, content=wire.body
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx2.TransportError as exc:
+            raise _transport_error(self.provider, exc) from None
+        try:
+            yield UpstreamResponse(self.provider, response)
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

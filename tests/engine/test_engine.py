@@ -1,0 +1,329 @@
+"""The engine end to end against an in-process fault-injecting provider, under trio's autojump clock.
+
+Each test asserts what the consumer got (a complete answer, or a clean error — never a truncated success) and what
+the provider saw (attempts, their spacing, closed connections).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import trio
+import trio.testing
+
+from muxtrio.config import Config, Credential, ModelConfig, PartialTimeouts, ProviderConfig, ProviderType, Timeouts
+from muxtrio.engine.engine import Engine
+from muxtrio.errors import ErrorKind, MuxError, UpstreamTimeout
+from muxtrio.ir import Finish, FinishReason, Message, Request, Role, Start, Text, TextDelta, UsageUpdate, accumulate
+from tests.engine.fault_provider import WORDS, FaultProvider
+
+FULL = "".join(WORDS[i % len(WORDS)] for i in range(6))
+
+
+def provider(name: str, models: dict[str, str], keys: int = 1, prefill: bool | None = None) -> ProviderConfig:
+    return ProviderConfig(
+        type=ProviderType.OPENAI,
+        name=name,
+        base_url=f"http://{name}.test/v1",
+        credentials=tuple(Credential(f"sk-{name}-{i}-secret") for i in range(keys)),
+        models=tuple(ModelConfig(name=upstream, alias=alias, prefill=prefill) for alias, upstream in models.items()),
+    )
+
+
+def config(*providers: ProviderConfig, **kw: object) -> Config:
+    base: dict[str, object] = {
+        "providers": providers,
+        "echo_model": False,
+        "request_retry": 2,
+        "max_retry_interval": 10.0,
+        "timeouts": Timeouts(connect=5, first_byte=30, idle=10),
+    }
+    base.update(kw)
+    return Config(**base)  # type: ignore[arg-type]
+
+
+def ask(model: str, stream: bool = True) -> Request:
+    return Request(model=model, messages=(Message(Role.USER, (Text("hi"),)),), stream=stream)
+
+
+async def collect(engine: Engine, request: Request) -> list[object]:
+    async with engine.stream(request) as events:
+        return [event async for event in events]
+
+
+def text_of(events: list[object]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+async def test_stream_ok(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "ok"})), transports={"p": fake}) as engine:
+        events = await collect(engine, ask("m"))
+    assert isinstance(events[0], Start)
+    assert text_of(events) == FULL
+    assert [e for e in events if isinstance(e, Finish)] == [Finish(FinishReason.STOP)]
+    response = accumulate(events)  # type: ignore[arg-type]
+    assert response.usage.output_tokens == 6 and response.usage.input_tokens == 5
+    assert len(fake.seen) == 1 and fake.seen[0].body["stream"] is True
+
+
+async def test_complete_ok(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "ok"})), transports={"p": fake}) as engine:
+        response = await engine.complete(ask("m", stream=False))
+    assert response.parts == (Text(FULL),) and response.finish_reason is FinishReason.STOP
+    assert fake.seen[0].body.get("stream") in (None, False)
+
+
+async def test_429_with_retry_after_moves_to_the_next_key_and_cools_the_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "429-ra20"}), provider("b", {"m": "ok"}))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        events = await collect(engine, ask("m"))
+        assert text_of(events) == FULL
+        pool = engine.pools["a"]
+        assert pool.credentials[0].cooling_until("429-ra20", trio.current_time()) > 0
+        # While cooling, the next request does not touch the cooled key at all.
+        await collect(engine, ask("m"))
+    assert len(fake.requests_for("429-ra20")) == 1
+    assert len(fake.requests_for("ok")) == 2
+
+
+async def test_429_everywhere_waits_for_the_hint_then_succeeds_or_gives_429(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "429-ra5"}), request_retry=1)
+    async with Engine(cfg, transports={"a": fake}) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))
+    assert info.value.kind is ErrorKind.RATE_LIMIT and info.value.status == 429
+    times = [s.time for s in fake.seen]
+    assert len(times) == 2 and times[1] - times[0] >= 5.0  # the Retry-After was honoured, not hammered
+
+
+async def test_500_once_is_retried_after_a_backoff(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "500-once"})), transports={"p": fake}) as engine:
+        events = await collect(engine, ask("m"))
+    assert text_of(events) == FULL
+    times = [s.time for s in fake.seen]
+    assert len(times) == 2 and times[1] > times[0]
+
+
+async def test_persistent_503_is_bounded_and_spaced(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "503"}), request_retry=3), transports={"p": fake}) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))
+    assert info.value.status in (502, 503)
+    times = [s.time for s in fake.seen]
+    assert len(times) == 4
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap > 0 for gap in gaps) and gaps[-1] >= gaps[0]
+
+
+async def test_reset_before_headers_fails_over_to_the_next_key(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "reset"}), provider("b", {"m": "ok"}))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        events = await collect(engine, ask("m"))
+    assert text_of(events) == FULL
+
+
+async def test_silent_provider_hits_the_first_byte_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("p", {"m": "silent"}), request_retry=0)
+    async with Engine(cfg, transports={"p": fake}) as engine:
+        start = trio.current_time()
+        with pytest.raises(UpstreamTimeout) as info:
+            await collect(engine, ask("m"))
+    assert info.value.phase == "first_byte"
+    assert trio.current_time() - start == pytest.approx(30.0)
+
+
+async def test_slow_first_token_within_the_timeout_is_fine(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "slow20"})), transports={"p": fake}) as engine:
+        events = await collect(engine, ask("m"))
+    assert text_of(events) == FULL and len(fake.seen) == 1
+
+
+async def test_stall_mid_stream_is_an_idle_timeout_never_a_finish(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    got: list[object] = []
+    async with Engine(config(provider("p", {"m": "stall2"})), transports={"p": fake}) as engine:
+        with pytest.raises(UpstreamTimeout) as info:
+            async with engine.stream(ask("m")) as events:
+                async for event in events:
+                    got.append(event)
+    assert info.value.phase == "idle"
+    assert text_of(got) == "alpha beta "
+    assert not any(isinstance(e, Finish) for e in got)
+
+
+@pytest.mark.parametrize("fault", ["cut3", "malformed3", "noterm3"])
+async def test_cut_stream_without_prefill_candidate_ends_with_an_error(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake = FaultProvider()
+    got: list[object] = []
+    cfg = config(provider("a", {"m": fault}, prefill=False), provider("b", {"m": "ok"}, prefill=False))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        with pytest.raises(MuxError):
+            async with engine.stream(ask("m")) as events:
+                async for event in events:
+                    got.append(event)
+    assert text_of(got) == "alpha beta gamma "
+    assert not any(isinstance(e, Finish) for e in got)
+    assert fake.requests_for("ok") == []  # nothing else could continue it, so nothing else was asked
+
+
+@pytest.mark.parametrize("fault", ["cut3", "malformed3", "noterm3", "stall3"])
+async def test_cut_stream_is_continued_on_a_prefill_candidate(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": fault}, prefill=True), provider("b", {"m": "ok"}, prefill=True))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        events = await collect(engine, ask("m"))
+    assert text_of(events) == FULL
+    assert sum(isinstance(e, Start) for e in events) == 1
+    assert [e for e in events if isinstance(e, Finish)] == [Finish(FinishReason.STOP)]
+    assert {e.index for e in events if isinstance(e, TextDelta)} == {0}  # one text block, stitched
+    continuation = fake.requests_for("ok")[0].body["messages"]
+    assert continuation[-1] == {"role": "assistant", "content": "alpha beta gamma"}
+    usage = [e for e in events if isinstance(e, UsageUpdate)][-1].usage
+    assert usage.output_tokens == 6  # 3 estimated from the cut part + 3 reported by the continuation
+
+
+async def test_failed_continuation_reports_the_original_error(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "cut3"}, prefill=True), provider("b", {"m": "filter"}, prefill=True))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))
+    assert info.value.kind is ErrorKind.UPSTREAM  # the cut, not the continuation's 400
+
+
+async def test_context_length_goes_to_the_fallback_without_retry(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("p", {"small": "ctx", "large": "ok"}), fallbacks={"small": ("large",)})
+    async with Engine(cfg, transports={"p": fake}) as engine:
+        events = await collect(engine, ask("small"))
+    assert text_of(events) == FULL
+    assert len(fake.requests_for("ctx")) == 1
+
+
+async def test_content_filter_is_never_retried(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "filter"}, keys=3), fallbacks={"m": ("m2",)})
+    async with Engine(cfg, transports={"a": fake}) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))
+    assert info.value.status == 400 and "content" in info.value.message
+    assert len(fake.seen) == 1
+
+
+async def test_primary_down_then_recovered_is_used_again(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(
+        provider("primary", {"m": "down6"}),
+        provider("backup", {"m2": "ok"}),
+        fallbacks={"m": ("m2",)},
+        request_retry=0,
+        breaker_failures=2,
+        breaker_open_seconds=30.0,
+    )
+    async with Engine(cfg, transports={"primary": fake, "backup": fake}) as engine:
+        for _ in range(4):
+            assert text_of(await collect(engine, ask("m"))) == FULL  # served by the fallback meanwhile
+        assert len(fake.requests_for("down6")) == 2  # the breaker opened after two failures: no burst
+        await trio.sleep(31)
+        served = [await collect(engine, ask("m")) for _ in range(6)]
+    assert all(text_of(s) == FULL for s in served)
+    assert len(fake.requests_for("down6")) > 2
+    assert fake.seen[-1].model == "down6"  # back on the primary once it recovered
+
+
+async def test_slow_consumer_bounds_memory_and_backpressures_the_provider(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("p", {"m": "big4096"}), stream_buffer_bytes=16 * 1024)
+    async with Engine(cfg, transports={"p": fake}) as engine, engine.stream(ask("m")) as events:
+        first = await events.next_batch()
+        assert first
+        await trio.sleep(5)  # the consumer stalls; the reader must stop
+        stats = events.pool.statistics()
+        sent_while_stalled = fake.seen[0].sent_tokens
+        await trio.sleep(5)
+        assert fake.seen[0].sent_tokens == sent_while_stalled  # the provider is not being read
+        assert stats.in_use <= stats.capacity and stats.waits >= 1
+        assert sent_while_stalled < 16 * 1024  # far less than the 4 MB the provider wants to send
+        total = len(first)
+        while (batch := await events.next_batch()) is not None:
+            total += len(batch)
+            assert events.pool.statistics().peak <= events.pool.capacity
+    assert fake.seen[0].sent_tokens == 4096 * 1024 // 6  # resumed and completed
+
+
+async def test_leaving_the_stream_closes_the_upstream_response(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider(tokens=1000, pace=0.01)
+    async with Engine(config(provider("p", {"m": "ok"})), transports={"p": fake}) as engine:
+        async with engine.stream(ask("m")) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    break
+        with trio.fail_after(1):
+            await fake.seen[0].closed.wait()
+        assert fake.seen[0].sent_tokens < 1000
+
+
+async def test_cancelling_a_non_stream_request_closes_the_upstream(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "silent"})), transports={"p": fake}) as engine:
+        with trio.move_on_after(3):
+            await engine.complete(ask("m", stream=False))
+        assert len(fake.seen) == 1
+        assert engine.pools["p"].credentials[0].in_flight == 0
+
+
+async def test_total_timeout_per_model(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider(tokens=100, pace=1.0)
+    p = provider("p", {"m": "ok"})
+    p = ProviderConfig(
+        type=p.type, name=p.name, base_url=p.base_url, credentials=p.credentials,
+        models=(ModelConfig(name="ok", alias="m", timeouts=PartialTimeouts(total=20.0)),),
+    )
+    async with Engine(config(p, request_retry=0), transports={"p": fake}) as engine:
+        with pytest.raises(UpstreamTimeout) as info:
+            await collect(engine, ask("m"))
+    assert info.value.phase == "total"
+
+
+async def test_unknown_model_is_a_404(autojump_clock: trio.testing.MockClock) -> None:
+    async with Engine(config(provider("p", {"m": "ok"}))) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("nope"))
+    assert info.value.status == 404
+
+
+async def test_forcing_a_provider_by_name(autojump_clock: trio.testing.MockClock) -> None:
+    fake_a, fake_b = FaultProvider(), FaultProvider()
+    cfg = config(provider("a", {"m": "ok"}), provider("b", {"m": "ok"}))
+    async with Engine(cfg, transports={"a": fake_a, "b": fake_b}) as engine:
+        await collect(engine, ask("b/m"))
+        await collect(engine, ask("b://m"))
+    assert len(fake_b.seen) == 2 and fake_a.seen == []
+
+
+async def test_keys_never_appear_in_statistics(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "429"}, keys=2)), transports={"p": fake}) as engine:
+        with pytest.raises(MuxError):
+            await collect(engine, ask("m"))
+        assert "secret" not in repr(engine.statistics())
