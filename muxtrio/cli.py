@@ -1,0 +1,207 @@
+"""The ``muxtrio`` command: ``serve`` (the default), ``check`` and ``models``.
+
+Role: parse the command line, load the configuration (CLI flags > ``MUXTRIO_*`` environment > file > defaults), print
+its warnings to stderr, and hand over to the server runner or print a summary.
+
+Invariants:
+- A :class:`~muxtrio.errors.ConfigError` is one line on stderr and exit status 2, never a traceback.
+- Nothing printed contains a secret: keys are masked with :func:`muxtrio.errors.mask_secret`, URL user-info and
+  credential-like header values are hidden.
+- The server is imported only by ``serve`` and only when it runs, so ``check`` and ``models`` stay light; this is the
+  one module besides the server itself allowed to import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+import attrs
+
+from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
+from muxtrio.errors import ConfigError, mask_secret
+
+_COMMANDS = ("serve", "check", "models")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected an integer between 0 and 65535, got {text!r}")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="muxtrio",
+        description="An LLM API gateway: every wire format in, every provider out. Without a command: serve.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{serve,check,models}")
+    config_help = (
+        "config file (default: $MUXTRIO_CONFIG, ./muxtrio.yaml, ~/.config/muxtrio/config.yaml, else built-in defaults)"
+    )
+
+    serve = commands.add_parser("serve", help="run the gateway (the default command)")
+    serve.add_argument("--config", metavar="PATH", help=config_help)
+    serve.add_argument("--host", help="listen address (overrides MUXTRIO_HOST and the file)")
+    serve.add_argument("--port", type=_port, help="listen port (overrides MUXTRIO_PORT and the file)")
+    serve.add_argument("--workers", type=_workers, help="worker processes (overrides the file)")
+    serve.set_defaults(handler=_serve)
+
+    check = commands.add_parser("check", help="validate the configuration and print the resolved routes")
+    check.add_argument("--config", metavar="PATH", help=config_help)
+    check.set_defaults(handler=_check)
+
+    models = commands.add_parser("models", help="list the model names clients can use, with their provider")
+    models.add_argument("--config", metavar="PATH", help=config_help)
+    models.set_defaults(handler=_models)
+    return parser
+
+
+def _with_default_command(argv: Sequence[str]) -> list[str]:
+    """``muxtrio`` and ``muxtrio --port 9000`` mean ``muxtrio serve ...``; ``-h`` still shows the overview."""
+    args = list(argv)
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+        return ["serve", *args]
+    return args
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    for warning in config.warnings:
+        print(f"muxtrio: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    flags = {name: getattr(args, name) for name in ("host", "port", "workers") if getattr(args, name) is not None}
+    if flags:
+        config = attrs.evolve(config, **flags)
+    # Imported here: the server pulls in Hypercorn and the engine, which check and models do not need.
+    runner = importlib.import_module("muxtrio.server.runner")
+    run: Callable[[Config], int] = runner.run
+    return run(config)
+
+
+def _seconds(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}s"
+
+
+def _auth_line(config: Config) -> str:
+    if config.disable_auth:
+        return "disabled (disable-auth: true)"
+    if not config.api_keys:
+        return "no client keys configured"
+    masked = ", ".join(mask_secret(key) for key in config.api_keys)
+    return f"{len(config.api_keys)} client key(s): {masked}"
+
+
+def _provider_lines(config: Config, provider: ProviderConfig) -> list[str]:
+    state = "" if provider.enabled else "  (disabled)"
+    lines = [f"  {provider.name}  type={provider.type.value}  base-url={redact_url(provider.base_url) or '-'}{state}"]
+    keys = ", ".join(
+        mask_secret(c.key) + (f" via {redact_url(c.proxy_url)}" if c.proxy_url else "") for c in provider.credentials
+    )
+    credentials = f"{len(provider.credentials)}" + (f" ({keys})" if keys else "")
+    if not provider.credentials and provider.requires_key:
+        credentials += "  (needs an api-key: not routed)"
+    lines.append(f"    credentials: {credentials}")
+    if provider.proxy_url:
+        lines.append(f"    proxy: {redact_url(provider.proxy_url)}")
+    if provider.headers:
+        headers = ", ".join(f"{name}: {value}" for name, value in redact_headers(provider.headers).items())
+        lines.append(f"    headers: {headers}")
+    if provider.models:
+        models = ", ".join(
+            m.name if m.client_name == m.name else f"{m.client_name} -> {m.name}" for m in provider.models
+        )
+        lines.append(f"    models: {models}")
+    else:
+        lines.append("    models: any (no list: requested names are passed through)")
+    if provider.excluded_models:
+        lines.append(f"    excluded: {', '.join(provider.excluded_models)}")
+    if provider.timeouts is not None:
+        t = config.timeouts_for(provider)
+        lines.append(
+            f"    timeouts: connect {_seconds(t.connect)}, first-byte {_seconds(t.first_byte)}, "
+            f"idle {_seconds(t.idle)}, total {_seconds(t.total)}"
+        )
+    return lines
+
+
+def describe(config: Config) -> list[str]:
+    """The resolved configuration as ``muxtrio check`` prints it, secrets masked."""
+    t = config.timeouts
+    lines = [
+        f"config: {config.source or 'none found: built-in defaults (providers detected from the environment)'}",
+        f"listen: {'https' if config.tls.enable else 'http'}://{config.host}:{config.port}  workers={config.workers}",
+        f"client auth: {_auth_line(config)}",
+        f"routing: {config.routing_strategy.value}, request-retry {config.request_retry}, "
+        f"max-retry-interval {_seconds(config.max_retry_interval)}",
+        f"timeouts: connect {_seconds(t.connect)}, first-byte {_seconds(t.first_byte)}, idle {_seconds(t.idle)}, "
+        f"total {_seconds(t.total)}",
+    ]
+    if config.proxy_url:
+        lines.append(f"proxy: {redact_url(config.proxy_url)}")
+    lines.append(f"providers ({len(config.providers)}):")
+    for provider in config.providers:
+        lines.extend(_provider_lines(config, provider))
+    lines.append("aliases:" if config.aliases else "aliases: none")
+    lines.extend(f"  {alias} -> {target}" for alias, target in config.aliases.items())
+    lines.append("fallbacks:" if config.fallbacks else "fallbacks: none")
+    lines.extend(f"  {model} -> {', '.join(chain)}" for model, chain in config.fallbacks.items())
+    return lines
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    _print_lines(describe(config), sys.stdout)
+    print("configuration OK")
+    return 0
+
+
+def model_names(config: Config) -> list[tuple[str, str]]:
+    """``(model, provider)`` for every name a client can send: listed models (minus excluded ones) of enabled
+    providers, ``*`` for a provider without a list, and routing aliases with ``-> target`` as their provider."""
+    rows: list[tuple[str, str]] = []
+    for provider in config.providers:
+        if not provider.enabled:
+            continue
+        if not provider.models:
+            rows.append(("*", provider.name))
+        for model in provider.models:
+            if not (provider.is_excluded(model.client_name) or provider.is_excluded(model.name)):
+                rows.append((model.client_name, provider.name))
+    rows.extend((alias, f"-> {target}") for alias, target in config.aliases.items())
+    return rows
+
+
+def _models(args: argparse.Namespace) -> int:
+    rows = model_names(_load(args))
+    width = max((len(model) for model, _ in rows), default=0)
+    _print_lines([f"{model:<{width}}  {provider}" for model, provider in rows], sys.stdout)
+    return 0
+
+
+def _print_lines(lines: Sequence[str], stream: TextIO) -> None:
+    stream.write("".join(f"{line}\n" for line in lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``muxtrio`` console script and of ``python -m muxtrio``; returns the exit status."""
+    args = _parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else argv))
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"muxtrio: config error: {exc}", file=sys.stderr)
+        return 2
