@@ -893,7 +893,7 @@ class OllamaDecoder(StreamDecoder):
             self._delta("reasoning", thinking, events)
         if content:
             self._delta("text", content, events)
-        if calls:
+        if calls is not None:
             if not isinstance(calls, list):
                 raise CodecError("Ollama message.tool_calls is not an array")
             for call in calls:
