@@ -12,8 +12,9 @@ structures that dict with strict scalar hooks (no silent ``"8080"`` -> 8080, no 
 check ranges, and a failure is turned back into one line that names the YAML key path.
 
 Invariants:
-- Every config class is ``@attrs.frozen`` (slotted, immutable; mappings are read-only views) and every field has a
-  default, so embedders can write ``Config(providers=(ProviderConfig(type=ProviderType.OPENAI, ...),))``.
+- Every config class is ``@attrs.frozen`` (slotted, immutable, hashable, picklable for ``--workers``; mappings are
+  read-only) and every field has a default, so embedders can write
+  ``Config(providers=(ProviderConfig(type=ProviderType.OPENAI, ...),))``.
   Validation runs in the classes themselves, so a config built in code is checked exactly like one read from YAML.
 - Precedence: CLI flags > ``MUXTRIO_*`` environment > file > defaults. Timeouts: model > provider > global.
 - Whenever ``echo_model`` is true, ``providers`` contains the built-in echo provider (model ``muxtrio-echo``).
@@ -32,11 +33,11 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -269,12 +270,41 @@ def _tuple_of(kind: type, what: str) -> _Validator:
 
 
 # ---------------------------------------------------------------------------------------------- attrs converters/reprs
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _FrozenMap(Mapping[_K, _V]):
+    """A read-only, hashable mapping that pickles (``--workers`` sends the config to spawned processes, and
+    ``MappingProxyType`` cannot be pickled). Compares equal to a dict with the same items."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[_K, _V]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: _K) -> _V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+
 def _frozen_str_map(value: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(value))
+    return _FrozenMap(value)
 
 
 def _frozen_fallbacks(value: Mapping[str, Iterable[str]]) -> Mapping[str, tuple[str, ...]]:
-    return MappingProxyType({model: tuple(chain) for model, chain in value.items()})
+    return _FrozenMap({model: tuple(chain) for model, chain in value.items()})
 
 
 def _zero_is_none(value: float | None) -> float | None:
@@ -327,10 +357,6 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def _headers_repr(headers: Mapping[str, str]) -> str:
     return repr(redact_headers(headers))
-
-
-def _map_repr(value: Mapping[str, Any]) -> str:
-    return repr(dict(value))
 
 
 # --------------------------------------------------------------------------------------------------------- the classes
@@ -435,7 +461,7 @@ class ProviderConfig:
         default=attrs.Factory(_default_base_url, takes_self=True), converter=_strip_slash, validator=_base_url
     )
     credentials: tuple[Credential, ...] = attrs.field(default=(), validator=_tuple_of(Credential, "a Credential"))
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_str_map, repr=_headers_repr, hash=False)
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_str_map, repr=_headers_repr)
     proxy_url: str | None = attrs.field(default=None, repr=_url_repr, validator=_optional(_proxy_url))
     models: tuple[ModelConfig, ...] = attrs.field(default=(), validator=_tuple_of(ModelConfig, "a ModelConfig"))
     excluded_models: tuple[str, ...] = attrs.field(default=(), validator=_tuple_of(str, "a non-empty pattern"))
@@ -515,14 +541,12 @@ class Config:
     providers: tuple[ProviderConfig, ...] = attrs.field(
         default=(), validator=_tuple_of(ProviderConfig, "a ProviderConfig")
     )
-    fallbacks: Mapping[str, tuple[str, ...]] = attrs.field(
-        factory=dict, converter=_frozen_fallbacks, repr=_map_repr, hash=False
-    )
-    aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_str_map, repr=_map_repr, hash=False)
+    fallbacks: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_frozen_fallbacks)
+    aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_str_map)
     routing_strategy: RoutingStrategy = attrs.field(default=RoutingStrategy.LEAST_BUSY, converter=_routing_strategy)
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     stream_buffer_bytes: int = attrs.field(default=256 * KiB, validator=_int_at_least(1024))
-    keepalive_interval: float = attrs.field(default=15.0, validator=_number(positive=False))
+    keepalive_interval: float = attrs.field(default=15.0, validator=_number(positive=True))
     shutdown_grace: float = attrs.field(default=30.0, validator=_number(positive=False))
     max_request_bytes: int = attrs.field(default=64 * MiB, validator=_int_at_least(1))
     max_event_bytes: int = attrs.field(default=20 * MiB, validator=_int_at_least(1))
