@@ -880,7 +880,15 @@ def _emit_messages(request: Request, ext: Mapping[str, JSON]) -> tuple[list[Text
     for turn in turns:
         if turn["role"] == "user":
             turn["content"] = _tool_results_first(turn["content"])
+        turn["content"] = _compact_content(turn["content"])
     return lifted, turns
+
+
+def _compact_content(blocks: list[Wire]) -> str | list[Wire]:
+    """A lone plain text block as the string form, as clients write it (same prompt, smaller body)."""
+    if len(blocks) == 1 and blocks[0].get("type") == "text" and len(blocks[0]) == 2:
+        return cast(str, blocks[0]["text"])
+    return blocks
 
 
 def _emit_system(parts: list[Text], cache: list[Wire]) -> str | list[Wire] | None:
@@ -1314,7 +1322,7 @@ class _Block:
 class AnthropicStreamDecoder(StreamDecoder):
     """Anthropic SSE -> IR events. See the module docstring for the index and termination rules."""
 
-    __slots__ = ("_blocks", "_done", "_finished", "_next_index", "_sse", "_started", "_usage")
+    __slots__ = ("_blocks", "_done", "_error", "_finished", "_next_index", "_sse", "_started", "_usage")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._sse = SSEDecoder(max_event_bytes)
@@ -1324,22 +1332,42 @@ class AnthropicStreamDecoder(StreamDecoder):
         self._finished = False
         self._done = False
         self._usage: Wire = {}
+        self._error: MuxError | None = None
 
     def feed(self, data: bytes) -> list[Event]:
+        if self._error is not None:
+            raise self._error
         out: list[Event] = []
-        for sse in self._sse.feed(data):
-            if sse.data and not self._done:
-                self._event(sse.data, out)
+        try:
+            for sse in self._sse.feed(data):
+                if sse.data and not self._done:
+                    self._event(sse.data, out)
+        except MuxError as exc:
+            return self._defer(exc, out)
         return out
 
     def flush(self) -> list[Event]:
+        if self._error is not None:
+            raise self._error
         out: list[Event] = []
-        for sse in self._sse.flush():
-            if sse.data and not self._done:
-                self._event(sse.data, out)
+        try:
+            for sse in self._sse.flush():
+                if sse.data and not self._done:
+                    self._event(sse.data, out)
+        except MuxError as exc:
+            return self._defer(exc, out)
         if not self._done:
             raise StreamTruncated("Anthropic stream ended before message_stop")
         return out
+
+    def _defer(self, error: MuxError, out: list[Event]) -> list[Event]:
+        """Hand out the events decoded before ``error`` in the same chunk (the engine may keep a partial answer),
+        and raise it on the next call; with nothing to hand out, raise now. Either way every split of the input
+        yields the same events, then the error."""
+        self._error = error
+        if out:
+            return out
+        raise error
 
     # ------------------------------------------------------------------ dispatch
     def _event(self, data: bytes, out: list[Event]) -> None:
@@ -1374,7 +1402,8 @@ class AnthropicStreamDecoder(StreamDecoder):
             raise CodecError(f"malformed Anthropic stream: {kind} before message_start")
 
     def _block(self, event: Wire) -> _Block:
-        block = self._blocks.get(event.get("index"))
+        index = event.get("index")
+        block = self._blocks.get(index) if isinstance(index, int) else None
         if block is None:
             raise CodecError(
                 f"malformed Anthropic stream: {event.get('type')} for unknown index {event.get('index')!r}"
@@ -1420,7 +1449,8 @@ class AnthropicStreamDecoder(StreamDecoder):
         index, content = event.get("index"), event.get("content_block")
         if not isinstance(index, int) or not isinstance(content, dict):
             raise CodecError("malformed Anthropic stream: content_block_start needs index and content_block")
-        kind = _BLOCK_KINDS.get(content.get("type"), _IGNORED)
+        type_name = content.get("type")
+        kind = _BLOCK_KINDS.get(type_name, _IGNORED) if isinstance(type_name, str) else _IGNORED
         block = self._blocks[index] = _Block(kind)
         if kind == _TEXT:
             text = content.get("text")
