@@ -27,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import os
@@ -777,6 +778,8 @@ class _Reader:
             where = _format_path((key,), ypath)
             if coerce_numbers and _is_number(value):
                 value = str(value)  # header values such as `X-Version: 2` are text on the wire
+            elif coerce_numbers and isinstance(value, datetime.date):
+                value = value.isoformat()  # `anthropic-version: 2023-06-01` read by a plain yaml.safe_load
             if value == "" and coerce_numbers:
                 self.warnings.append(f"{where}: empty value; ignored")  # llm-mux drops these silently
                 continue
@@ -971,7 +974,8 @@ class _Reader:
                 self._put(out, npath, key.replace("-", "_"), entry[key], f"{ypath}.{key}")
         if "timeouts" in entry:
             timeouts = self._timeouts(entry["timeouts"], f"{ypath}.timeouts", (*npath, "timeouts"), partial=True)
-            self._put(out, npath, "timeouts", timeouts, f"{ypath}.timeouts")
+            if timeouts:  # an override that sets nothing is no override
+                self._put(out, npath, "timeouts", timeouts, f"{ypath}.timeouts")
 
         base_url = entry.get("base-url")
         base = base_url if isinstance(base_url, str) and base_url else DEFAULT_BASE_URLS.get(provider_type, "")
@@ -1043,7 +1047,8 @@ class _Reader:
             self._put(out, npath, "prefill", raw["prefill"], f"{ypath}.prefill")
         if "timeouts" in raw:
             timeouts = self._timeouts(raw["timeouts"], f"{ypath}.timeouts", (*npath, "timeouts"), partial=True)
-            self._put(out, npath, "timeouts", timeouts, f"{ypath}.timeouts")
+            if timeouts:
+                self._put(out, npath, "timeouts", timeouts, f"{ypath}.timeouts")
         return out
 
     # -- structuring
