@@ -164,20 +164,28 @@ class Engine:
         send, receive = trio.open_memory_channel[Batch | Failure](CHANNEL_CAPACITY)
         pool = BytePool(self.config.stream_buffer_bytes)
         meta = StreamMeta()
+        # The consumer's exception is taken out of the nursery and re-raised as itself, so callers catch a
+        # MuxError (not an ExceptionGroup); the producer never raises (it reports through the channel).
+        error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._produce, request, send, pool, meta)
             try:
                 yield EventStream(receive, pool, meta)
+            except BaseException as exc:
+                error = exc
             finally:
                 nursery.cancel_scope.cancel()
                 receive.close()
+        if error is not None:
+            raise error
 
-    async def complete(self, request: Request) -> Response:
-        """Answer ``request`` whole (the upstream is asked not to stream)."""
+    async def complete(self, request: Request, *, meta: StreamMeta | None = None) -> Response:
+        """Answer ``request`` whole (the upstream is asked not to stream). ``meta`` receives which provider and
+        model served it."""
         self._require_entered()
         self.router.require(request.model)
         self.requests += 1
-        meta = StreamMeta()
+        meta = meta if meta is not None else StreamMeta()
         outcome: list[Response] = []
 
         async def attempt(candidate: _Candidate, req: Request) -> None:
@@ -254,23 +262,23 @@ class Engine:
         progress: _Progress,
     ) -> None:
         """Try candidates until one attempt succeeds; raise the error to show the client otherwise."""
-        budget = self.config.request_retry + 1  # attempts for transient errors
+        max_retries = self.config.request_retry  # per model: transient failures retried, and cooldowns waited out
         max_wait = self.config.max_retry_interval
         last_error: MuxError | None = None
         original_error: MuxError | None = None  # the cut that a continuation is repairing
-        transient = 0
         for model in self.router.chain(request.model):
             deployments = self.router.resolve(model)
             if not deployments:
                 continue
             tried: set[tuple[str, int]] = set()
+            retries = 0
             while True:
                 now = trio.current_time()
                 candidate = self._pick(deployments, tried, now)
                 if candidate is None:
                     ready = self._next_available(deployments, now)
-                    if ready is not None and ready - now <= max_wait and transient < budget and ready > now:
-                        transient += 1  # waiting for a cooldown to end spends the retry budget too
+                    if ready is not None and ready - now <= max_wait and retries < max_retries and ready > now:
+                        retries += 1  # waiting for a cooldown to end spends the retry budget too
                         await trio.sleep(ready - now)
                         tried.clear()
                         continue
@@ -285,6 +293,8 @@ class Engine:
                     tried.add((candidate.pool.provider, candidate.credential.index))
                     continue
                 meta.attempts += 1
+                meta.provider = candidate.deployment.provider.name
+                meta.model = candidate.deployment.upstream_model
                 req = request
                 if progress.emitted:
                     built = self._continuation(request, progress)
@@ -318,12 +328,12 @@ class Engine:
                         break
                     tried.add((candidate.pool.provider, candidate.credential.index))
                     if verdict.action is Action.RETRY:
-                        transient += 1
-                        if transient >= budget:
-                            raise
+                        retries += 1
+                        if retries > max_retries:
+                            break  # this model failed for good: on to the fallbacks
                         if self._pick(deployments, tried, trio.current_time()) is None:
                             # Nobody else to ask: wait before asking the same credential again.
-                            delay = verdict.cooldown or backoff(transient, max_wait, self._rng)
+                            delay = verdict.cooldown or backoff(retries, max_wait, self._rng)
                             await trio.sleep(min(delay, max_wait))
                             tried.clear()
                     meta.failovers += 1

@@ -100,6 +100,7 @@ class EventStream:
         self.pool = pool
         self.meta = meta
         self._held = 0
+        self._failure: Failure | None = None
 
     def _release(self) -> None:
         if self._held:
@@ -110,6 +111,8 @@ class EventStream:
         """All events ready now (at least one), or None at the end. Joins batches already waiting, so a writer
         that fell behind catches up with one write."""
         self._release()
+        if self._failure is not None:
+            raise self._failure.error
         try:
             item = await self._receive.receive()
         except trio.EndOfChannel:
@@ -119,6 +122,10 @@ class EventStream:
             try:
                 item = self._receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
+                return events
+            if isinstance(item, Failure):
+                # Deliver what arrived before the failure first; raise it on the next call.
+                self._failure = item
                 return events
             events.extend(self._take(item))
 

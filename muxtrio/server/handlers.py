@@ -27,7 +27,9 @@ from muxtrio.codecs.base import Codec, Format, RequestHints, StreamEncoder, Stre
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config
 from muxtrio.engine.engine import Engine
+from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ErrorKind, MuxError
+from muxtrio.ir.events import UsageUpdate
 from muxtrio.ir.request import Request
 from muxtrio.server.http import Headers, Receive, Scope, Send, read_body, send_whole, watch_disconnect
 
@@ -116,10 +118,11 @@ class Generation:
         ]
 
     async def _complete(self, request: Request, send: Send) -> None:
-        response = await self.engine.complete(request)
+        meta = StreamMeta()
+        response = await self.engine.complete(request, meta=meta)
         self.log.ttfb = time.perf_counter() - self.log.start
         self.log.tokens_in, self.log.tokens_out = response.usage.input_tokens, response.usage.output_tokens
-        self.log.provider = response.model or "-"
+        self.log.provider = meta.provider or "-"
         info = StreamInfo(self.response_id, response.model or request.model, int(time.time()), request)
         body = self.codec.emit_response(response, info)
         self.log.status = 200
@@ -169,7 +172,13 @@ class Generation:
                     if not started:
                         self.log.ttfb = time.perf_counter() - self.log.start
                         await start(encoder)
-                    payload = b"".join([encoder.encode(event) for event in batch])
+                    parts: list[bytes] = []
+                    for event in batch:
+                        parts.append(encoder.encode(event))
+                        if type(event) is UsageUpdate:
+                            self.log.tokens_in = event.usage.input_tokens
+                            self.log.tokens_out = event.usage.output_tokens
+                    payload = b"".join(parts)
                     if payload:
                         await send({"type": "http.response.body", "body": payload, "more_body": True})
                 self.log.provider = events.meta.provider or "-"

@@ -21,6 +21,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from muxtrio.config import Config
 from muxtrio.server.app import MuxApp
@@ -33,7 +34,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.bind = [f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"]
     hc.worker_class = "trio"
     hc.accesslog = None
-    hc.errorlog = None
+    hc.errorlog = logging.getLogger("muxtrio.hypercorn")
     hc.graceful_timeout = config.shutdown_grace
     hc.keep_alive_max_requests = 1_000_000  # SDK clients keep connections for long; don't cut them every 1000
     hc.backlog = 1024
@@ -70,7 +71,8 @@ async def _serve(config: Config, hc: HypercornConfig, sockets: Sockets | None, s
                 log.info("shutting down: draining open streams for up to %gs", config.shutdown_grace)
                 return
 
-    await worker_serve(app, hc, sockets=sockets, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+    wrapped = wrap_app(app, hc.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    await worker_serve(wrapped, hc, sockets=sockets, shutdown_trigger=shutdown_trigger)
 
 
 def _worker(config: Config, sockets: Sockets, stop: EventType) -> None:
