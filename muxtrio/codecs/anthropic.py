@@ -43,7 +43,9 @@ Provider-side choices (see :meth:`AnthropicCodec.emit_request`):
 - With thinking on, ``temperature`` and ``top_k`` are dropped and ``top_p`` is raised to at least 0.95 (Anthropic
   rejects other values with thinking: platform.claude.com/docs/en/build-with-claude/extended-thinking). Thinking is
   dropped when ``tool_choice`` forces a tool (Anthropic rejects the pair; the forced call is the client's contract,
-  thinking only a quality knob). ``temperature`` is clamped to Anthropic's 0..1 range.
+  thinking only a quality knob) and inside a tool loop whose last assistant turn has no signed thinking block (calls
+  made by another provider; Anthropic rejects that history with thinking on). ``output_config.effort`` alone from an
+  Anthropic client stays alone (no thinking object is added). ``temperature`` is clamped to Anthropic's 0..1 range.
 - ``response_format`` json_schema -> ``output_config.format`` (Anthropic structured outputs); ``json_object`` without
   a schema has no Anthropic form -> UNSUPPORTED. ``n > 1`` and ``previous_response_id`` -> UNSUPPORTED. ``seed`` and
   the penalties have no Anthropic knob and are dropped (sampling hints, not contracts). ``service_tier`` passes only
@@ -499,7 +501,7 @@ class _Segment:
 def _segments_of(message: Wire, path: str) -> list[_Segment]:
     role_name = message.get("role")
     if not isinstance(role_name, str) or role_name not in ROLE_TO_IR:
-        raise _bad(f"{path}.role: expected 'user' or 'assistant'", f"{path}.role")
+        raise _bad(f"{path}.role: expected 'user', 'assistant' or 'system'", f"{path}.role")
     role = ROLE_TO_IR[role_name]
     content = message.get("content")
     if isinstance(content, str):
@@ -956,6 +958,9 @@ def _emit_thinking(request: Request, ext: Mapping[str, JSON]) -> Wire | None:
     raw = _raw_object(ext, "thinking")
     if raw is not None and _raw_still_describes(raw, ext, request.thinking):
         return raw
+    if raw is None and _effort_only_from_client(ext, request.thinking):
+        # An Anthropic client that set output_config.effort alone: the effort travels there, thinking stays unset.
+        return None
     budget = budget_for(request.thinking)
     if budget is None:
         return None
@@ -963,6 +968,16 @@ def _emit_thinking(request: Request, ext: Mapping[str, JSON]) -> Wire | None:
         return {"type": "disabled"}
     # Anthropic has no "dynamic" budget for manual thinking: use the default one.
     return {"type": "enabled", "budget_tokens": DEFAULT_THINKING_BUDGET if budget == DYNAMIC_BUDGET else budget}
+
+
+def _effort_only_from_client(ext: Mapping[str, JSON], thinking: Thinking) -> bool:
+    raw_config = _raw_object(ext, "output_config")
+    if raw_config is None:
+        return False
+    try:
+        return thinking == Thinking(effort=_parse_effort(raw_config))
+    except ClientError:
+        return False
 
 
 def _raw_still_describes(raw: Wire, ext: Mapping[str, JSON], thinking: Thinking) -> bool:
@@ -999,6 +1014,35 @@ def _forces_tool(request: Request) -> bool:
     return choice is not None and choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.TOOL)
 
 
+def _unsigned_tool_loop(messages: list[Wire]) -> bool:
+    """Whether the conversation is inside a tool loop (the last assistant turn is answered by tool results) whose
+    assistant turn does not start with a thinking block.
+
+    With thinking on, Anthropic rejects such a history ("Expected `thinking` or `redacted_thinking`, but found
+    `tool_use`": platform.claude.com/docs/en/build-with-claude/extended-thinking#preserving-thinking-blocks). It
+    happens when the calls came from another provider, whose reasoning carries no Anthropic signature.
+    """
+    last = next((k for k in range(len(messages) - 1, -1, -1) if messages[k]["role"] == "assistant"), None)
+    if last is None or last + 1 >= len(messages):
+        return False
+    answer = messages[last + 1]["content"]
+    if isinstance(answer, str) or not any(block.get("type") == "tool_result" for block in answer):
+        return False
+    blocks = messages[last]["content"]
+    return isinstance(blocks, str) or blocks[0].get("type") not in ("thinking", "redacted_thinking")
+
+
+def _thinking_for(request: Request, ext: Mapping[str, JSON], messages: list[Wire]) -> Wire | None:
+    """The thinking object to send, after the combinations Anthropic rejects: a forced tool (the forced call is
+    the client's contract, thinking only a quality knob) and an unsigned tool loop both turn thinking off."""
+    thinking = _emit_thinking(request, ext)
+    if thinking is None or thinking.get("type") == "disabled":
+        return thinking
+    if _forces_tool(request) or _unsigned_tool_loop(messages):
+        return None
+    return thinking
+
+
 def _check_expressible(request: Request) -> None:
     if request.sampling.n is not None and request.sampling.n > 1:
         raise _unsupported("Anthropic returns one answer per request (n > 1)", "n")
@@ -1011,9 +1055,7 @@ def _request_body(request: Request, model: str, *, count_only: bool) -> Wire:
     ext = _anthropic_extensions(request)
     lifted, messages = _emit_messages(request, ext)
     body: Wire = {"model": model}
-    thinking = _emit_thinking(request, ext)
-    if thinking is not None and thinking.get("type") != "disabled" and _forces_tool(request):
-        thinking = None
+    thinking = _thinking_for(request, ext, messages)
     thinking_on = thinking is not None and thinking.get("type") != "disabled"
     if not count_only:
         body["max_tokens"] = _max_tokens(request, thinking)

@@ -775,21 +775,63 @@ FOREIGN_TOOLS_WIRE = [
 ]
 
 
-def test_emit_request_from_another_format_with_thinking() -> None:
+def test_emit_request_from_another_format() -> None:
     body = json.loads(CODEC.emit_request(foreign_request(), target(stream=True)).body)
     assert body == {
         "model": "claude-sonnet-4-5-20250929",
-        "max_tokens": 24576 + 4096,  # effort high = 24576 budget; max_tokens must exceed it
+        "max_tokens": 1000,
         "system": [{"type": "text", "text": "Top system."}, {"type": "text", "text": "Lifted system prompt."}],
         "messages": FOREIGN_MESSAGES_WIRE,
         "tools": FOREIGN_TOOLS_WIRE,
         "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
-        "thinking": {"type": "enabled", "budget_tokens": 24576},
-        "top_p": 0.95,  # raised into the range Anthropic allows with thinking; temperature and top_k dropped
+        # No thinking: the tool loop's assistant turn has no signed thinking block, which Anthropic would reject.
+        "temperature": 1.0,  # clamped to Anthropic's range
+        "top_p": 0.5,
+        "top_k": 10,
         "stop_sequences": ["END"],
         "metadata": {"user_id": "u-1"},
         "service_tier": "standard_only",
         "stream": True,
+    }
+
+
+def test_thinking_from_effort_adjusts_max_tokens_and_sampling() -> None:
+    request = foreign_request(messages=(Message(Role.USER, (Text("hi"),)),))
+    body = json.loads(CODEC.emit_request(request, target()).body)
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 24576}  # effort high
+    assert body["max_tokens"] == 24576 + 4096  # must exceed the budget
+    assert body["top_p"] == 0.95  # raised into the range Anthropic allows with thinking
+    assert "temperature" not in body and "top_k" not in body
+    # A tool loop whose assistant turn starts with a signed thinking block keeps thinking on.
+    signed = foreign_request(
+        messages=(
+            Message(Role.USER, (Text("hi"),)),
+            Message(Role.ASSISTANT, (Reasoning("r", signature="sig"), ToolCall("t1", "lookup", "{}"))),
+            Message(Role.TOOL, (ToolResult("t1", (Text("ok"),)),)),
+        )
+    )
+    assert "thinking" in json.loads(CODEC.emit_request(signed, target()).body)
+    unsigned = dataclasses.replace(signed, messages=(*signed.messages[:1], FOREIGN_MESSAGES[2], FOREIGN_MESSAGES[3]))
+    assert "thinking" not in json.loads(CODEC.emit_request(unsigned, target()).body)
+    # A finished tool exchange followed by a new user question is not a loop: thinking stays.
+    finished = dataclasses.replace(signed, messages=(*unsigned.messages, Message(Role.ASSISTANT, (Text("done"),))))
+    finished = dataclasses.replace(finished, messages=(*finished.messages, Message(Role.USER, (Text("next"),))))
+    assert "thinking" in json.loads(CODEC.emit_request(finished, target()).body)
+
+
+def test_effort_alone_from_an_anthropic_client_adds_no_thinking() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "x"}],
+        "output_config": {"effort": "max"},
+    }
+    wire = json.loads(CODEC.emit_request(parse(body), target()).body)
+    assert wire == {
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 100,
+        "messages": body["messages"],
+        "output_config": {"effort": "max"},
     }
 
 
