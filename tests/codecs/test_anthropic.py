@@ -1275,3 +1275,55 @@ def test_emit_error(error: MuxError, status: int, error_type: str) -> None:
     assert json.loads(body) == {"type": "error", "error": {"type": error_type, "message": error.message}}
     if error_type != "request_too_large":  # documented type, absent from the SDK's error-object union
         BetaErrorResponse.model_validate(json.loads(body))
+
+
+def test_blocks_without_an_ir_form_ride_along_for_anthropic_only() -> None:
+    file_image = {"type": "image", "source": {"type": "file", "file_id": "file_011Img"}}
+    custom_doc = {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "chunk"}]}}
+    search_result = {"type": "search_result", "source": "https://x.test", "title": "t", "content": []}
+    doc_result = {
+        "type": "tool_result",
+        "tool_use_id": "t1",
+        "content": [{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}}],
+    }
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [doc_result, {"type": "text", "text": "see"}, file_image, custom_doc]},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [search_result]},
+        ],
+    }
+    request = parse(body)
+    assert request.messages == (
+        Message(Role.ASSISTANT, (ToolCall("t1", "f", "{}"),)),
+        Message(Role.TOOL, ()),
+        Message(Role.USER, (Text("see"),)),
+        Message(Role.ASSISTANT, (Text("ok"),)),
+        Message(Role.USER, ()),
+    )
+    assert request.extensions["anthropic"]["opaque_blocks"] == [
+        {"message": 1, "part": 0, "block": doc_result},
+        {"message": 2, "part": 1, "block": file_image},
+        {"message": 2, "part": 1, "block": custom_doc},
+        {"message": 4, "part": 0, "block": search_result},
+    ]
+    assert json.loads(CODEC.emit_request(request, target(model="m")).body) == body
+    with pytest.raises(CodecError):
+        require_anthropic_target(request, Format.OPENAI_RESPONSES)
+
+
+def test_encoder_rejects_contract_violations() -> None:
+    encoder = CODEC.new_encoder(info_for())
+    encoder.encode(Start("a", "b"))
+    with pytest.raises(CodecError) as info:
+        encoder.encode(ToolCallDelta(0, "{}"))
+    assert info.value.kind is ErrorKind.INTERNAL
+    with pytest.raises(CodecError):
+        CODEC.new_encoder(info_for()).finish()
+    # A ToolCallEnd for a block that is no longer open writes nothing.
+    encoder.encode(ToolCallStart(0, "c", "f"))
+    encoder.encode(TextDelta(1, "x"))
+    assert encoder.encode(ToolCallEnd(0)) == b""
