@@ -216,8 +216,18 @@ ERROR_CODE_KINDS: dict[str, ErrorKind] = {
 says the prompt was flagged under the usage policy (observed OpenAI wording), else a plain invalid request."""
 
 COUNT_FIELDS = frozenset(
-    {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "reasoning", "text"}
-    | {"previous_response_id", "truncation"}
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "text",
+        "previous_response_id",
+        "truncation",
+    }
 )
 """The fields of a ``create`` body that ``/responses/input_tokens`` accepts (openai-python
 ``InputTokenCountParams``); OpenAI rejects unknown parameters, so sampling, ``store``, ``include``... are left out."""
@@ -248,9 +258,9 @@ def _object(value: Any, param: str) -> dict[str, Any]:
     return value
 
 
-def _array(value: Any, param: str) -> list[Any]:
+def _array(value: Any, param: str, *, or_string: bool = False) -> list[Any]:
     if not isinstance(value, list):
-        raise _invalid(f"`{param}` must be an array", param)
+        raise _invalid(f"`{param}` must be {'a string or ' if or_string else ''}an array", param)
     return value
 
 
@@ -421,7 +431,7 @@ class _History:
         self._assistant_parts().append(part)
 
     def add_tool_signature(self, signature: str) -> None:
-        self._assistant_parts()
+        self._assistant_parts()  # the carrier belongs to this assistant turn, like the call that follows it
         self._tool_signature = signature
 
     def add_tool_call(self, call: ToolCall) -> None:
@@ -457,7 +467,7 @@ def _parse_input(value: Any, system: list[Text]) -> tuple[Message, ...]:
     if isinstance(value, str):
         return (Message(Role.USER, (Text(value),)),)
     history = _History(system)
-    for i, raw in enumerate(_array(value, "input")):
+    for i, raw in enumerate(_array(value, "input", or_string=True)):
         param = f"input[{i}]"
         item = _object(raw, param)
         kind = item.get("type") or "message"  # EasyInputMessage may leave out `type`
@@ -503,7 +513,8 @@ def _parse_function_output_item(item: dict[str, Any], param: str, history: _Hist
         content = (Text(output),) if output else ()
     else:
         content = tuple(
-            _parse_tool_output_part(p, f"{param}.output[{j}]") for j, p in enumerate(_array(output, f"{param}.output"))
+            _parse_tool_output_part(p, f"{param}.output[{j}]")
+            for j, p in enumerate(_array(output, f"{param}.output", or_string=True))
         )
     history.add_tool_result(call_id, content, _opt_string(item, "name", param))
 
@@ -549,7 +560,8 @@ def _reasoning_item_text(item: Mapping[str, Any]) -> str:
 def _parse_content(value: Any, param: str) -> tuple[Part, ...]:
     if isinstance(value, str):
         return (Text(value),)
-    return tuple(_parse_content_part(raw, f"{param}[{j}]") for j, raw in enumerate(_array(value, param)))
+    parts = _array(value, param, or_string=True)
+    return tuple(_parse_content_part(raw, f"{param}[{j}]") for j, raw in enumerate(parts))
 
 
 def _parse_content_part(raw: Any, param: str) -> Part:
@@ -1146,7 +1158,6 @@ def _stream_error(error: Any) -> UpstreamError:
 
 # ------------------------------------------------------------------------------------------------ emit_request
 def _request_body(request: Request, model: str, *, stream: bool) -> dict[str, Any]:
-    _check_expressible(request)
     ext = request.extensions.get(EXT, {})
     store = ext.get("store") is True
     body: dict[str, Any] = {"model": model}
@@ -1650,8 +1661,11 @@ def _parse_response(body: bytes, seed: str) -> Response:
         raise CodecError("OpenAI Responses answer is not a JSON object")
     if obj.get("status") == "failed" or obj.get("error"):
         raise _stream_error(obj.get("error"))
-    if obj.get("status") not in ("completed", "incomplete"):
-        raise CodecError(f"OpenAI Responses answer has status {obj.get('status')!r}, not a finished response")
+    status = obj.get("status")
+    if status is None:
+        obj["status"] = "completed"  # some compatible servers leave it out of finished answers
+    elif status not in ("completed", "incomplete"):
+        raise CodecError(f"OpenAI Responses answer has status {status!r}, not a finished response")
     events = ResponsesStreamDecoder(seed).replay(obj)
     created = obj.get("created_at")
     return accumulate(events, created=int(created) if isinstance(created, int | float) else 0)
@@ -1676,6 +1690,7 @@ class OpenAIResponsesCodec(Codec):
 
     # ------------------------------------------------------------------ provider side
     def emit_request(self, request: Request, target: Target) -> WireRequest:
+        _check_expressible(request)  # counting tokens needs no stop sequences, so only generation checks
         return _wire_request("/responses", _request_body(request, target.model, stream=target.stream), target)
 
     def parse_response(self, body: bytes, seed: str) -> Response:

@@ -361,6 +361,14 @@ def test_parse_response_rejects_failed_and_malformed_bodies() -> None:
         CODEC.parse_response(b'{"id": "resp_1", "status": "in_progress"}', "s")
 
 
+def test_parse_response_without_status_is_a_finished_answer() -> None:
+    body = orjson.loads(fixture("openai_responses/text.json"))
+    del body["status"]
+    assert CODEC.parse_response(orjson.dumps(body), "s") == CODEC.parse_response(
+        fixture("openai_responses/text.json"), "s"
+    )
+
+
 # ------------------------------------------------------------------------------------------------ stream encoder
 RICH_EVENTS: list[Event] = [
     Start("resp_mux123", "gpt-5"),
@@ -1031,6 +1039,12 @@ def test_unsupported_requests(body: dict[str, Any], param: str, fragment: str) -
     assert fragment in info.value.message
 
 
+def test_content_must_be_string_or_array() -> None:
+    with pytest.raises(ClientError, match="must be a string or an array") as info:
+        parse({"model": "m", "input": [{"role": "user", "content": 3}]})
+    assert info.value.param == "input[0].content"
+
+
 def test_bad_json_body() -> None:
     with pytest.raises(ClientError):
         CODEC.parse_request(b"{", RequestHints())
@@ -1266,6 +1280,16 @@ def test_emit_request_without_key_and_thinking_off() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ token counting
+def test_count_request_ignores_generation_only_limits() -> None:
+    request = Request("m", (Message(Role.USER, (Text("x"),)),), sampling=Sampling(stop=("END",), temperature=0.3))
+    wire = CODEC.emit_count_request(request, Target("gpt-5", "k", False))
+    assert wire is not None
+    assert orjson.loads(wire.body) == {
+        "model": "gpt-5",
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]}],
+    }
+
+
 def test_count_tokens_both_sides() -> None:
     wire = CODEC.emit_count_request(FULL_REQUEST, Target("gpt-5", "sk-up", True))
     assert wire is not None
