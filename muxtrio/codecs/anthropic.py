@@ -12,7 +12,10 @@ Invariants:
   (``anthropic/_streaming.py``).
 - The decoder's IR block indices are Anthropic's indices, except that blocks the IR cannot hold (server-tool blocks,
   and text/thinking blocks that never carry content) take no index, so IR indices stay 0, 1, 2... without holes.
-- A provider stream is complete only after ``message_stop``; EOF before it raises :class:`StreamTruncated`.
+- A provider stream is complete only after ``message_stop``; EOF before it raises :class:`StreamTruncated`. An
+  ``error`` event raises :class:`UpstreamError` (malformed bytes :class:`CodecError`); events decoded before it in the
+  same chunk are returned first and the error is raised by the next ``feed``/``flush``, so any split gives the same
+  events and then the error.
 - Reasoning signatures and redacted-thinking data travel byte-exact. A thinking block without a signature cannot be
   sent to Anthropic (it rejects unsigned thinking), so :meth:`AnthropicCodec.emit_request` drops it; an empty
   signature from a client means "none".
