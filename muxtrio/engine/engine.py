@@ -166,12 +166,13 @@ class Engine:
         meta = StreamMeta()
         # The consumer's exception is taken out of the nursery and re-raised as itself, so callers catch a
         # MuxError (not an ExceptionGroup); the producer never raises (it reports through the channel).
-        error: BaseException | None = None
+        # Cancellation stays inside: cancel scopes find Cancelled in groups themselves.
+        error: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._produce, request, send, pool, meta)
             try:
                 yield EventStream(receive, pool, meta)
-            except BaseException as exc:
+            except Exception as exc:
                 error = exc
             finally:
                 nursery.cancel_scope.cancel()

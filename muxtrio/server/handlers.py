@@ -99,6 +99,9 @@ class Generation:
         body = await read_body(receive, scope, self.config.max_request_bytes)
         request = self.codec.parse_request(body, self.hints)
         self.log.model = request.model
+        # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
+        # them in the client's shape; a cancellation by the watcher (client gone) stays inside and ends here.
+        error: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope)
             try:
@@ -108,8 +111,12 @@ class Generation:
                     await self._stream(request, send)
                 else:
                     await self._complete(request, send)
+            except Exception as exc:
+                error = exc
             finally:
                 nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
 
     def _headers(self, content_type: str) -> Headers:
         return [
