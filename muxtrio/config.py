@@ -70,6 +70,7 @@ __all__ = [
     "detect_local_ollama",
     "load_config",
     "parse_config",
+    "redact_headers",
     "redact_url",
 ]
 
@@ -193,10 +194,6 @@ def _is_http_url(value: object) -> bool:
 
 # --------------------------------------------------------------------------------------------------- attrs validators
 _Validator: TypeAlias = "Callable[[Any, attrs.Attribute[Any], Any], None]"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: object) -> bool:
