@@ -239,6 +239,7 @@ UNSUPPORTED_BODY_FIELDS: dict[str, str] = {
 
 REDACTED_MARKER = "muxtrio.redacted:"
 TOOL_SIGNATURE_MARKER = "muxtrio.tool-signature:"
+_FINISHED_WITH_ERROR: dict[str, Any] = {"code": "server_error", "message": "the model stopped with an error"}
 _SUMMARY_SEPARATOR = "\n\n"  # between summary parts when they are joined into one Reasoning text
 _IMAGE_FILE_MIME = "image/*"  # marks a File that is an image referenced by file id
 
@@ -865,7 +866,7 @@ def _emit_response(response: Response, info: StreamInfo) -> bytes:
         output=_output_items(response.parts, _item_base(info.id)),
         usage=response.usage,
         incomplete_reason=reason,
-        error={"code": "server_error", "message": "the model stopped with an error"} if status == "failed" else None,
+        error=_FINISHED_WITH_ERROR if status == "failed" else None,
     )
     return dumps(body)
 
@@ -995,8 +996,7 @@ class ResponsesStreamEncoder(StreamEncoder):
         reason = self._finish.reason if self._finish is not None else FinishReason.STOP
         status, incomplete = FINISH_STATUS[reason]
         if status == "failed":
-            error = {"code": "server_error", "message": "the model stopped with an error"}
-            return out + self._lifecycle("response.failed", status, usage=self._usage, error=error)
+            return out + self._lifecycle("response.failed", status, usage=self._usage, error=_FINISHED_WITH_ERROR)
         event_type = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._lifecycle(event_type, status, usage=self._usage, incomplete_reason=incomplete)
 

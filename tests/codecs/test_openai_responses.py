@@ -583,6 +583,21 @@ def test_sdk_stream_helper_reads_the_encoded_stream() -> None:
     assert final.usage is not None and final.usage.total_tokens == 19
 
 
+def test_sdk_stream_helper_accepts_carrier_items() -> None:
+    client = sdk_client(lambda request: sse_response(encode_stream(RICH_EVENTS)))
+    with client.responses.stream(model="gpt-5", input="x") as stream:
+        assert sum(1 for _ in stream) == 26
+        final = stream.get_final_response()
+    assert [(item.type, item.id) for item in final.output] == [
+        ("reasoning", "rs_mux123_0"),
+        ("reasoning", "rs_mux123_1"),
+        ("message", "msg_mux123_2"),
+        ("reasoning", "rs_mux123_3"),
+        ("function_call", "fc_mux123_4"),
+    ]
+    assert final.output_text == "Hello é"
+
+
 def test_sdk_raises_on_the_encoded_error() -> None:
     error = UpstreamError(ErrorKind.OVERLOADED, "the provider is overloaded")
     body = encode_stream([Start("resp_mux123", "gpt-5"), TextDelta(0, "partial")], error=error)
