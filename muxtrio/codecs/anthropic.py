@@ -1692,6 +1692,9 @@ class AnthropicStreamEncoder(StreamEncoder):
 class AnthropicCodec(Codec):
     format = Format.ANTHROPIC
 
+    def check_target(self, request: Request, target: Format) -> None:
+        require_anthropic_target(request, target)
+
     # ------------------------------------------------------------------ client side
     def parse_request(self, body: bytes, hints: RequestHints) -> Request:
         return parse_request_body(body, hints)

@@ -152,6 +152,12 @@ class Codec(ABC):
         (``Retry-After``, rate-limit resets) are read by the engine, which has a clock; body hints (Gemini
         ``RetryInfo``) are read here into ``retry_after``."""
 
+    def check_target(self, request: Request, target: Format) -> None:
+        """Raise ``CodecError(UNSUPPORTED)`` when ``request``, parsed by this (client) codec, carries something
+        in ``request.extensions[self.format]`` that only this format can run and ``target`` is another provider
+        format (e.g. Anthropic server tools). The engine asks every format present in the extensions."""
+        return None
+
     # ------------------------------------------------------------------ token counting
     def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
         """The provider's native token-count request, or None when the provider has no such endpoint."""

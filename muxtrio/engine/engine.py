@@ -32,7 +32,7 @@ from types import TracebackType
 import httpx2
 import trio
 
-from muxtrio.codecs.base import Codec, Target, WireRequest
+from muxtrio.codecs.base import Codec, Format, Target, WireRequest
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config, ProviderConfig, ProviderType
 from muxtrio.engine.pool import CredentialPool, CredentialState
@@ -60,6 +60,7 @@ from muxtrio.upstream.providers import kind_of
 log = logging.getLogger("muxtrio.engine")
 
 CHANNEL_CAPACITY = 64
+_FORMAT_NAMES = frozenset(f.value for f in Format)
 MAX_ERROR_BODY = 1 << 20
 MAX_RESPONSE_BODY = 256 << 20
 PARTIAL_ANSWER_LIMIT = 1 << 20  # beyond this much answer text, a cut stream is not continued
@@ -268,8 +269,9 @@ class Engine:
         last_error: MuxError | None = None
         original_error: MuxError | None = None  # the cut that a continuation is repairing
         for model in self.router.chain(request.model):
-            deployments = self.router.resolve(model)
+            deployments, unfit = self._fitting(request, self.router.resolve(model))
             if not deployments:
+                last_error = last_error or unfit
                 continue
             tried: set[tuple[str, int]] = set()
             retries = 0
@@ -351,6 +353,25 @@ class Engine:
         if last_error is not None:
             raise last_error
         raise ClientError(ErrorKind.NOT_FOUND, f"model {request.model!r} is not served by this gateway", param="model")
+
+    def _fitting(self, request: Request, deployments: list[Deployment]) -> tuple[list[Deployment], MuxError | None]:
+        """The deployments whose provider format can run what the client's format put in the request's
+        extensions (e.g. Anthropic server tools run on Anthropic only), and the reason for the first refusal."""
+        if not request.extensions:
+            return deployments, None
+        fitting: list[Deployment] = []
+        refusal: MuxError | None = None
+        for deployment in deployments:
+            target = kind_of(deployment.provider.type).format
+            try:
+                for fmt in request.extensions:
+                    if fmt in _FORMAT_NAMES:
+                        get_codec(fmt).check_target(request, target)
+            except MuxError as err:
+                refusal = refusal or err
+                continue
+            fitting.append(deployment)
+        return fitting, refusal
 
     def _judge(self, candidate: _Candidate, err: MuxError) -> Verdict:
         now = trio.current_time()

@@ -155,3 +155,19 @@ async def test_echo_model_streams_on_every_format() -> None:
     assert gem.json()["candidates"][0]["content"]["parts"][0]["text"] == "one two three"
     assert oll.json()["message"]["content"] == "one two three"
     assert resp.json()["output"][0]["content"][0]["text"] == "one two three"
+
+
+async def test_anthropic_server_tools_are_refused_toward_another_format() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "search the web"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
+    }
+    fake = FaultProvider()
+    async with serving(fake_config({"m": "ok"}), {"fake": fake}) as base, httpx2.AsyncClient() as c:
+        r = await c.post(base + "/v1/messages", json=body, headers={"x-api-key": "gw-key"})
+    assert r.status_code == 400
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert "web_search_20250305" in r.json()["error"]["message"]
+    assert fake.seen == []  # refused before any upstream call
