@@ -339,6 +339,26 @@ def _opt_list(obj: Mapping[str, Any], key: str, param: str) -> list[Any] | None:
     raise _invalid(f"`{param}` must be an array", param)
 
 
+# ---------------------------------------------------------------------------------------------------- signatures
+def _signature_of(call: Mapping[str, Any]) -> str | None:
+    """Gemini's thought signature on a tool call, as its OpenAI-compatible endpoint carries it
+    (``extra_content.google.thought_signature``: ai.google.dev/gemini-api/docs/thought-signatures)."""
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
+
+
+def _signature_json(signature: str) -> dict[str, Any]:
+    return {"google": {"thought_signature": signature}}
+
+
+def _takes_signatures(model: str) -> bool:
+    """Whether an upstream model is Gemini, whose OpenAI-compatible endpoint needs tool-call signatures back.
+    Others are not sent them: OpenAI rejects unknown message fields."""
+    return "gemini" in model.lower()
+
+
 # ---------------------------------------------------------------------------------------------------- client request
 def _parse_text_parts(content: Any, param: str) -> tuple[Text, ...]:
     """Content that may only be text: a string or a list of ``text`` parts (system, developer, tool messages)."""
@@ -448,6 +468,7 @@ def _parse_tool_calls(raw: Any, param: str) -> list[Part]:
                 id=_req_str(call, "id", f"{param}[{i}].id"),
                 name=_req_str(function, "name", f"{param}[{i}].function.name"),
                 arguments=arguments,
+                signature=_signature_of(call),
             )
         )
     return calls
@@ -756,8 +777,15 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
     }
 
 
-def _tool_call_json(call: ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+def _tool_call_json(call: ToolCall, *, with_signature: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    if with_signature and call.signature is not None:
+        out["extra_content"] = _signature_json(call.signature)
+    return out
 
 
 def _chat_message_json(parts: tuple[Part, ...]) -> dict[str, Any]:
@@ -851,12 +879,14 @@ class _ChunkEncoder(StreamEncoder):
 class _ChatEncoder(_ChunkEncoder):
     """IR events -> ``chat.completion.chunk`` SSE lines, ending with the optional usage chunk and ``[DONE]``."""
 
-    __slots__ = ("_delta_prefix", "_open_suffix", "_started", "_tool_slots")
+    __slots__ = ("_content_prefix", "_content_suffix", "_delta_prefix", "_open_suffix", "_started", "_tool_slots")
 
     def __init__(self, info: StreamInfo) -> None:
         super().__init__(info, b"chat.completion.chunk")
         self._delta_prefix = self._head + b'"choices":[{"index":0,"delta":'
         self._open_suffix = b',"logprobs":null,"finish_reason":null}]}\n\n'
+        self._content_prefix = self._delta_prefix + b'{"content":'
+        self._content_suffix = b"}" + self._open_suffix
         self._started = False
         # IR part index -> the tool call's position among this answer's calls (the SDK indexes its list by it).
         self._tool_slots: dict[int, int] = {}
@@ -873,12 +903,21 @@ class _ChatEncoder(_ChunkEncoder):
     def encode(self, event: Event) -> bytes:
         match event:
             case TextDelta(text=text):
+                if self._started:  # the hot path: one dumps and two concatenations per token
+                    return self._content_prefix + jsonutil.dumps(text) + self._content_suffix
                 return self._chunk(b'{"content":' + jsonutil.dumps(text) + b"}")
             case ReasoningDelta(text=text):
                 return self._chunk(b'{"reasoning_content":' + jsonutil.dumps(text) + b"}")
-            case ToolCallStart(index=index, id=call_id, name=name):
+            case ToolCallStart(index=index, id=call_id, name=name, signature=signature):
                 slot = self._tool_slots[index] = len(self._tool_slots)
-                call = {"index": slot, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+                call: dict[str, Any] = {
+                    "index": slot,
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
+                if signature is not None:
+                    call["extra_content"] = _signature_json(signature)
                 return self._chunk(b'{"tool_calls":[' + jsonutil.dumps(call) + b"]}")
             case ToolCallDelta(index=index, arguments=arguments):
                 known = self._tool_slots.get(index)
@@ -991,7 +1030,7 @@ def _content_json(parts: list[Part]) -> str | list[dict[str, Any]]:
     return out
 
 
-def _assistant_json(message: Message) -> dict[str, Any]:
+def _assistant_json(message: Message, signatures: bool) -> dict[str, Any]:
     texts: list[Text] = []
     calls: list[dict[str, Any]] = []
     for part in message.parts:
@@ -999,8 +1038,8 @@ def _assistant_json(message: Message) -> dict[str, Any]:
             texts.append(part)
         elif isinstance(part, ToolCall):
             # An empty argument string is not JSON; OpenAI-compatible servers parse it, so send the empty object.
-            call = ToolCall(part.id, part.name, part.arguments or "{}")
-            calls.append(_tool_call_json(call))
+            call = ToolCall(part.id, part.name, part.arguments or "{}", part.signature)
+            calls.append(_tool_call_json(call, with_signature=signatures))
         elif isinstance(part, (Image, File, ToolResult)):
             raise CodecError(
                 f"an assistant message cannot carry {type(part).__name__} parts in OpenAI Chat",
@@ -1021,14 +1060,15 @@ class _MessageWriter:
     and sent in one ``user`` message after the run of tool messages (OpenAI requires every ``tool`` message to follow
     the assistant's ``tool_calls`` directly)."""
 
-    def __init__(self) -> None:
+    def __init__(self, signatures: bool) -> None:
         self.out: list[dict[str, Any]] = []
         self._held_images: list[dict[str, Any]] = []
+        self._signatures = signatures
 
     def write(self, message: Message) -> None:
         if message.role is Role.ASSISTANT:
             self._release_images()
-            self.out.append(_assistant_json(message))
+            self.out.append(_assistant_json(message, self._signatures))
             return
         others: list[Part] = []
         for part in message.parts:
@@ -1140,7 +1180,7 @@ def _sampling_json(body: dict[str, Any], sampling: Sampling, extension: Mapping[
 
 def _request_body(request: Request, target: Target) -> dict[str, Any]:
     extension: Mapping[str, Any] = request.extensions.get(FORMAT_KEY) or {}
-    writer = _MessageWriter()
+    writer = _MessageWriter(signatures=_takes_signatures(target.model))
     if request.system:
         writer.out.append({"role": "system", "content": _text_content(list(request.system))})
     for message in request.messages:
@@ -1298,6 +1338,7 @@ def _response_parts(message: Mapping[str, Any], seed: str) -> tuple[Part, ...]:
                 id=call_id if isinstance(call_id, str) and call_id else tool_call_id(seed, n),
                 name=str(function.get("name") or ""),
                 arguments=_arguments_text(function.get("arguments")),
+                signature=_signature_of(raw),
             )
         )
     return tuple(parts)
@@ -1491,7 +1532,8 @@ class _ChatDecoder(StreamDecoder):
             real_id = (
                 call_id if isinstance(call_id, str) and call_id else tool_call_id(self._seed, len(self._tools) - 1)
             )
-            self._emit(block, ToolCallStart(block.index, real_id, name if isinstance(name, str) else ""), out)
+            start = ToolCallStart(block.index, real_id, name if isinstance(name, str) else "", _signature_of(call))
+            self._emit(block, start, out)
         self._last_tool_key = key
         arguments = _arguments_text(function.get("arguments"))
         if not arguments:

@@ -236,6 +236,22 @@ def test_interleaved_tool_calls_never_interleave_blocks_and_no_done_is_accepted(
     ]
 
 
+GEMINI_SIGNATURE = "CiQBVXGkPMKS4A1HbXNR7xDk0oy1xFPGqOMSJ8KbR3d2Mg8Qd5ESXQFh0x9s"
+
+
+def test_gemini_compat_stream_keeps_the_thought_signature() -> None:
+    events = assert_split_invariant(CODEC, fixture("openai_chat/stream_gemini_compat_signature.sse"))
+    assert events == [
+        Start("YwAeaZ2xJ4y2qtsPqY6Q2Ag", "gemini-3-pro-preview"),
+        TextDelta(0, "Let me check."),
+        ToolCallStart(1, "function-call-11452846063658430436", "get_weather", GEMINI_SIGNATURE),
+        ToolCallDelta(1, '{"city":"Paris"}'),
+        ToolCallEnd(1),
+        UsageUpdate(Usage(input_tokens=60, output_tokens=18, reasoning_tokens=70)),
+        Finish(FinishReason.TOOL_CALLS),  # Gemini says "stop" after a tool call
+    ]
+
+
 @pytest.mark.parametrize(
     ("stream", "answer"),
     [
@@ -1653,3 +1669,62 @@ def test_recorded_fixtures_re_encode_to_sdk_valid_chunks(name: str) -> None:
     for payload in payloads[:-1]:
         ChatCompletionChunk.model_validate(jsonutil.loads(payload))
     assert decode_all(CODEC, out)[1:] == events[1:]  # everything but the Start (new id/model) survives
+
+
+# ==================================================================================================== signatures
+SIGNED_HISTORY = {
+    "model": "gemini-3-pro-preview",
+    "messages": [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "fc-1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    "extra_content": {"google": {"thought_signature": GEMINI_SIGNATURE}},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "fc-1", "content": "18C"},
+    ],
+}
+
+
+def test_client_tool_call_signatures_are_parsed() -> None:
+    request = parse(SIGNED_HISTORY)
+    assert request.messages[1] == Message(
+        Role.ASSISTANT, (ToolCall("fc-1", "get_weather", '{"city":"Paris"}', GEMINI_SIGNATURE),)
+    )
+
+
+def test_signatures_go_upstream_only_to_gemini_models() -> None:
+    request = parse(SIGNED_HISTORY)
+    to_gemini = jsonutil.loads(CODEC.emit_request(request, Target("gemini-3-pro-preview", None, False)).body)
+    assert to_gemini["messages"][1]["tool_calls"][0]["extra_content"] == {
+        "google": {"thought_signature": GEMINI_SIGNATURE}
+    }
+    to_openai = jsonutil.loads(CODEC.emit_request(request, Target("gpt-4o", None, False)).body)
+    assert "extra_content" not in to_openai["messages"][1]["tool_calls"][0]
+    assert CODEC.parse_request(CODEC.emit_request(request, Target("gemini-3-pro-preview", None, False)).body, CHAT) == (
+        request
+    )
+
+
+def test_signatures_reach_chat_clients_in_stream_and_answer() -> None:
+    call = ToolCall("fc-1", "get_weather", "{}", GEMINI_SIGNATURE)
+    response = Response("u", "m", (call,), FinishReason.TOOL_CALLS)
+    body = jsonutil.loads(CODEC.emit_response(response, info_for(chat_request())))
+    ChatCompletion.model_validate(body)
+    assert body["choices"][0]["message"]["tool_calls"][0]["extra_content"] == {
+        "google": {"thought_signature": GEMINI_SIGNATURE}
+    }
+    wire = encode_all(info_for(chat_request(stream=True)), response_events(response))
+    start = jsonutil.loads(sse_payloads(wire)[1])
+    ChatCompletionChunk.model_validate(start)
+    assert start["choices"][0]["delta"]["tool_calls"][0]["extra_content"] == {
+        "google": {"thought_signature": GEMINI_SIGNATURE}
+    }
+    assert accumulate(decode_all(CODEC, wire)).parts == (call,)  # and back through our own decoder
