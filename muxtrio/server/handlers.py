@@ -194,14 +194,23 @@ class Generation:
                     await start(encoder)
                 tail = encoder.finish()
         except MuxError as err:
-            self.log.error = err.message
+            await self._fail(send, err, started, encoder)
+            return
+        except Exception:
             if not started:
-                self.log.status = await send_error(send, self.codec, err, self.log.request_id)
-                return
-            assert encoder is not None
-            await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
+                raise  # the app answers a 500 in the client's shape
+            logging.getLogger("muxtrio.server").exception("unexpected error while streaming")
+            await self._fail(send, internal_error(), started, encoder)
             return
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _fail(self, send: Send, err: MuxError, started: bool, encoder: StreamEncoder | None) -> None:
+        """End the request with ``err``: a real status before any output, the format's error framing after."""
+        self.log.error = err.message
+        if not started or encoder is None:
+            self.log.status = await send_error(send, self.codec, err, self.log.request_id)
+            return
+        await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
 
 
 def new_request_id() -> str:
