@@ -25,7 +25,8 @@ Invariants:
     ``endpoint``          "completions" for the legacy dialect.
     ``reasoning_effort``  the client's raw value when the IR cannot say it exactly ("max" -> XHIGH, "none").
     ``max_tokens_field``  "max_completion_tokens" when the client used it (o-series models reject ``max_tokens``).
-    ``passthrough``       OpenAI-only hints (``_PASSTHROUGH_FIELDS``) re-sent verbatim to an OpenAI-compatible upstream.
+    ``passthrough``       OpenAI-only fields (``_PASSTHROUGH_FIELDS``) re-sent verbatim to OpenAI-compatible upstreams;
+                          ``check_target`` refuses a non-empty ``logit_bias`` toward other provider formats.
 
 What the format cannot express, and what happens (client side / provider side):
 - ``n > 1``: the IR answer has one choice; ``emit_request`` raises UNSUPPORTED, and a decoder that meets a second
@@ -1631,6 +1632,20 @@ class OpenAIChatCodec(Codec):
 
     def new_decoder(self, seed: str) -> StreamDecoder:
         return _ChatDecoder(seed)
+
+    def check_target(self, request: Request, target: Format) -> None:
+        # Of the passthrough fields only logit_bias changes what the model may say (clients ban tokens with it);
+        # the others are hints that another format may go without.
+        if target is Format.OPENAI_CHAT:
+            return
+        extension = request.extensions.get(FORMAT_KEY) or {}
+        passthrough = extension.get("passthrough")
+        if isinstance(passthrough, dict) and passthrough.get("logit_bias"):
+            raise CodecError(
+                f"`logit_bias` cannot be sent to a {target.value} provider",
+                kind=ErrorKind.UNSUPPORTED,
+                param="logit_bias",
+            )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         try:

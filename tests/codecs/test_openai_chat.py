@@ -1728,3 +1728,14 @@ def test_signatures_reach_chat_clients_in_stream_and_answer() -> None:
         "google": {"thought_signature": GEMINI_SIGNATURE}
     }
     assert accumulate(decode_all(CODEC, wire)).parts == (call,)  # and back through our own decoder
+
+
+def test_check_target_refuses_logit_bias_toward_other_formats_only() -> None:
+    request = parse({"model": "m", "messages": USER_X, "logit_bias": {"50256": -100}, "prompt_cache_key": "k"})
+    assert CODEC.check_target(request, Format.OPENAI_CHAT) is None
+    for target in (Format.ANTHROPIC, Format.GEMINI, Format.OLLAMA, Format.OPENAI_RESPONSES):
+        with pytest.raises(CodecError) as info:
+            CODEC.check_target(request, target)
+        assert (info.value.kind, info.value.param) == (ErrorKind.UNSUPPORTED, "logit_bias")
+    hints_only = parse({"model": "m", "messages": USER_X, "logit_bias": {}, "top_k": 3, "store": True})
+    assert CODEC.check_target(hints_only, Format.ANTHROPIC) is None
