@@ -10,8 +10,9 @@ Invariants:
 - The decoder never lets IR blocks interleave (``ir/events.py``): the block that appeared first streams live; blocks
   that appear later are buffered until it is complete. A tool call is complete once a later block exists and its
   arguments parse as JSON (OpenAI streams parallel calls one after another, so they all stream live); otherwise the
-  later blocks are released at the finish. ``Finish`` is held back until ``[DONE]`` (or EOF after a
-  ``finish_reason``) so that the usage chunk, which OpenAI sends after the finish chunk, precedes it.
+  later blocks are released at the finish chunk, which closes every block. ``Finish`` itself is held back until
+  ``[DONE]`` (or EOF after a ``finish_reason``) so that the usage chunk, which OpenAI sends after the finish chunk,
+  precedes it (encoders such as Anthropic's put the usage in their closing event).
 - ``[DONE]`` is recognised only as a whole ``data`` payload. A stream with neither ``[DONE]`` nor a
   ``finish_reason`` raises ``StreamTruncated`` at ``flush()``; one with a ``finish_reason`` but no ``[DONE]`` is
   accepted (some compatible servers close without it).
@@ -40,6 +41,9 @@ What the format cannot express, and what happens (client side / provider side):
 - Images inside tool results: a ``tool`` message takes text only, so the images move to one ``user`` message right
   after the run of ``tool`` messages, each group introduced by a line naming its call id; an image-only result says so
   in its ``tool`` message. ``ToolResult.is_error`` has no field: the result's content is sent as it is.
+- Gemini thought signatures on tool calls travel as ``tool_calls[].extra_content.google.thought_signature`` (the
+  shape of Gemini's OpenAI-compatible endpoint) to and from Chat clients; upstream they are sent to Gemini models
+  only (``_takes_signatures``), since OpenAI rejects unknown message fields.
 - A ``File`` given by URL: UNSUPPORTED (the ``file`` part takes ``file_id`` or ``file_data`` only).
 - ``sampling.top_k`` from other formats is not sent: the official API rejects unknown fields, and it is only a
   sampling hint. A Chat client's own ``top_k``/``min_p``... reach an OpenAI-compatible upstream via ``passthrough``.
