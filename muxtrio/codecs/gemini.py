@@ -37,7 +37,9 @@ Invariants and decisions
   ``RedactedReasoning`` (Anthropic-only data) is not sent to Gemini nor shown to Gemini clients.
 - Toward Gemini clients: the python SDK validates ``thoughtSignature`` as base64 and rejects the whole response
   otherwise, so a signature that is not base64 (from another provider) is wrapped as base64 of ``muxtrio-sig:`` +
-  signature and unwrapped again by ``parse_request`` and the decoder.
+  signature and unwrapped again by ``parse_request`` and the decoder. Thoughts are relayed as ``thought`` parts even
+  when the client left ``includeThoughts`` false: another provider's signature is bound to its thinking text, and
+  the client must be able to send both back.
 - Streams: SSE (``alt=sse``) with CRLF framing, as the API sends it; the JSON-array dialect (no ``alt=sse``) writes
   ``[``, objects separated by ``,\\r\\n``, and ``]``. Neither has a keepalive: a ``: ping`` comment makes the python
   SDK raise (it parses non-``data:`` lines as JSON), and the API never sends one. A mid-stream error is written as a
@@ -45,10 +47,12 @@ Invariants and decisions
   only recognises the bare form (a ``data:`` error would be handed to the caller as an empty answer).
 - Not expressible, and how it is handled: ``n > 1`` / ``candidateCount > 1`` raise UNSUPPORTED (the IR answer has one
   candidate); image output, provider file ids and non-object tool arguments raise UNSUPPORTED; ``executableCode`` /
-  ``codeExecutionResult`` answer parts are shown as fenced text; ``parallel_tool_calls`` and ``Tool.strict`` have no
-  Gemini field and are ignored; Gemini-only request fields (``safetySettings``, ``cachedContent``, built-in tools such
-  as ``googleSearch``, ``allowedFunctionNames``, mode ``VALIDATED``, ``thinkingLevel``, other ``generationConfig``
-  keys) are kept in ``request.extensions["gemini"]`` and only this codec sends them on.
+  ``codeExecutionResult`` answer parts are shown as fenced text; ``parallel_tool_calls``, ``Tool.strict``,
+  ``Image.detail`` and ``File.filename`` are hints without a Gemini field and are ignored; an http(s) image or file
+  URL is sent as ``fileData`` (Gemini fetches Google-hosted URIs; it may reject others); Gemini-only request fields
+  (``safetySettings``, ``cachedContent``, built-in tools such as ``googleSearch``, ``allowedFunctionNames``, mode
+  ``VALIDATED``, ``thinkingLevel``, other ``generationConfig`` keys) are kept in ``request.extensions["gemini"]``
+  and only this codec sends them on.
 """
 
 from __future__ import annotations
