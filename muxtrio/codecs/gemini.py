@@ -1,8 +1,8 @@
 """Gemini ``generateContent`` / ``streamGenerateContent`` / ``countTokens`` (API-key flavour, ``v1beta``), both ways.
 
 Client side: Gemini clients (google-genai SDKs, Gemini CLI) talk to muxtrio. Provider side: muxtrio talks to
-``https://generativelanguage.googleapis.com``. Pure: no IO, clocks or randomness; ids come from ``StreamInfo``/``seed``.
-JSON goes through :mod:`muxtrio.wire.jsonutil` (orjson).
+``https://generativelanguage.googleapis.com``. Pure: no IO, clocks or randomness (never imports trio, httpx, socket,
+time, random or uuid); ids come from ``StreamInfo``/``seed``; JSON goes through :mod:`muxtrio.wire.jsonutil` (orjson).
 
 Invariants and decisions
 - Casing: the REST API accepts lowerCamel and snake_case field names, and the google-genai SDK mixes them in one body
