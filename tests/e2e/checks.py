@@ -1,0 +1,144 @@
+"""Assertions on what the fake providers received: the gateway's translated request in each provider's own format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import CLIENT_KEY, provider_key
+from tests.e2e.fakes import TOOL_IDS, Seen, _text_of
+
+
+def user_text(api: str, body: Any) -> str:
+    """All user-authored text of a provider request, in order."""
+    out: list[str] = []
+    if api in ("openai", "anthropic", "ollama"):
+        for message in body.get("messages") or []:
+            if message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list):
+                    content = [b for b in content if b.get("type") == "text"]
+                out.append(_text_of(content))
+    elif api == "responses":
+        items = body.get("input")
+        if isinstance(items, str):
+            out.append(items)
+        for item in items if isinstance(items, list) else []:
+            if item.get("role") == "user":
+                out.append(_text_of(item.get("content")))
+    elif api == "gemini":
+        for content in body.get("contents") or []:
+            if content.get("role", "user") == "user":
+                out.append("".join(p.get("text", "") for p in content.get("parts", [])))
+    return "".join(out)
+
+
+def check_request(upstream: str, seen: Seen, *, behaviour: str, stream: bool, prompt: str | None = None) -> None:
+    """The request is in ``upstream``'s format, at its path, with its provider key (never the client's key), for the
+    bare upstream model name, asking to stream exactly when ``stream``."""
+    body = seen.body
+    assert isinstance(body, dict), seen.raw[:200]
+    assert seen.method == "POST"
+    key = provider_key(upstream)
+    if upstream == "openai":
+        assert seen.path == "/v1/chat/completions"
+        assert seen.headers.get("authorization") == f"Bearer {key}"
+        assert body["model"] == behaviour
+        assert body.get("stream", False) is stream
+    elif upstream == "responses":
+        assert seen.path == "/v1/responses"
+        assert seen.headers.get("authorization") == f"Bearer {key}"
+        assert body["model"] == behaviour
+        assert body.get("stream", False) is stream
+    elif upstream == "anthropic":
+        assert seen.path == "/v1/messages"
+        assert seen.headers.get("x-api-key") == key
+        assert seen.headers.get("anthropic-version"), "Anthropic requires the anthropic-version header"
+        assert body["model"] == behaviour
+        assert isinstance(body.get("max_tokens"), int) and body["max_tokens"] > 0
+        assert body.get("stream", False) is stream
+    elif upstream == "gemini":
+        action = "streamGenerateContent" if stream else "generateContent"
+        assert seen.path == f"/v1beta/models/{behaviour}:{action}"
+        assert key in (seen.headers.get("x-goog-api-key"), seen.query.get("key"))
+        if stream:
+            assert seen.query.get("alt") == "sse"
+        assert "model" not in body or body["model"].removeprefix("models/") == behaviour
+        assert isinstance(body.get("contents"), list)
+    elif upstream == "ollama":
+        assert seen.path == "/api/chat"
+        assert body["model"] == behaviour
+        assert body.get("stream", True) is stream  # Ollama streams when "stream" is absent
+    else:
+        raise AssertionError(upstream)
+    assert CLIENT_KEY.encode() not in seen.raw, "the client's gateway key leaked upstream"
+    assert all(CLIENT_KEY not in v for v in seen.headers.values()), "the client's gateway key leaked upstream"
+    if prompt is not None:
+        assert prompt in user_text(upstream, body)
+
+
+def thinking_requested(upstream: str, body: dict[str, Any]) -> bool:
+    """Whether the provider request turns thinking/reasoning on, in that provider's own terms."""
+    if upstream == "openai":
+        return body.get("reasoning_effort") not in (None, "none")
+    if upstream == "responses":
+        return (body.get("reasoning") or {}).get("effort") not in (None, "none")
+    if upstream == "anthropic":
+        return (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+    if upstream == "gemini":
+        config = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        return bool(config.get("includeThoughts"))
+    if upstream == "ollama":
+        return body.get("think") not in (None, False)
+    raise AssertionError(upstream)
+
+
+def check_tool_result(upstream: str, seen: Seen, result: str, *, provider_ids: bool) -> None:
+    """The second turn carries the assistant's tool call and the tool result, linked as ``upstream`` links them.
+
+    ``provider_ids``: the client kept the provider's tool-call id, so the provider must get its own id back; a
+    client format without ids (Ollama) gets ids from the gateway, which must then link call and result consistently.
+    """
+    body = seen.body
+    assert isinstance(body, dict)
+    if upstream == "openai":
+        call, reply = body["messages"][-2], body["messages"][-1]
+        assert call["role"] == "assistant" and [c["function"]["name"] for c in call["tool_calls"]] == ["get_weather"]
+        call_id = call["tool_calls"][0]["id"]
+        assert reply["role"] == "tool" and reply["tool_call_id"] == call_id
+        assert call_id == TOOL_IDS["openai"] or (not provider_ids and call_id)
+        assert result in _text_of(reply["content"])
+    elif upstream == "responses":
+        items = body["input"]
+        calls = [i for i in items if i.get("type") == "function_call"]
+        outputs = [i for i in items if i.get("type") == "function_call_output"]
+        assert [c["name"] for c in calls] == ["get_weather"]
+        call_id = calls[0]["call_id"]
+        assert [o["call_id"] for o in outputs] == [call_id]
+        assert call_id == TOOL_IDS["responses"] or (not provider_ids and call_id)
+        assert result in _text_of(outputs[0]["output"])
+    elif upstream == "anthropic":
+        call, reply = body["messages"][-2], body["messages"][-1]
+        uses = [b for b in call["content"] if b.get("type") == "tool_use"]
+        assert call["role"] == "assistant" and [u["name"] for u in uses] == ["get_weather"]
+        assert uses[0]["input"] == {"city": "Paris"}
+        call_id = uses[0]["id"]
+        results = [b for b in reply["content"] if b.get("type") == "tool_result"]
+        assert reply["role"] == "user" and [r["tool_use_id"] for r in results] == [call_id]
+        assert call_id == TOOL_IDS["anthropic"] or (not provider_ids and call_id)
+        assert result in _text_of(results[0].get("content"))
+    elif upstream == "gemini":
+        call, reply = body["contents"][-2], body["contents"][-1]
+        calls = [p["functionCall"] for p in call["parts"] if "functionCall" in p]
+        assert call["role"] == "model" and [c["name"] for c in calls] == ["get_weather"]
+        assert calls[0]["args"] == {"city": "Paris"}
+        responses = [p["functionResponse"] for p in reply["parts"] if "functionResponse" in p]
+        assert [r["name"] for r in responses] == ["get_weather"]
+        assert result in _text_of(responses[0]["response"])
+    elif upstream == "ollama":
+        call, reply = body["messages"][-2], body["messages"][-1]
+        assert call["role"] == "assistant"
+        assert [c["function"]["name"] for c in call["tool_calls"]] == ["get_weather"]
+        assert call["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
+        assert reply["role"] == "tool" and result in _text_of(reply["content"])
+    else:
+        raise AssertionError(upstream)

@@ -1,0 +1,468 @@
+"""One adapter per official SDK, so the matrix tests can say the same thing to every client format.
+
+Each adapter wraps the SDK's *sync* client (``openai.OpenAI`` for Chat Completions and for Responses,
+``anthropic.Anthropic``, ``google.genai.Client``, ``ollama.Client``), pointed at the gateway, with the SDK's own retries
+off (a 429 must surface, not be retried by the client). ``ask`` sends one turn, streamed or not, and reads the answer
+with the SDK's own types into an :class:`Answer`: text, the client's *own* reasoning field (Chat
+``reasoning_content``, Responses reasoning summary, Anthropic ``thinking`` block, Gemini ``thought`` parts, Ollama
+``thinking``), the signature where the format has one, tool calls, and how the stream ended. ``after_tool`` extends the
+conversation with the assistant's tool call and the tool result, as that SDK's users write it.
+
+``error_status(exc)`` checks that an exception is the SDK's own class for HTTP errors and returns
+``(status, retry_after)``; the SDK-specific class for 401/429 is asserted by the tests through ``RATE_LIMIT`` and
+``AUTH`` below.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import ollama
+import openai
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as gtypes
+
+PROMPT = "Say hello"
+TOOL_PROMPT = "What is the weather in Paris?"
+TOOL_RESULT = "sunny, 21 C"
+TOOL_NAME = "get_weather"
+TOOL_DESCRIPTION = "Current weather in a city"
+TOOL_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+TIMEOUT_S = 30.0
+
+
+@dataclass
+class Call:
+    id: str | None
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class Answer:
+    text: str = ""
+    reasoning: str = ""
+    signature: str | bytes | None = None
+    tool_calls: list[Call] = field(default_factory=list)
+    finish: str | None = None
+    chunks: int = 0  # content-bearing stream events the SDK yielded
+    model: str = ""
+    raw: Any = None  # what after_tool needs (the assistant turn as the SDK returned it)
+
+
+class Adapter:
+    name = ""
+
+    def start(self, prompt: str = PROMPT) -> list[Any]:
+        raise NotImplementedError
+
+    def ask(
+        self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
+    ) -> Answer:
+        raise NotImplementedError
+
+    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def tool_round_trip(self, model: str, *, stream: bool) -> tuple[Answer, Answer]:
+        messages = self.start(TOOL_PROMPT)
+        first = self.ask(model, messages, stream=stream, tools=True)
+        if not first.tool_calls:
+            return first, Answer()
+        final = self.ask(model, self.after_tool(messages, first, TOOL_RESULT), stream=stream, tools=True)
+        return first, final
+
+
+# ----------------------------------------------------------------------------------------------------- OpenAI Chat
+class OpenAIChat(Adapter):
+    name = "openai-chat"
+
+    def __init__(self, url: str, key: str) -> None:
+        self.client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def start(self, prompt: str = PROMPT) -> list[Any]:
+        return [{"role": "user", "content": prompt}]
+
+    def _kwargs(self, model: str, messages: list[Any], think: bool, tools: bool) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": 512}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "function": {
+                "name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": TOOL_SCHEMA}}]
+        if think:
+            kwargs["reasoning_effort"] = "medium"
+        return kwargs
+
+    def ask(
+        self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
+    ) -> Answer:
+        kwargs = self._kwargs(model, messages, think, tools)
+        if not stream:
+            r = self.client.chat.completions.create(**kwargs)
+            m = r.choices[0].message
+            return Answer(
+                text=m.content or "",
+                reasoning=getattr(m, "reasoning_content", None) or "",
+                tool_calls=[Call(t.id, t.function.name, json.loads(t.function.arguments)) for t in m.tool_calls or []],
+                finish=r.choices[0].finish_reason,
+                model=r.model,
+            )
+        answer = Answer()
+        calls: dict[int, dict[str, str]] = {}
+        with self.client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        ) as events:
+            for chunk in events:
+                answer.model = chunk.model
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    if delta.content:
+                        answer.text += delta.content
+                        answer.chunks += 1
+                    reasoning = getattr(delta, "reasoning_content", None)
+                    if reasoning:
+                        answer.reasoning += reasoning
+                        answer.chunks += 1
+                    for tc in delta.tool_calls or []:
+                        call = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        call["id"] = tc.id or call["id"]
+                        if tc.function is not None:
+                            call["name"] = tc.function.name or call["name"]
+                            call["arguments"] += tc.function.arguments or ""
+                        answer.chunks += 1
+                    if choice.finish_reason:
+                        answer.finish = choice.finish_reason
+        answer.tool_calls = [Call(c["id"], c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())]
+        return answer
+
+    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        call = answer.tool_calls[0]
+        return [
+            *messages,
+            {"role": "assistant", "content": answer.text or None, "tool_calls": [
+                {"id": call.id, "type": "function",
+                 "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}]},
+            {"role": "tool", "tool_call_id": call.id, "content": result},
+        ]
+
+
+# ----------------------------------------------------------------------------------------------------- OpenAI Responses
+CONTENT_EVENTS = (
+    "response.output_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.function_call_arguments.delta",
+)
+
+
+class OpenAIResponses(Adapter):
+    name = "openai-responses"
+
+    def __init__(self, url: str, key: str) -> None:
+        self.client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def start(self, prompt: str = PROMPT) -> list[Any]:
+        return [{"role": "user", "content": prompt}]
+
+    def ask(
+        self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
+    ) -> Answer:
+        kwargs: dict[str, Any] = {"model": model, "input": messages, "max_output_tokens": 512, "store": False}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "name": TOOL_NAME, "description": TOOL_DESCRIPTION,
+                                "parameters": TOOL_SCHEMA, "strict": False}]
+        if think:
+            kwargs["reasoning"] = {"effort": "medium", "summary": "auto"}
+            kwargs["include"] = ["reasoning.encrypted_content"]
+        if not stream:
+            return self._read(self.client.responses.create(**kwargs))
+        answer = Answer()
+        final = None
+        with self.client.responses.create(**kwargs, stream=True) as events:
+            for event in events:
+                if event.type in CONTENT_EVENTS:
+                    answer.chunks += 1
+                elif event.type in ("response.completed", "response.incomplete", "response.failed"):
+                    final = event.response
+                    answer.finish = event.type
+        if final is not None:
+            read = self._read(final)
+            read.chunks, read.finish = answer.chunks, answer.finish
+            return read
+        return answer
+
+    def _read(self, response: Any) -> Answer:
+        answer = Answer(model=response.model, finish=response.status, raw=response.output)
+        for item in response.output:
+            if item.type == "message":
+                answer.text += "".join(c.text for c in item.content if c.type == "output_text")
+            elif item.type == "reasoning":
+                answer.reasoning += "".join(s.text for s in item.summary or [])
+                if item.encrypted_content:
+                    answer.signature = item.encrypted_content
+            elif item.type == "function_call":
+                answer.tool_calls.append(Call(item.call_id, item.name, json.loads(item.arguments)))
+        return answer
+
+    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        items: list[Any] = list(messages)
+        for item in answer.raw or []:
+            if item.type == "function_call":
+                items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
+                              "arguments": item.arguments})
+        call = answer.tool_calls[0]
+        items.append({"type": "function_call_output", "call_id": call.id, "output": result})
+        return items
+
+
+# ----------------------------------------------------------------------------------------------------- Anthropic
+class Anthropic(Adapter):
+    name = "anthropic"
+
+    def __init__(self, url: str, key: str) -> None:
+        self.client = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=TIMEOUT_S)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def start(self, prompt: str = PROMPT) -> list[Any]:
+        return [{"role": "user", "content": prompt}]
+
+    def kwargs(self, model: str, messages: list[Any], think: bool, tools: bool) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": model, "max_tokens": 2048, "messages": messages}
+        if tools:
+            kwargs["tools"] = [{"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": TOOL_SCHEMA}]
+        if think:
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+        return kwargs
+
+    def ask(
+        self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
+    ) -> Answer:
+        kwargs = self.kwargs(model, messages, think, tools)
+        if not stream:
+            return self.read(self.client.messages.create(**kwargs))
+        chunks = 0
+        with self.client.messages.stream(**kwargs) as events:
+            for event in events:
+                if event.type == "content_block_delta":
+                    chunks += 1
+            message = events.get_final_message()
+        answer = self.read(message)
+        answer.chunks = chunks
+        return answer
+
+    @staticmethod
+    def read(message: Any) -> Answer:
+        answer = Answer(model=message.model, finish=message.stop_reason, raw=message.content)
+        for block in message.content:
+            if block.type == "text":
+                answer.text += block.text
+            elif block.type == "thinking":
+                answer.reasoning += block.thinking
+                answer.signature = block.signature
+            elif block.type == "tool_use":
+                answer.tool_calls.append(Call(block.id, block.name, dict(block.input)))
+        return answer
+
+    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        call = answer.tool_calls[0]
+        content = [b.model_dump(exclude_none=True) for b in answer.raw]
+        return [
+            *messages,
+            {"role": "assistant", "content": content},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": result}]},
+        ]
+
+
+# ----------------------------------------------------------------------------------------------------- Gemini
+class Gemini(Adapter):
+    name = "gemini"
+
+    def __init__(self, url: str, key: str) -> None:
+        self.client = genai.Client(
+            api_key=key,
+            http_options=gtypes.HttpOptions(base_url=url, api_version="v1beta", timeout=int(TIMEOUT_S * 1000)),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def start(self, prompt: str = PROMPT) -> list[Any]:
+        return [gtypes.Content(role="user", parts=[gtypes.Part(text=prompt)])]
+
+    @staticmethod
+    def config(think: bool, tools: bool) -> gtypes.GenerateContentConfig:
+        config = gtypes.GenerateContentConfig(
+            max_output_tokens=512,
+            automatic_function_calling=gtypes.AutomaticFunctionCallingConfig(disable=True),
+        )
+        if tools:
+            config.tools = [gtypes.Tool(function_declarations=[gtypes.FunctionDeclaration(
+                name=TOOL_NAME, description=TOOL_DESCRIPTION, parameters_json_schema=TOOL_SCHEMA)])]
+        if think:
+            config.thinking_config = gtypes.ThinkingConfig(include_thoughts=True, thinking_budget=1024)
+        return config
+
+    def ask(
+        self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
+    ) -> Answer:
+        config = self.config(think, tools)
+        if not stream:
+            response = self.client.models.generate_content(model=model, contents=messages, config=config)
+            answer = Answer(model=response.model_version or "")
+            self._read(answer, response)
+            return answer
+        answer = Answer(raw=[])
+        for chunk in self.client.models.generate_content_stream(model=model, contents=messages, config=config):
+            answer.model = chunk.model_version or answer.model
+            if self._read(answer, chunk):
+                answer.chunks += 1
+        return answer
+
+    @staticmethod
+    def _read(answer: Answer, response: Any) -> bool:
+        if answer.raw is None:
+            answer.raw = []
+        got = False
+        for candidate in response.candidates or []:
+            if candidate.finish_reason is not None:
+                answer.finish = str(candidate.finish_reason.value)
+            for part in (candidate.content.parts if candidate.content else None) or []:
+                answer.raw.append(part)
+                if part.thought_signature:
+                    answer.signature = part.thought_signature
+                if part.function_call is not None:
+                    fc = part.function_call
+                    answer.tool_calls.append(Call(fc.id, fc.name or "", dict(fc.args or {})))
+                    got = True
+                elif part.text:
+                    if part.thought:
+                        answer.reasoning += part.text
+                    else:
+                        answer.text += part.text
+                    got = True
+        return got
+
+    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        call = answer.tool_calls[0]
+        response = gtypes.Part.from_function_response(name=call.name, response={"result": result})
+        if call.id:
+            assert response.function_response is not None
+            response.function_response.id = call.id
+        return [
+            *messages,
+            gtypes.Content(role="model", parts=list(answer.raw)),
+            gtypes.Content(role="user", parts=[response]),
+        ]
+
+
+# ----------------------------------------------------------------------------------------------------- Ollama
+class Ollama(Adapter):
+    name = "ollama"
+
+    def __init__(self, url: str, key: str) -> None:
+        # The ollama client sends no key of its own: the gateway's key goes in a header, as Open WebUI does.
+        self.client = ollama.Client(host=url, headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT_S)
+
+    def close(self) -> None:
+        self.client._client.close()
+
+    def start(self, prompt: str = PROMPT) -> list[Any]:
+        return [{"role": "user", "content": prompt}]
+
+    def ask(
+        self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
+    ) -> Answer:
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "options": {"num_predict": 512}}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "function": {
+                "name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": TOOL_SCHEMA}}]
+        if think:
+            kwargs["think"] = True
+        if not stream:
+            r = self.client.chat(**kwargs, stream=False)
+            answer = Answer(model=r.model or "", finish=r.done_reason)
+            self._read(answer, r.message)
+            return answer
+        answer = Answer()
+        for part in self.client.chat(**kwargs, stream=True):
+            answer.model = part.model or answer.model
+            if self._read(answer, part.message):
+                answer.chunks += 1
+            if part.done:
+                answer.finish = part.done_reason
+        return answer
+
+    @staticmethod
+    def _read(answer: Answer, message: Any) -> bool:
+        got = False
+        if message.content:
+            answer.text += message.content
+            got = True
+        if message.thinking:
+            answer.reasoning += message.thinking
+            got = True
+        for tc in message.tool_calls or []:
+            answer.tool_calls.append(Call(None, tc.function.name, dict(tc.function.arguments)))
+            got = True
+        return got
+
+    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        call = answer.tool_calls[0]
+        return [
+            *messages,
+            {"role": "assistant", "content": answer.text,
+             "tool_calls": [{"function": {"name": call.name, "arguments": call.arguments}}]},
+            {"role": "tool", "content": result, "tool_name": call.name},
+        ]
+
+
+ADAPTERS: dict[str, type[Adapter]] = {
+    a.name: a for a in (OpenAIChat, OpenAIResponses, Anthropic, Gemini, Ollama)
+}
+CLIENT_NAMES = tuple(ADAPTERS)
+
+# The SDK's own exception class for a 429 and a 401.
+RATE_LIMIT: dict[str, type[BaseException]] = {
+    "openai-chat": openai.RateLimitError,
+    "openai-responses": openai.RateLimitError,
+    "anthropic": anthropic.RateLimitError,
+    "gemini": genai_errors.ClientError,
+    "ollama": ollama.ResponseError,
+}
+AUTH: dict[str, type[BaseException]] = {
+    "openai-chat": openai.AuthenticationError,
+    "openai-responses": openai.AuthenticationError,
+    "anthropic": anthropic.AuthenticationError,
+    "gemini": genai_errors.ClientError,
+    "ollama": ollama.ResponseError,
+}
+
+
+def error_status(exc: BaseException) -> tuple[int, str | None]:
+    """The HTTP status an SDK exception carries, and the ``Retry-After`` it saw (None where the SDK hides it)."""
+    if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
+        return exc.status_code, exc.response.headers.get("retry-after")
+    if isinstance(exc, genai_errors.APIError):
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None) or {}
+        return exc.code, headers.get("retry-after")
+    if isinstance(exc, ollama.ResponseError):
+        return exc.status_code, None
+    raise AssertionError(f"not an SDK HTTP error: {exc!r}")
+
+
+def make(name: str, url: str, key: str) -> Adapter:
+    return ADAPTERS[name](url, key)
