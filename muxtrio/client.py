@@ -392,7 +392,7 @@ def _tool_from_json(value: Any, path: str) -> Tool:
     return Tool(
         name=_str(obj, "name", path),
         description=_opt_str(obj, "description", path),
-        parameters=cast(JSONObject | None, parameters),
+        parameters=cast("JSONObject | None", parameters),
         strict=_opt_bool(obj, "strict", path),
     )
 
@@ -454,7 +454,7 @@ def _response_format_from_json(value: Any) -> ResponseFormat | None:
         raise _invalid(f"`{path}.schema` must be an object", f"{path}.schema")
     return ResponseFormat(
         type=_enum(ResponseFormatType, obj.get("type"), f"{path}.type"),
-        schema=cast(JSONObject | None, schema),
+        schema=cast("JSONObject | None", schema),
         name=_opt_str(obj, "name", path),
         strict=_opt_bool(obj, "strict", path),
     )
@@ -476,7 +476,7 @@ def _extensions(value: Any) -> dict[str, JSONObject]:
     obj = _obj(value, "body.extensions")
     for key, item in obj.items():
         _obj(item, f"body.extensions.{key}")
-    return cast(dict[str, JSONObject], obj)
+    return cast("dict[str, JSONObject]", obj)
 
 
 # ------------------------------------------------------------------------------------------------ readers
