@@ -50,7 +50,7 @@ from muxtrio.errors import (
 )
 from muxtrio.ir.accumulate import Accumulator
 from muxtrio.ir.events import Event, Finish, Start, TextDelta, UsageUpdate
-from muxtrio.ir.request import Message, Request, Role, Text, Thinking
+from muxtrio.ir.request import Message, Request, Role, Text, Thinking, has_signatures, without_signatures
 from muxtrio.ir.response import Response, Usage
 from muxtrio.ir.tokens import estimate_tokens
 from muxtrio.upstream.client import ClientSettings, UpstreamClient, UpstreamResponse
@@ -326,6 +326,11 @@ class Engine:
                         raise original_error from None
                     last_error = err
                     if verdict.action is Action.FAIL:
+                        if _rejects_signatures(err) and has_signatures(request):
+                            # The history carries another provider's signatures: retry once without them.
+                            request = without_signatures(request)
+                            meta.notes.append("retried without reasoning signatures the provider rejected")
+                            continue
                         raise
                     if verdict.action is Action.NEXT_MODEL:
                         break
@@ -591,6 +596,13 @@ def _wall_clock() -> float:
     import time
 
     return time.time()
+
+
+def _rejects_signatures(err: MuxError) -> bool:
+    """A provider's 400 about reasoning signatures it cannot verify (Anthropic "Invalid `signature` in
+    `thinking` block", Gemini "Corrupted thought signature")."""
+    message = err.message.lower()
+    return err.kind is ErrorKind.INVALID_REQUEST and ("signature" in message or "redacted_thinking" in message)
 
 
 def _usage_or_estimate(usage: Usage, text: str) -> Usage:

@@ -12,7 +12,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -199,3 +199,31 @@ class Request:
     service_tier: str | None = None
     previous_response_id: str | None = None
     extensions: Mapping[str, JSONObject] = field(default_factory=dict)
+
+
+def has_signatures(request: Request) -> bool:
+    """Whether the conversation carries opaque provider data (reasoning signatures, redacted thinking, signed
+    tool calls) that only the provider which produced it can verify."""
+    return any(
+        isinstance(part, RedactedReasoning) or (isinstance(part, Reasoning | ToolCall) and part.signature)
+        for message in request.messages
+        for part in message.parts
+    )
+
+
+def without_signatures(request: Request) -> Request:
+    """The request with that opaque data removed: reasoning and redacted reasoning dropped from the history, tool
+    calls kept without their signatures, messages left empty removed. Used when a provider rejects signatures that
+    another provider made (a conversation that moved between providers)."""
+    messages: list[Message] = []
+    for message in request.messages:
+        parts: list[Part] = []
+        for part in message.parts:
+            if isinstance(part, Reasoning | RedactedReasoning):
+                continue
+            if isinstance(part, ToolCall) and part.signature:
+                part = ToolCall(part.id, part.name, part.arguments)
+            parts.append(part)
+        if parts:
+            messages.append(Message(message.role, tuple(parts), message.name))
+    return replace(request, messages=tuple(messages))

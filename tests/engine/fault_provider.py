@@ -5,7 +5,8 @@ Faults are chosen by the *upstream model name* the engine sends, so one provider
 reset before headers), ``silent`` (never answers), ``slow<N>`` (first token after N s), ``cut<N>`` (connection
 dies after N tokens), ``stall<N>`` (stops after N tokens, connection open), ``malformed<N>`` (garbage after N
 tokens), ``noterm<N>`` (clean EOF after N tokens without finish or [DONE]), ``ctx`` (400 context length),
-``filter`` (400 content filter), ``down<N>`` (503 for the first N requests, then OK), ``big<N>`` (N KB of tokens).
+``filter`` (400 content filter), ``sig`` (400 rejecting reasoning signatures, first request only),
+``down<N>`` (503 for the first N requests, then OK), ``big<N>`` (N KB of tokens).
 
 It uses only trio primitives, so it runs under ``MockClock(autojump_threshold=0)``. It records every request
 (time, model, messages) and whether each response body was closed by the client (``closed``).
@@ -96,6 +97,8 @@ class FaultProvider(httpx2.AsyncBaseTransport):
             await trio.sleep_forever()
         if name == "ctx":
             return error_response(400, "This model's maximum context length is 8192 tokens", "context_length_exceeded")
+        if name == "sig" and n == 1:
+            return error_response(400, "messages.1.content.0: Invalid `signature` in `thinking` block")
         if name == "filter":
             return error_response(400, "content policy", "content_filter")
         if not body.get("stream"):

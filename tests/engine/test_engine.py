@@ -328,3 +328,44 @@ async def test_keys_never_appear_in_statistics(autojump_clock: trio.testing.Mock
         with pytest.raises(MuxError):
             await collect(engine, ask("m"))
         assert "secret" not in repr(engine.statistics())
+
+
+async def test_rejected_foreign_signatures_are_dropped_and_retried_once(autojump_clock: trio.testing.MockClock) -> None:
+    from muxtrio.ir import Reasoning, ToolCall
+
+    history = (
+        Message(Role.USER, (Text("hi"),)),
+        Message(Role.ASSISTANT, (Reasoning("hmm", signature="sig-from-another-provider"), Text("hello"))),
+        Message(Role.USER, (Text("again"),)),
+    )
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "sig"})), transports={"p": fake}) as engine:
+        events = await collect(engine, Request(model="m", messages=history, stream=True))
+        assert text_of(events) == FULL and len(fake.seen) == 2
+        # Without signatures in the history the same 400 is a plain client error: no retry.
+        fresh = FaultProvider()
+        plain = (Message(Role.USER, (Text("hi"),)), Message(Role.ASSISTANT, (ToolCall("c1", "f", "{}"),)))
+    async with Engine(config(provider("p", {"m": "sig"})), transports={"p": fresh}) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, Request(model="m", messages=plain, stream=True))
+    assert info.value.status == 400 and len(fresh.seen) == 1
+
+
+def test_without_signatures_keeps_everything_else() -> None:
+    from muxtrio.ir import Reasoning, RedactedReasoning, ToolCall
+    from muxtrio.ir.request import has_signatures, without_signatures
+
+    request = Request(
+        model="m",
+        messages=(
+            Message(Role.USER, (Text("q"),)),
+            Message(Role.ASSISTANT, (RedactedReasoning("opaque"),)),
+            Message(Role.ASSISTANT, (Reasoning("r", "s"), ToolCall("c1", "f", "{}", signature="g"), Text("t"))),
+        ),
+    )
+    stripped = without_signatures(request)
+    assert has_signatures(request) and not has_signatures(stripped)
+    assert stripped.messages == (
+        Message(Role.USER, (Text("q"),)),
+        Message(Role.ASSISTANT, (ToolCall("c1", "f", "{}"), Text("t"))),
+    )
