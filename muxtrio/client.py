@@ -42,10 +42,11 @@ from __future__ import annotations
 import itertools
 import logging
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast, overload
+from typing import Any, Generic, Literal, NoReturn, TypeAlias, TypeVar, cast, overload
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -586,8 +587,8 @@ def error_from_json(value: Any) -> MuxError:
 
 @dataclass(slots=True)
 class _Item:
-    kind: Literal["event", "done", "error"]
-    payload: Any
+    kind: Literal["events", "done", "error"]
+    payload: Any  # events: a list of event data; done: the message; error: its error object
 
 
 class Stream(Generic[T]):
@@ -604,8 +605,10 @@ class Stream(Generic[T]):
         self._grant_every = max(1, window // 2)
         self._taken = 0  # events taken since the last grant
         self._convert = convert
-        # Capacity: the window, plus the terminal message. Filling it means the server ignored the window.
+        # Capacity: the window (every item holds at least one event), plus the terminal message. Filling it means
+        # the server ignored the window.
         self._send, self._receive = trio.open_memory_channel[_Item](window + 1)
+        self._pending: deque[Any] = deque()  # events of the last item not yet taken
         self._ended = False  # done/error received (or the stream was failed locally)
         self._error: MuxError | None = None
 
@@ -620,7 +623,7 @@ class Stream(Generic[T]):
             return
         except trio.ClosedResourceError:
             return
-        if item.kind != "event":
+        if item.kind != "events":
             self._ended = True
             self._send.close()
 
@@ -635,18 +638,24 @@ class Stream(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
-        try:
-            item = await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            if self._error is not None:
-                raise self._error from None
-            raise StopAsyncIteration from None
-        if item.kind == "event":
-            self._taken += 1
-            if self._taken >= self._grant_every:
-                granted, self._taken = self._taken, 0
-                await self._mux._send({"type": "credit", "id": self.id, "events": granted})
-            return self._convert(item.payload)
+        if not self._pending:
+            try:
+                item = await self._receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                if self._error is not None:
+                    raise self._error from None
+                raise StopAsyncIteration from None
+            if item.kind != "events":
+                return self._end(item)
+            self._pending.extend(item.payload)
+        data = self._pending.popleft()
+        self._taken += 1
+        if self._taken >= self._grant_every:
+            granted, self._taken = self._taken, 0
+            await self._mux._send({"type": "credit", "id": self.id, "events": granted})
+        return self._convert(data)
+
+    def _end(self, item: _Item) -> NoReturn:
         self._receive.close()
         if item.kind == "done":
             done = item.payload
@@ -668,11 +677,12 @@ class Stream(Generic[T]):
 class Mux:
     """A connection to ``/v1/ws``: open streams with :meth:`stream`. Made by :func:`connect`."""
 
-    def __init__(self, ws: WebSocketConnection, window: int) -> None:
+    def __init__(self, ws: WebSocketConnection, window: int, batch: bool = True) -> None:
         if not 1 <= window <= MAX_WINDOW:
             raise ValueError(f"window must be between 1 and {MAX_WINDOW}")
         self._ws = ws
         self._window = window
+        self._batch = batch
         self._ids = itertools.count(1)
         self._streams: dict[str, Stream[Any]] = {}
         self._closed: MuxError | None = None
@@ -736,6 +746,7 @@ class Mux:
             "format": format,
             "body": request_to_json(body) if isinstance(body, Request) else dict(body),
             "credit": window,
+            "batch": self._batch,
         }
         if model is not None:
             message["model"] = model
@@ -795,8 +806,12 @@ class Mux:
         stream = self._streams.get(stream_id) if isinstance(stream_id, str) else None
         if stream is None:
             return  # a stream we left (its late messages), or not ours
-        if kind == "event":
-            stream._deliver(_Item("event", message.get("data")))
+        if kind == "events":
+            data = message.get("data")
+            if isinstance(data, list) and data:
+                stream._deliver(_Item("events", data))
+        elif kind == "event":
+            stream._deliver(_Item("events", [message.get("data")]))
         elif kind == "done":
             self._streams.pop(stream.id, None)
             stream._deliver(_Item("done", message))
@@ -830,13 +845,16 @@ async def connect(
     *,
     api_key: str | None = None,
     window: int = DEFAULT_WINDOW,
+    batch: bool = True,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     connect_timeout: float = 30.0,
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Mux]:
     """Open a multiplexed connection to a muxtrio gateway (``ws://host:port/v1/ws``, or its ``http://`` base URL).
 
-    ``window`` is each stream's default credit window (events in flight). Raises ``MuxError`` when the gateway
+    ``window`` is each stream's default credit window (events in flight). ``batch`` asks the server to send the
+    events that are ready together as one ``events`` message (far fewer WebSocket frames when a consumer falls
+    behind or a provider sends bursts; the events seen here are the same). Raises ``MuxError`` when the gateway
     refuses the upgrade (401/403 for a bad key) or cannot be reached.
     """
     headers = [(b"authorization", b"Bearer " + api_key.encode())] if api_key else []
@@ -850,7 +868,7 @@ async def connect(
             connect_timeout=connect_timeout,
             message_queue_size=16,
         ) as ws:
-            mux = Mux(ws, window)
+            mux = Mux(ws, window, batch)
             error: BaseException | None = None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(mux._read)
@@ -866,7 +884,8 @@ async def connect(
     except ConnectionRejected as exc:
         raise _rejected(exc) from None
     except HandshakeError as exc:
-        raise MuxError(ErrorKind.UNAVAILABLE, f"cannot open a WebSocket to {_safe(target)}: {exc!r}") from None
+        # Opening (connect error, timeout) or closing (DisconnectionTimeout) handshake.
+        raise MuxError(ErrorKind.UNAVAILABLE, f"WebSocket handshake with {_safe(target)} failed: {exc!r}") from None
 
 
 def _rejected(exc: ConnectionRejected) -> MuxError:
@@ -885,7 +904,10 @@ def _rejected(exc: ConnectionRejected) -> MuxError:
 def _safe(url: str) -> str:
     """A URL for an error message: scheme, host and path only (a ``?key=`` never leaks)."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 __all__ = [

@@ -97,17 +97,15 @@ async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Sen
         return
     path = str(scope.get("path", "")).rstrip("/")
     fmt = Format.OPENAI_RESPONSES if path == RESPONSES_PATH else None
-    if path not in (RESPONSES_PATH, MUX_PATH):
-        err = ClientError(ErrorKind.NOT_FOUND, f"no WebSocket endpoint at {path or '/'}")
-        await _reject(scope, send, err, fmt)
-        return
     try:
+        if path not in (RESPONSES_PATH, MUX_PATH):
+            raise ClientError(ErrorKind.NOT_FOUND, f"no WebSocket endpoint at {path or '/'}")
         auth.check(app.config, scope)
         engine = app.engine
         if engine is None or not app.ready:
             raise MuxError(ErrorKind.UNAVAILABLE, "the gateway is starting or stopping")
     except MuxError as err:
-        await _reject(scope, send, err, fmt)
+        await _reject(scope, send, err, fmt, path)
         return
     await send({"type": "websocket.accept"})
     connection: _Connection
@@ -115,11 +113,18 @@ async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Sen
         connection = ResponsesConnection(engine, receive, send, app.config.max_request_bytes)
     else:
         connection = MuxConnection(engine, receive, send, app.config.max_request_bytes)
-    await connection.run()
+    try:
+        await connection.run()
+    except Exception:
+        # The server then closes the socket with 1011; the client sees its streams end without `done`.
+        log.exception("WebSocket connection on %s failed", path)
 
 
-async def _reject(scope: Scope, send: Send, err: MuxError, fmt: Format | None) -> None:
+async def _reject(scope: Scope, send: Send, err: MuxError, fmt: Format | None, path: str) -> None:
     """Refuse the upgrade with an HTTP status and an error body (OpenAI's shape on ``/v1/responses``)."""
+    entry = RequestLog("WS", path or "/", fmt.value if fmt is not None else "mux", new_request_id())
+    entry.status, entry.error = err.status, err.message
+    entry.emit()
     body = get_codec(fmt).emit_error(err)[1] if fmt is not None else orjson.dumps({"error": error_json(err)})
     if "websocket.http.response" in (scope.get("extensions") or {}):
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -217,13 +222,14 @@ async def _generate(
     engine: Engine,
     request: Request,
     encoding: _Encoding,
-    emit: Callable[[bytes], Awaitable[None]],
+    emit: Callable[[list[bytes]], Awaitable[None]],
     *,
     gate: Callable[[], Awaitable[None]] | None = None,
     observe: Callable[[Event], None] | None = None,
 ) -> StreamMeta:
-    """Run one generation: engine events -> encoding -> ``emit`` per payload. ``gate`` is awaited before each
-    batch is asked for (flow control). Raises ``MuxError``; a normal return means the stream finished."""
+    """Run one generation: engine events -> encoding -> ``emit`` with the payloads of each ready batch (never
+    empty). ``gate`` is awaited before each batch is asked for (flow control). Raises ``MuxError``; a normal
+    return means the stream finished."""
     async with engine.stream(request) as events:
         while True:
             if gate is not None:
@@ -234,10 +240,12 @@ async def _generate(
             if observe is not None:
                 for event in batch:
                     observe(event)
-            for frame in encoding.encode(batch, events.meta.model or request.model):
-                await emit(frame)
-        for frame in encoding.finish(events.meta.model or request.model):
-            await emit(frame)
+            frames = encoding.encode(batch, events.meta.model or request.model)
+            if frames:
+                await emit(frames)
+        frames = encoding.finish(events.meta.model or request.model)
+        if frames:
+            await emit(frames)
         return events.meta
 
 
@@ -315,12 +323,14 @@ class _Connection:
 class _MuxStream(_Owner):
     """One ``/v1/ws`` stream: its id, credit and cancel scope."""
 
-    __slots__ = ("_more", "credit", "id", "prefix", "scope")
+    __slots__ = ("_more", "batch", "credit", "id", "prefix", "scope")
 
-    def __init__(self, stream_id: str, credit: int) -> None:
+    def __init__(self, stream_id: str, credit: int, batch: bool) -> None:
         super().__init__()
         self.id = stream_id
-        self.prefix = b'{"type":"event","id":' + orjson.dumps(stream_id) + b',"data":'
+        kind = b"events" if batch else b"event"
+        self.prefix = b'{"type":"' + kind + b'","id":' + orjson.dumps(stream_id) + b',"data":'
+        self.batch = batch
         self.credit = credit
         self.scope = trio.CancelScope()
         self._more = trio.Event()
@@ -384,25 +394,28 @@ class MuxConnection(_Connection):
             return
         entry = RequestLog("WS", MUX_PATH, str(message.get("format")), new_request_id())
         try:
-            request, encoding, credit = self._parse(message, entry)
+            request, encoding, credit, batch = self._parse(message, entry)
         except MuxError as err:
             entry.status, entry.error = err.status, err.message
             entry.emit()
             await self.reject(err, message)
             return
-        stream = self.streams[stream_id] = _MuxStream(stream_id, credit)
+        stream = self.streams[stream_id] = _MuxStream(stream_id, credit, batch)
         nursery.start_soon(self._serve, stream, request, encoding, entry)
 
-    def _parse(self, message: dict[str, Any], entry: RequestLog) -> tuple[Request, _Encoding, int]:
+    def _parse(self, message: dict[str, Any], entry: RequestLog) -> tuple[Request, _Encoding, int, bool]:
         credit = message.get("credit", DEFAULT_WINDOW)
         if isinstance(credit, bool) or not isinstance(credit, int) or not 1 <= credit <= MAX_WINDOW:
             raise _invalid(f"`credit` must be an integer from 1 to {MAX_WINDOW}", "credit")
+        batch = message.get("batch", False)
+        if not isinstance(batch, bool):
+            raise _invalid("`batch` must be a boolean", "batch")
         fmt = message.get("format")
         body = message.get("body")
         if fmt == "ir":
             request = request_from_json(body)
             entry.model = request.model
-            return request, _IREncoding(), credit
+            return request, _IREncoding(), credit, batch
         if not isinstance(fmt, str):
             raise _invalid("`format` must be a string", "format")
         codec = _codec(fmt)
@@ -418,7 +431,7 @@ class MuxConnection(_Connection):
         request = replace(codec.parse_request(orjson.dumps(body), hints), stream=True)
         entry.model = request.model
         response_id = ID_PREFIX[codec.format] + entry.request_id
-        return request, _WireEncoding(codec, response_id, int(time.time()), request), credit
+        return request, _WireEncoding(codec, response_id, int(time.time()), request), credit, batch
 
     async def _serve(self, stream: _MuxStream, request: Request, encoding: _Encoding, entry: RequestLog) -> None:
         usage = Usage()
@@ -431,12 +444,22 @@ class MuxConnection(_Connection):
             elif isinstance(event, Finish):
                 finish = event
 
-        async def emit(frame: bytes) -> None:
-            await stream.ready()
-            stream.credit -= 1
+        async def emit(frames: list[bytes]) -> None:
             if entry.ttfb is None:
                 entry.ttfb = time.perf_counter() - entry.start
-            await self.write(stream, stream.prefix + _json_value(frame) + b"}")
+            if not stream.batch:
+                for frame in frames:
+                    await stream.ready()
+                    stream.credit -= 1
+                    await self.write(stream, stream.prefix + _json_value(frame) + b"}")
+                return
+            while frames:
+                # One message per ready batch, cut where the credit ends.
+                await stream.ready()
+                take, frames = frames[: stream.credit], frames[stream.credit :]
+                stream.credit -= len(take)
+                payload = b",".join([_json_value(frame) for frame in take])
+                await self.write(stream, stream.prefix + b"[" + payload + b"]}")
 
         entry.status = 499  # until it ends otherwise: cancelled by the client, or the connection went away
         try:
@@ -557,10 +580,11 @@ class ResponsesConnection(_Connection):
         encoding: _WireEncoding | None = None
         entry.status = 499
 
-        async def emit(frame: bytes) -> None:
+        async def emit(frames: list[bytes]) -> None:
             if entry.ttfb is None:
                 entry.ttfb = time.perf_counter() - entry.start
-            await self._emit(lane, frame)
+            for frame in frames:
+                await self._emit(lane, frame)
 
         try:
             body = {k: v for k, v in message.items() if k not in ("type", "stream_id", "stream")}
@@ -573,8 +597,7 @@ class ResponsesConnection(_Connection):
             if body.get("generate") is False:
                 # Warm-up: remember the input, answer with an empty completed response.
                 start = encoding.encode([Start(response_id, request.model)], request.model)
-                for frame in start + encoding.finish(request.model):
-                    await emit(frame)
+                await emit(start + encoding.finish(request.model))
                 self._remember(response_id, messages)
                 entry.status = 200
                 return

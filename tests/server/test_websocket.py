@@ -325,7 +325,8 @@ def _body(fmt: str, model: str, text: str) -> dict[str, Any]:
     return body
 
 
-async def test_client_hundred_concurrent_streams_across_formats_and_providers(gateway: Gateway) -> None:
+@pytest.mark.parametrize("batch", [True, False], ids=["batched", "one-event-per-message"])
+async def test_client_hundred_concurrent_streams_across_formats_and_providers(gateway: Gateway, batch: bool) -> None:
     formats = ["openai-chat", "openai-responses", "anthropic", "ollama", "ir"]
     results: dict[int, tuple[str, str, str, Usage | None, str | None]] = {}
 
@@ -341,7 +342,8 @@ async def test_client_hundred_concurrent_streams_across_formats_and_providers(ga
         results[i] = (fmt, expected, _text_of(fmt, got), events.usage, events.finish_reason)
 
     with trio.fail_after(GUARD):
-        async with muxtrio.client.connect(gateway.ws + "/v1/ws", api_key=KEY) as mux, trio.open_nursery() as nursery:
+        async with muxtrio.client.connect(gateway.ws + "/v1/ws", api_key=KEY, batch=batch) as mux, \
+                trio.open_nursery() as nursery:
             for i in range(100):
                 nursery.start_soon(one, mux, i)
     assert len(results) == 100
@@ -438,9 +440,15 @@ async def test_disconnect_cancels_every_upstream_of_the_connection(gateway: Gate
             await seen.closed.wait()
 
 
-async def test_credit_window_is_respected(gateway: Gateway) -> None:
+def _count(messages: list[dict[str, Any]]) -> int:
+    return sum(len(m["data"]) if m["type"] == "events" else 1 for m in messages)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+async def test_credit_window_is_respected(gateway: Gateway, batch: bool) -> None:
     async with open_websocket_url(gateway.ws + "/v1/ws", extra_headers=AUTH) as ws:
-        await send(ws, {"type": "request", "id": "a", "format": "ir", "credit": 3, "body": _body("ir", "endless", "x")})
+        await send(ws, {"type": "request", "id": "a", "format": "ir", "credit": 3, "batch": batch,
+                        "body": _body("ir", "endless", "x")})
 
         async def sentinel(name: str) -> list[dict[str, Any]]:
             # A second stream's completion proves the first sent nothing more meanwhile (ordering, not time).
@@ -450,11 +458,16 @@ async def test_credit_window_is_respected(gateway: Gateway) -> None:
                 got.append(await recv(ws))
             return [m for m in got if m["id"] == "a"]
 
-        first = [await recv(ws) for _ in range(3)]
-        assert [m["id"] for m in first] == ["a", "a", "a"] and first[0]["data"]["type"] == "start"
+        first = [await recv(ws)]
+        while _count(first) < 3:
+            first.append(await recv(ws))
+        assert {m["id"] for m in first} == {"a"} and _count(first) == 3
+        assert {m["type"] for m in first} == ({"events"} if batch else {"event"})
+        start = first[0]["data"][0] if batch else first[0]["data"]
+        assert start["type"] == "start"
         assert await sentinel("b") == []
         await send(ws, {"type": "credit", "id": "a", "events": 2})
-        assert [m["type"] for m in await sentinel("c")] == ["event", "event"]
+        assert _count(await sentinel("c")) == 2
         await send(ws, {"type": "cancel", "id": "a"})
         await gateway.fake.requests_for("endless")[0].closed.wait()
         assert await sentinel("d") == []  # nothing for a cancelled stream, not even `done`
@@ -547,6 +560,21 @@ async def test_user_exception_inside_connect_is_raised_as_itself(gateway: Gatewa
                 await anext(events)
                 raise KeyError("mine")
     await gateway.fake.requests_for("endless")[0].closed.wait()
+
+
+async def test_lost_connection_fails_open_streams_loudly() -> None:
+    async with running_gateway() as gw, muxtrio.client.connect(gw.ws, api_key=KEY) as mux:
+        with pytest.raises(MuxError) as lost:
+            async with mux.stream("ir", _body("ir", "gated", "x")) as events:
+                assert isinstance(await anext(events), Start)
+                gw.stop()
+                with trio.fail_after(GUARD):
+                    async for _ in events:
+                        pass
+        assert lost.value.kind is ErrorKind.UNAVAILABLE and events.usage is None
+        with pytest.raises(MuxError):
+            async with mux.stream("ir", _body("ir", "words", "x")):
+                pass
 
 
 async def test_server_pings_are_answered_by_the_client() -> None:

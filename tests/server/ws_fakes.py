@@ -147,6 +147,11 @@ class Gateway:
     base: str  # http://127.0.0.1:PORT
     app: MuxApp
     fake: FakeProvider
+    stopping: trio.Event = field(default_factory=trio.Event)
+
+    def stop(self) -> None:
+        """Shut the server down (open connections are dropped after Hypercorn's graceful timeout)."""
+        self.stopping.set()
 
     @property
     def ws(self) -> str:
@@ -167,12 +172,13 @@ async def running_gateway(
     hc.graceful_timeout = 0.1
     for key, value in hypercorn.items():
         setattr(hc, key, value)
-    stop = trio.Event()
+    stopping = trio.Event()
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(lambda task_status: serve(app, hc, shutdown_trigger=stop.wait,  # type: ignore[arg-type]
-                                                              task_status=task_status))
+        binds = await nursery.start(
+            lambda task_status: serve(app, hc, shutdown_trigger=stopping.wait, task_status=task_status)  # type: ignore[arg-type]
+        )
         try:
-            yield Gateway(binds[0], app, fake)
+            yield Gateway(binds[0], app, fake, stopping)
         finally:
-            stop.set()
+            stopping.set()
             nursery.cancel_scope.deadline = trio.current_time() + 5
