@@ -16,12 +16,14 @@ conversation with the assistant's tool call and the tool result, as that SDK's u
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
 import ollama
 import openai
+import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as gtypes
@@ -51,11 +53,26 @@ class Answer:
     finish: str | None = None
     chunks: int = 0  # content-bearing stream events the SDK yielded
     model: str = ""
+    usage: tuple[int, int] | None = None  # (input tokens, output tokens including reasoning) as the client saw them
     raw: Any = None  # what after_tool needs (the assistant turn as the SDK returned it)
 
 
 class Adapter:
+    """``on_chunk`` (if set) is called from the SDK's stream loop with the answer so far, after each content event;
+    ``last`` is the answer being read, so a test still sees the partial answer when the SDK raises mid-stream."""
+
     name = ""
+    on_chunk: Callable[[Answer], None] | None = None
+    last: Answer | None = None
+
+    def _fresh(self, **fields: Any) -> Answer:
+        self.last = Answer(**fields)
+        return self.last
+
+    def _chunk(self, answer: Answer) -> None:
+        answer.chunks += 1
+        if self.on_chunk is not None:
+            self.on_chunk(answer)
 
     def start(self, prompt: str = PROMPT) -> list[Any]:
         raise NotImplementedError
@@ -71,12 +88,12 @@ class Adapter:
     def close(self) -> None:
         pass
 
-    def tool_round_trip(self, model: str, *, stream: bool) -> tuple[Answer, Answer]:
+    def tool_round_trip(self, model: str, *, stream: bool, think: bool = False) -> tuple[Answer, Answer]:
         messages = self.start(TOOL_PROMPT)
-        first = self.ask(model, messages, stream=stream, tools=True)
+        first = self.ask(model, messages, stream=stream, tools=True, think=think)
         if not first.tool_calls:
             return first, Answer()
-        final = self.ask(model, self.after_tool(messages, first, TOOL_RESULT), stream=stream, tools=True)
+        final = self.ask(model, self.after_tool(messages, first, TOOL_RESULT), stream=stream, tools=True, think=think)
         return first, final
 
 
@@ -115,42 +132,53 @@ class OpenAIChat(Adapter):
                 tool_calls=[Call(t.id, t.function.name, json.loads(t.function.arguments)) for t in m.tool_calls or []],
                 finish=r.choices[0].finish_reason,
                 model=r.model,
+                raw=[t.model_dump(exclude_none=True) for t in m.tool_calls or []],
+                usage=(r.usage.prompt_tokens, r.usage.completion_tokens) if r.usage else None,
             )
-        answer = Answer()
-        calls: dict[int, dict[str, str]] = {}
+        answer = self._fresh()
+        calls: dict[int, dict[str, Any]] = {}
         with self.client.chat.completions.create(
             **kwargs, stream=True, stream_options={"include_usage": True}
         ) as events:
             for chunk in events:
                 answer.model = chunk.model
+                if chunk.usage is not None:
+                    answer.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                 for choice in chunk.choices:
                     delta = choice.delta
                     if delta.content:
                         answer.text += delta.content
-                        answer.chunks += 1
+                        self._chunk(answer)
                     reasoning = getattr(delta, "reasoning_content", None)
                     if reasoning:
                         answer.reasoning += reasoning
-                        answer.chunks += 1
+                        self._chunk(answer)
                     for tc in delta.tool_calls or []:
                         call = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
                         call["id"] = tc.id or call["id"]
+                        call.update(tc.model_extra or {})  # e.g. extra_content (Gemini's thought signature)
                         if tc.function is not None:
                             call["name"] = tc.function.name or call["name"]
                             call["arguments"] += tc.function.arguments or ""
-                        answer.chunks += 1
+                        self._chunk(answer)
                     if choice.finish_reason:
                         answer.finish = choice.finish_reason
-        answer.tool_calls = [Call(c["id"], c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())]
+        ordered = [c for _, c in sorted(calls.items())]
+        answer.tool_calls = [Call(c["id"], c["name"], json.loads(c["arguments"])) for c in ordered]
+        answer.raw = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]},
+             **{k: v for k, v in c.items() if k not in ("id", "name", "arguments")}}
+            for c in ordered
+        ]
         return answer
 
     def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        # The tool calls go back exactly as the SDK returned them, extra fields included (what Google documents for
+        # its OpenAI-compatible endpoint: extra_content.google.thought_signature).
         call = answer.tool_calls[0]
         return [
             *messages,
-            {"role": "assistant", "content": answer.text or None, "tool_calls": [
-                {"id": call.id, "type": "function",
-                 "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}]},
+            {"role": "assistant", "content": answer.text or None, "tool_calls": answer.raw},
             {"role": "tool", "tool_call_id": call.id, "content": result},
         ]
 
@@ -187,15 +215,21 @@ class OpenAIResponses(Adapter):
             kwargs["include"] = ["reasoning.encrypted_content"]
         if not stream:
             return self._read(self.client.responses.create(**kwargs))
-        answer = Answer()
+        answer = self._fresh()
         final = None
         with self.client.responses.create(**kwargs, stream=True) as events:
             for event in events:
                 if event.type in CONTENT_EVENTS:
-                    answer.chunks += 1
+                    if event.type == "response.output_text.delta":
+                        answer.text += event.delta
+                    elif event.type == "response.reasoning_summary_text.delta":
+                        answer.reasoning += event.delta
+                    self._chunk(answer)
                 elif event.type in ("response.completed", "response.incomplete", "response.failed"):
                     final = event.response
                     answer.finish = event.type
+                elif event.type == "error":
+                    answer.finish = "error"
         if final is not None:
             read = self._read(final)
             read.chunks, read.finish = answer.chunks, answer.finish
@@ -204,6 +238,8 @@ class OpenAIResponses(Adapter):
 
     def _read(self, response: Any) -> Answer:
         answer = Answer(model=response.model, finish=response.status, raw=response.output)
+        if response.usage is not None:
+            answer.usage = (response.usage.input_tokens, response.usage.output_tokens)
         for item in response.output:
             if item.type == "message":
                 answer.text += "".join(c.text for c in item.content if c.type == "output_text")
@@ -216,11 +252,9 @@ class OpenAIResponses(Adapter):
         return answer
 
     def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+        # Every output item goes back verbatim, as Codex sends them (reasoning items carry encrypted_content).
         items: list[Any] = list(messages)
-        for item in answer.raw or []:
-            if item.type == "function_call":
-                items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
-                              "arguments": item.arguments})
+        items += [item.model_dump(exclude_none=True, mode="json") for item in answer.raw or []]
         call = answer.tool_calls[0]
         items.append({"type": "function_call_output", "call_id": call.id, "output": result})
         return items
@@ -253,19 +287,29 @@ class Anthropic(Adapter):
         kwargs = self.kwargs(model, messages, think, tools)
         if not stream:
             return self.read(self.client.messages.create(**kwargs))
-        chunks = 0
+        partial = self._fresh()
         with self.client.messages.stream(**kwargs) as events:
             for event in events:
                 if event.type == "content_block_delta":
-                    chunks += 1
+                    if event.delta.type == "text_delta":
+                        partial.text += event.delta.text
+                    elif event.delta.type == "thinking_delta":
+                        partial.reasoning += event.delta.thinking
+                    self._chunk(partial)
+                elif event.type == "message_stop":
+                    partial.finish = "message_stop"
             message = events.get_final_message()
         answer = self.read(message)
-        answer.chunks = chunks
+        answer.chunks = partial.chunks
         return answer
 
     @staticmethod
     def read(message: Any) -> Answer:
         answer = Answer(model=message.model, finish=message.stop_reason, raw=message.content)
+        u = message.usage
+        answer.usage = (
+            u.input_tokens + (u.cache_creation_input_tokens or 0) + (u.cache_read_input_tokens or 0), u.output_tokens
+        )
         for block in message.content:
             if block.type == "text":
                 answer.text += block.text
@@ -324,11 +368,11 @@ class Gemini(Adapter):
             answer = Answer(model=response.model_version or "")
             self._read(answer, response)
             return answer
-        answer = Answer(raw=[])
+        answer = self._fresh(raw=[])
         for chunk in self.client.models.generate_content_stream(model=model, contents=messages, config=config):
             answer.model = chunk.model_version or answer.model
             if self._read(answer, chunk):
-                answer.chunks += 1
+                self._chunk(answer)
         return answer
 
     @staticmethod
@@ -336,6 +380,9 @@ class Gemini(Adapter):
         if answer.raw is None:
             answer.raw = []
         got = False
+        u = response.usage_metadata
+        if u is not None and u.prompt_token_count is not None:
+            answer.usage = (u.prompt_token_count, (u.candidates_token_count or 0) + (u.thoughts_token_count or 0))
         for candidate in response.candidates or []:
             if candidate.finish_reason is not None:
                 answer.finish = str(candidate.finish_reason.value)
@@ -393,16 +440,17 @@ class Ollama(Adapter):
             kwargs["think"] = True
         if not stream:
             r = self.client.chat(**kwargs, stream=False)
-            answer = Answer(model=r.model or "", finish=r.done_reason)
+            answer = Answer(model=r.model or "", finish=r.done_reason, usage=(r.prompt_eval_count, r.eval_count))
             self._read(answer, r.message)
             return answer
-        answer = Answer()
+        answer = self._fresh()
         for part in self.client.chat(**kwargs, stream=True):
             answer.model = part.model or answer.model
             if self._read(answer, part.message):
-                answer.chunks += 1
+                self._chunk(answer)
             if part.done:
                 answer.finish = part.done_reason
+                answer.usage = (part.prompt_eval_count, part.eval_count)
         return answer
 
     @staticmethod
@@ -433,6 +481,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     a.name: a for a in (OpenAIChat, OpenAIResponses, Anthropic, Gemini, Ollama)
 }
 CLIENT_NAMES = tuple(ADAPTERS)
+PER_CLIENT = pytest.mark.parametrize("client", CLIENT_NAMES, ids=[f"{c}-sdk" for c in CLIENT_NAMES])
 
 # The SDK's own exception class for a 429 and a 401.
 RATE_LIMIT: dict[str, type[BaseException]] = {

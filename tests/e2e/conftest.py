@@ -9,7 +9,8 @@ servers keep running in the test's nursery; the async openai/anthropic clients r
 
 Config: one provider per upstream kind, named after it (``openai``, ``responses``, ``anthropic``, ``gemini``,
 ``ollama``), each serving the fakes' behaviours under the alias ``<upstream>-<behaviour>`` (the upstream receives the
-bare behaviour name); ``<upstream>-pool`` is a second provider of the same kind with two keys (the first one always
+bare behaviour name); ``stitch`` is served by ``anthropic`` (whose stream is cut) and ``ollama`` (which continues an
+assistant prefill); ``<upstream>-pool`` is a second provider of the same kind with two keys (the first one always
 rate-limited); ``<upstream>-ctxlimit`` falls back to ``<FALLBACK[upstream]>-text``. ``api_keys=("test-key",)``.
 Override config fields per test with ``@pytest.mark.gateway_config(field=value)``.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+import attrs
 import httpx2
 import pytest
 import trio
@@ -46,6 +48,11 @@ UPSTREAM_NAMES = tuple(UPSTREAMS)
 FAKE_KINDS = ("openai", "anthropic", "gemini", "ollama")
 FALLBACK = {"openai": "anthropic", "responses": "anthropic", "anthropic": "openai", "gemini": "ollama",
             "ollama": "openai"}
+STITCH = "stitch"
+
+# Parametrize over upstream kinds / client SDKs, with ids that say which is which ("anthropic-provider-gemini-sdk").
+PER_UPSTREAM = pytest.mark.parametrize("upstream", UPSTREAM_NAMES, ids=[f"{u}-provider" for u in UPSTREAM_NAMES])
+STREAM_OR_NOT = pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 SYNC_CALL_LIMIT_S = 60.0  # hang guard for one SDK call; never a pass condition
 
 T = TypeVar("T")
@@ -81,6 +88,11 @@ def build_config(fakes: dict[str, FakeProvider], **overrides: Any) -> Config:
                 models=(ModelConfig(name="keyed", alias=f"{upstream}-pool"),),
             )
         )
+    # "stitch": the same alias on a provider that cuts its stream and on a prefill-capable one that continues it.
+    stitch = {"anthropic": ModelConfig(name="cut", alias=STITCH), "ollama": ModelConfig(name="continue", alias=STITCH)}
+    providers = [
+        attrs.evolve(p, models=(*p.models, stitch[p.name])) if p.name in stitch else p for p in providers
+    ]
     settings: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,

@@ -13,7 +13,10 @@ One :class:`FakeProvider` per provider kind:
 - ``ollama``: ``POST /api/chat`` (NDJSON, streaming unless ``"stream": false``).
 
 What a fake answers is chosen by the *upstream model name* the gateway sends (``text``, ``think``, ``tool``,
-``ratelimit``, ``ctxlimit``, ``hold``, ``cut``, ``endless``, ``keyed``); any other name gets the provider's 404.
+``thinktool``, ``ratelimit``, ``ctxlimit``, ``hold``, ``cut``, ``endless``, ``keyed``, ``continue``); any other name
+gets the provider's 404. ``tool``/``thinktool`` call ``get_weather`` (after thinking, with a signature, for
+``thinktool``) and, once the conversation ends with the tool result, answer with text that quotes it. ``keyed`` is a
+429 for keys ending in ``-first``. ``continue`` continues an assistant prefill.
 The answers are provider-neutral scripts (``tests/fixtures/transcripts/scripts.json``) rendered here into each wire
 format; error bodies are data too (``tests/fixtures/transcripts/errors.json``). Shapes follow the providers' API
 references: platform.openai.com/docs/api-reference/chat-streaming and /responses-streaming,
@@ -47,7 +50,9 @@ TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
 SCRIPTS: dict[str, Any] = json.loads((TRANSCRIPTS / "scripts.json").read_text(encoding="utf-8"))
 ERRORS: dict[str, Any] = json.loads((TRANSCRIPTS / "errors.json").read_text(encoding="utf-8"))
 
-BEHAVIOURS = ("text", "think", "tool", "ratelimit", "ctxlimit", "hold", "cut", "endless", "keyed")
+BEHAVIOURS = (
+    "text", "think", "tool", "thinktool", "ratelimit", "ctxlimit", "hold", "cut", "endless", "keyed", "continue",
+)  # fmt: skip
 CREATED = 1_700_000_000
 CREATED_AT = "2025-01-01T00:00:00.000000Z"
 INPUT_TOKENS = 11
@@ -129,6 +134,11 @@ def script(name: str, label: str, tool_result: str = "") -> list[tuple[str, Any]
 
 def script_text(name: str, label: str, tool_result: str = "") -> str:
     return "".join(v for k, v in script(name, label, tool_result) if k == "text")
+
+
+def script_output_tokens(name: str) -> int:
+    """The output tokens every fake reports for a script (one per chunk, a tool call counts 5)."""
+    return _output_tokens(script(name, ""))[0]
 
 
 def script_thinking(name: str = "think") -> str:
@@ -656,6 +666,40 @@ def tool_result_of(api: str, body: Any) -> str | None:
     return None
 
 
+def prefill_of(api: str, body: Any) -> str | None:
+    """The assistant prefill text when the conversation ends with an assistant turn, else None."""
+    if not isinstance(body, dict):
+        return None
+    if api in ("openai", "anthropic", "ollama"):
+        messages = body.get("messages") or []
+        if messages and messages[-1].get("role") == "assistant":
+            content = messages[-1].get("content")
+            if isinstance(content, list):
+                content = [b for b in content if b.get("type") == "text"]
+            return _text_of(content)
+    elif api == "responses":
+        items = body.get("input")
+        if isinstance(items, list) and items and items[-1].get("role") == "assistant":
+            return _text_of(items[-1].get("content"))
+    elif api == "gemini":
+        contents = body.get("contents") or []
+        if contents and contents[-1].get("role") == "model":
+            return "".join(p.get("text", "") for p in contents[-1].get("parts", []))
+    return None
+
+
+def continuation(api: str, body: Any, label: str) -> list[tuple[str, Any]]:
+    """``continued``, or when the request ends with a prefill of it, the rest after that prefill (as a model
+    continuing its own partial answer would), in two chunks."""
+    prefill = prefill_of(api, body)
+    full = script_text("continued", label)
+    if not prefill or not full.startswith(prefill):
+        return script("continued", label)
+    rest = full[len(prefill) :]
+    half = len(rest) // 2
+    return [("text", rest[:half]), ("text", rest[half:])]
+
+
 def error_reply(family: str, name: str, model: str = "") -> Whole:
     spec = ERRORS[family][name]
     body = json.dumps(spec["body"]).replace("{model}", model).encode()
@@ -845,9 +889,14 @@ class FakeProvider:
         tool_result = tool_result_of(seen.api, seen.body)
         if behaviour == "tool":
             name = "tool_answer" if tool_result is not None else "tool_call"
+        elif behaviour == "thinktool":
+            name = "tool_answer" if tool_result is not None else "think_tool_call"
         elif behaviour == "keyed":
             name = "text"
-        steps = script(name, seen.api, tool_result or "")
+        if behaviour == "continue":
+            steps = continuation(seen.api, seen.body, seen.api)
+        else:
+            steps = script(name, seen.api, tool_result or "")
         stream_fn, whole_fn, content_type = _RENDER[seen.api]
         include_usage = bool(((seen.body or {}).get("stream_options") or {}).get("include_usage"))
         ctx = Ctx(seen.api, seen.model, include_usage=include_usage)

@@ -15,13 +15,22 @@ import pytest
 
 from tests.e2e import clients
 from tests.e2e.checks import check_request, check_tool_result, thinking_requested
-from tests.e2e.clients import AUTH, CLIENT_NAMES, PROMPT, RATE_LIMIT, TOOL_RESULT, error_status
-from tests.e2e.conftest import BAD_CLIENT_KEY, CLIENT_KEY, UPSTREAM_NAMES, Stack, run_sync
-from tests.e2e.fakes import script_signature, script_text, script_thinking
+from tests.e2e.clients import AUTH, PER_CLIENT, PROMPT, RATE_LIMIT, TOOL_RESULT, error_status
+from tests.e2e.conftest import BAD_CLIENT_KEY, CLIENT_KEY, PER_UPSTREAM, STREAM_OR_NOT, Stack, run_sync
+from tests.e2e.fakes import INPUT_TOKENS, script_output_tokens, script_signature, script_text, script_thinking
 
-pytestmark = [pytest.mark.parametrize("upstream", UPSTREAM_NAMES), pytest.mark.parametrize("client", CLIENT_NAMES)]
+# The normal end of an answer, as each client SDK reports it: for text, and after a tool call.
+FINISH = {
+    "openai-chat": ("stop", "tool_calls"),
+    "openai-responses": ("completed", "completed"),
+    "anthropic": ("end_turn", "tool_use"),
+    "gemini": ("STOP", "STOP"),
+    "ollama": ("stop", "stop"),
+}
 
-STREAM = pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+pytestmark = [PER_UPSTREAM, PER_CLIENT]
+
+STREAM = STREAM_OR_NOT
 
 
 def _sdk(stack: Stack, client: str, key: str = CLIENT_KEY) -> clients.Adapter:
@@ -35,6 +44,8 @@ async def test_text(stack: Stack, client: str, upstream: str, stream: bool) -> N
     sdk.close()
     assert answer.text == script_text("text", upstream)
     assert answer.tool_calls == []
+    assert answer.finish in (FINISH[client][0], "response.completed")
+    assert answer.usage == (INPUT_TOKENS, script_output_tokens("text")), "usage must be the provider's"
     if stream:
         assert answer.chunks >= 2, "the answer arrived in one piece: the stream was not incremental"
     [seen] = stack.requests(upstream)
@@ -48,6 +59,10 @@ async def test_tool_round_trip(stack: Stack, client: str, upstream: str, stream:
     first, final = await run_sync(sdk.tool_round_trip, stack.model(upstream, "tool"), stream=stream)
     sdk.close()
     assert [(c.name, c.arguments) for c in first.tool_calls] == [("get_weather", {"city": "Paris"})]
+    assert first.finish in (FINISH[client][1], "response.completed")
+    assert final.finish in (FINISH[client][0], "response.completed")
+    assert first.usage == (INPUT_TOKENS, script_output_tokens("tool_call"))
+    assert final.usage == (INPUT_TOKENS, script_output_tokens("tool_answer"))
     if client in ("openai-chat", "openai-responses", "anthropic"):
         assert first.tool_calls[0].id, "this client format needs a tool-call id to send the result back"
     assert final.text.startswith("The tool said: ") and TOOL_RESULT in final.text
@@ -66,6 +81,7 @@ async def test_thinking(stack: Stack, client: str, upstream: str, stream: bool) 
     sdk.close()
     assert answer.text == script_text("think", upstream)
     assert answer.reasoning == script_thinking()
+    assert answer.usage == (INPUT_TOKENS, script_output_tokens("think"))
     if (client, upstream) == ("anthropic", "anthropic"):
         assert answer.signature == script_signature()
     if (client, upstream) == ("gemini", "gemini"):
@@ -100,3 +116,65 @@ async def test_bad_client_key(stack: Stack, client: str, upstream: str) -> None:
     sdk.close()
     assert error_status(caught.value)[0] == 401
     assert stack.all_requests() == []
+
+
+# Clients whose format can carry a reasoning signature back (Anthropic thinking block, Responses reasoning item's
+# encrypted_content, Gemini thoughtSignature), and those that can carry Gemini's tool-call signature (Gemini itself,
+# the Responses carrier item, Chat's extra_content.google.thought_signature).
+CARRIES_REASONING_SIGNATURE = {"anthropic", "openai-responses", "gemini"}
+CARRIES_TOOL_SIGNATURE = {"gemini", "openai-responses", "openai-chat"}
+
+
+# (client, upstream, stream) -> the gateway bug that makes this pair fail; the test stays and must keep failing
+# (strict xfail) until the bug is fixed.
+THINKING_TOOL_BUGS = {
+    ("gemini", "anthropic", True): (
+        "muxtrio/codecs/gemini.py _ContentsReader._part reads each `thought: true` part as its own Reasoning, so a "
+        "thought block the Gemini stream encoder split into text parts plus a final empty part carrying the "
+        "thoughtSignature comes back as unsigned Reasoning(text) parts and a signed Reasoning('', sig); the "
+        "Anthropic emitter drops the unsigned ones and sends {'thinking': '', 'signature': sig}, a signature "
+        "detached from its text (Anthropic rejects it). Consecutive thought parts ending in a signature should "
+        "be read as one signed Reasoning."
+    ),
+}
+
+
+@STREAM
+async def test_thinking_tool_round_trip(
+    stack: Stack, client: str, upstream: str, stream: bool, request: pytest.FixtureRequest
+) -> None:
+    """Think, call a tool, get the result, answer — with thinking on in both turns. The second provider request must
+    be one the real provider accepts: the signature comes back byte-exact where the client's format can carry it;
+    Anthropic gets a signed thinking block first in the tool-use turn, or thinking off (it rejects an unsigned
+    tool loop); Gemini gets the call's own signature, or the documented ``skip_thought_signature_validator``."""
+    bug = THINKING_TOOL_BUGS.get((client, upstream, stream))
+    if bug is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
+    sdk = _sdk(stack, client)
+    first, final = await run_sync(sdk.tool_round_trip, stack.model(upstream, "thinktool"), stream=stream, think=True)
+    sdk.close()
+    assert first.reasoning == script_thinking("think_tool_call")
+    assert [(c.name, c.arguments) for c in first.tool_calls] == [("get_weather", {"city": "Paris"})]
+    assert final.text.startswith("The tool said: ") and TOOL_RESULT in final.text
+    _, second = stack.requests(upstream)
+    check_tool_result(upstream, second, TOOL_RESULT, provider_ids=client != "ollama")
+    signature = script_signature("think_tool_call")
+    body = second.body
+    if upstream == "anthropic":
+        turn = body["messages"][-2]["content"]
+        if client in CARRIES_REASONING_SIGNATURE:
+            assert turn[0] == {"type": "thinking", "thinking": script_thinking("think_tool_call"),
+                               "signature": signature}
+            assert thinking_requested(upstream, body)
+        else:
+            assert turn[0]["type"] == "thinking" or not thinking_requested(upstream, body)
+            assert all(b.get("signature") for b in turn if b["type"] == "thinking")
+    elif upstream == "gemini":
+        [call] = [p for p in body["contents"][-2]["parts"] if "functionCall" in p]
+        expected = signature if client in CARRIES_TOOL_SIGNATURE else "skip_thought_signature_validator"
+        assert call.get("thoughtSignature") == expected
+    elif upstream == "responses":
+        reasoning = [i for i in body["input"] if i.get("type") == "reasoning"]
+        if client in CARRIES_REASONING_SIGNATURE:
+            assert [r.get("encrypted_content") for r in reasoning] == [signature]
+        assert all(r.get("encrypted_content") or r.get("id") for r in reasoning)

@@ -1,0 +1,139 @@
+"""Issue 5's resilience scenarios through the real server with real SDK clients.
+
+- A stream cut mid-answer reaches every client as an error in its own format, after the partial text: never a
+  normal end (each upstream here has one credential, so there is nothing to continue on, prefill or not).
+- A 429 on the first key of a pool fails over to the second key; the client sees a normal answer.
+- A context-length 400 is not retried on the same model; the configured fallback answers.
+- A client that goes away mid-stream makes the gateway close the upstream connection (the fake sees EOF).
+- A cut stream on a model that another, prefill-capable provider also serves is continued there and stitched into
+  the same client stream.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import ollama
+import openai
+import pytest
+import trio
+from google.genai import errors as genai_errors
+
+from tests.e2e import clients
+from tests.e2e.checks import check_request, user_text
+from tests.e2e.clients import PER_CLIENT, PROMPT, Answer
+from tests.e2e.conftest import (
+    CLIENT_KEY,
+    FALLBACK,
+    PER_UPSTREAM,
+    STITCH,
+    STREAM_OR_NOT,
+    Stack,
+    pool_keys,
+    run_sync,
+)
+from tests.e2e.fakes import prefill_of, script_text
+
+UPSTREAM = PER_UPSTREAM
+CLIENT = PER_CLIENT
+STREAM = STREAM_OR_NOT
+DISCONNECT_GUARD_S = 10.0  # hang guard while waiting for the fake to see the connection close
+
+STREAM_ERRORS: dict[str, tuple[type[BaseException], ...]] = {
+    "openai-chat": (openai.APIError,),
+    "openai-responses": (openai.APIError,),
+    "anthropic": (anthropic.APIError,),
+    "gemini": (genai_errors.APIError,),
+    "ollama": (ollama.ResponseError,),
+}
+
+
+class ClientGoesAway(Exception):
+    """Raised from inside the SDK's stream loop: the client stops reading and closes the response."""
+
+
+@UPSTREAM
+@CLIENT
+async def test_mid_stream_cut_ends_with_an_error_never_a_normal_end(stack: Stack, client: str, upstream: str) -> None:
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+    answer: Answer | None = None
+    error: BaseException | None = None
+    try:
+        answer = await run_sync(sdk.ask, stack.model(upstream, "cut"), sdk.start(), stream=True)
+    except STREAM_ERRORS[client] as exc:
+        error = exc
+    sdk.close()
+    partial = sdk.last
+    assert partial is not None
+    assert partial.text == "Hello from a stream ", "the text sent before the cut should have reached the client"
+    if client == "openai-responses" and error is None:
+        # The openai SDK does not raise on Responses error events: the stream must end with one, not with
+        # response.completed.
+        assert answer is not None and answer.finish in ("error", "response.failed"), answer
+    else:
+        assert error is not None, f"the cut stream ended normally for the client: {answer!r}"
+    [seen] = stack.requests(upstream)
+    assert not seen.finished
+    assert f"provider:{upstream}:cut" in stack.events
+
+
+@UPSTREAM
+@STREAM
+async def test_rate_limited_key_fails_over_to_the_second_key(stack: Stack, upstream: str, stream: bool) -> None:
+    sdk = clients.make("openai-chat", stack.url, CLIENT_KEY)
+    answer = await run_sync(sdk.ask, f"{upstream}-pool", sdk.start(), stream=stream)
+    sdk.close()
+    assert answer.text == script_text("text", upstream)
+    first, second = stack.requests(upstream)
+    assert (first.key, first.status) == (pool_keys(upstream)[0], 429)
+    assert (second.key, second.status) == (pool_keys(upstream)[1], 200)
+    assert first.model == second.model == "keyed"
+    assert first.stream is second.stream is stream
+
+
+@UPSTREAM
+@STREAM
+async def test_context_length_error_goes_to_the_fallback(stack: Stack, upstream: str, stream: bool) -> None:
+    sdk = clients.make("openai-chat", stack.url, CLIENT_KEY)
+    answer = await run_sync(sdk.ask, stack.model(upstream, "ctxlimit"), sdk.start(), stream=stream)
+    sdk.close()
+    fallback = FALLBACK[upstream]
+    assert answer.text == script_text("text", fallback)
+    [refused] = stack.requests(upstream)  # not retried on the same model
+    assert (refused.model, refused.status) == ("ctxlimit", 400)
+    [served] = stack.requests(fallback)
+    check_request(fallback, served, behaviour="text", stream=stream, prompt=PROMPT)
+
+
+@UPSTREAM
+@CLIENT
+async def test_client_disconnect_mid_stream_closes_the_upstream(stack: Stack, client: str, upstream: str) -> None:
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+
+    def on_chunk(answer: Answer) -> None:
+        raise ClientGoesAway(answer.text)
+
+    sdk.on_chunk = on_chunk
+    with pytest.raises(ClientGoesAway, match=r"^Hello $"):
+        await run_sync(sdk.ask, stack.model(upstream, "endless"), sdk.start(), stream=True)
+    sdk.close()
+    [seen] = stack.requests(upstream)
+    with trio.fail_after(DISCONNECT_GUARD_S):
+        await seen.disconnected.wait()
+    assert not seen.finished
+
+
+@CLIENT
+async def test_cut_stream_is_continued_on_a_prefill_provider(stack: Stack, client: str) -> None:
+    """``stitch`` is served by anthropic (which cuts its stream after two chunks) and ollama (prefill-capable): the
+    engine resends the conversation with the partial answer as an assistant prefill and stitches the continuation
+    into the same client stream, which then ends normally."""
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+    answer = await run_sync(sdk.ask, STITCH, sdk.start(), stream=True)
+    sdk.close()
+    assert answer.text == script_text("continued", "ollama")
+    [cut] = stack.requests("anthropic")
+    assert cut.model == "cut" and not cut.finished
+    [continued] = stack.requests("ollama")
+    assert continued.model == "continue" and continued.finished
+    assert prefill_of("ollama", continued.body) == "Hello from a stream"
+    assert PROMPT in user_text("ollama", continued.body)

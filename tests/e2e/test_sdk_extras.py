@@ -1,0 +1,233 @@
+"""The rest of each official SDK's surface through the real gateway: model listings, token counting, the legacy
+OpenAI completions endpoint, Ollama's ``generate``, the async openai/anthropic clients (under trio), and the built-in
+``muxtrio-echo`` model in every client format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anthropic
+import ollama
+import openai
+from google import genai
+from google.genai import types as gtypes
+
+from tests.e2e import clients
+from tests.e2e.checks import check_request
+from tests.e2e.clients import PER_CLIENT, PROMPT, TIMEOUT_S
+from tests.e2e.conftest import CLIENT_KEY, PER_UPSTREAM, STITCH, STREAM_OR_NOT, UPSTREAM_NAMES, Stack, run_sync
+from tests.e2e.fakes import BEHAVIOURS, COUNT_TOKENS, script_text
+
+UPSTREAM = PER_UPSTREAM
+STREAM = STREAM_OR_NOT
+NATIVE_COUNT = {"anthropic": "/v1/messages/count_tokens", "gemini": "/v1beta/models/text:countTokens",
+                "responses": "/v1/responses/input_tokens"}  # upstreams with a token-count endpoint of their own
+
+
+def _aliases(stack: Stack) -> set[str]:
+    names = {stack.model(u, b) for u in UPSTREAM_NAMES for b in BEHAVIOURS}
+    return names | {f"{u}-pool" for u in UPSTREAM_NAMES} | {"muxtrio-echo", STITCH}
+
+
+def _openai(stack: Stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=stack.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S)
+
+
+def _anthropic(stack: Stack) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=stack.url, api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S)
+
+
+def _genai(stack: Stack) -> genai.Client:
+    options = gtypes.HttpOptions(base_url=stack.url, api_version="v1beta", timeout=int(TIMEOUT_S * 1000))
+    return genai.Client(api_key=CLIENT_KEY, http_options=options)
+
+
+@contextmanager
+def _ollama(stack: Stack) -> Iterator[ollama.Client]:
+    client = ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=TIMEOUT_S)
+    try:
+        yield client
+    finally:
+        client._client.close()  # the ollama client has no close(); an open keep-alive would delay server shutdown
+
+
+def _count_checks(stack: Stack, upstream: str, tokens: int) -> None:
+    """Native count where the serving provider has an endpoint (exactly its answer), else the local estimate
+    (positive, and the provider is not asked at all)."""
+    seen = stack.requests(upstream)
+    if upstream in NATIVE_COUNT:
+        assert tokens == COUNT_TOKENS
+        assert [s.path for s in seen] == [NATIVE_COUNT[upstream]]
+    else:
+        assert tokens > 0
+        assert seen == []
+
+
+# ----------------------------------------------------------------------------------------------------- openai
+async def test_openai_models_list(stack: Stack) -> None:
+    def run() -> list[Any]:
+        with _openai(stack) as client:
+            return list(client.models.list())
+
+    models = await run_sync(run)
+    assert {m.id for m in models} == _aliases(stack)
+    assert all(m.object == "model" for m in models)
+
+
+@UPSTREAM
+@STREAM
+async def test_openai_legacy_completions(stack: Stack, upstream: str, stream: bool) -> None:
+    def run() -> tuple[str, int]:
+        with _openai(stack) as client:
+            if not stream:
+                r = client.completions.create(model=stack.model(upstream, "text"), prompt=PROMPT, max_tokens=64)
+                return r.choices[0].text, 1
+            parts = [c.choices[0].text for c in client.completions.create(
+                model=stack.model(upstream, "text"), prompt=PROMPT, max_tokens=64, stream=True) if c.choices]
+            return "".join(parts), len([p for p in parts if p])
+
+    text, chunks = await run_sync(run)
+    assert text == script_text("text", upstream)
+    if stream:
+        assert chunks >= 2
+    [seen] = stack.requests(upstream)
+    check_request(upstream, seen, behaviour="text", stream=stream, prompt=PROMPT)
+
+
+@UPSTREAM
+@STREAM
+async def test_openai_async_chat(stack: Stack, upstream: str, stream: bool) -> None:
+    """``AsyncOpenAI`` runs on trio (its HTTP client supports trio), in the same trio run as the servers."""
+    async with openai.AsyncOpenAI(
+        base_url=stack.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S
+    ) as client:
+        kwargs: dict[str, Any] = {"model": stack.model(upstream, "text"),
+                                  "messages": [{"role": "user", "content": PROMPT}]}
+        if not stream:
+            r = await client.chat.completions.create(**kwargs)
+            text, finish = r.choices[0].message.content, r.choices[0].finish_reason
+        else:
+            text, finish = "", None
+            async with await client.chat.completions.create(**kwargs, stream=True) as events:
+                async for chunk in events:
+                    for choice in chunk.choices:
+                        text += choice.delta.content or ""
+                        finish = choice.finish_reason or finish
+    assert (text, finish) == (script_text("text", upstream), "stop")
+    [seen] = stack.requests(upstream)
+    check_request(upstream, seen, behaviour="text", stream=stream, prompt=PROMPT)
+
+
+# ----------------------------------------------------------------------------------------------------- anthropic
+async def test_anthropic_models_list(stack: Stack) -> None:
+    def run() -> list[Any]:
+        with _anthropic(stack) as client:
+            return list(client.models.list())
+
+    models = await run_sync(run)
+    assert {m.id for m in models} == _aliases(stack)
+    assert all(m.type == "model" for m in models)
+
+
+@UPSTREAM
+async def test_anthropic_count_tokens(stack: Stack, upstream: str) -> None:
+    def run() -> int:
+        with _anthropic(stack) as client:
+            return client.messages.count_tokens(
+                model=stack.model(upstream, "text"), messages=[{"role": "user", "content": PROMPT}]
+            ).input_tokens
+
+    _count_checks(stack, upstream, await run_sync(run))
+
+
+@UPSTREAM
+@STREAM
+async def test_anthropic_async_messages(stack: Stack, upstream: str, stream: bool) -> None:
+    """``AsyncAnthropic`` on trio: ``messages.create`` and ``messages.stream()``."""
+    async with anthropic.AsyncAnthropic(
+        base_url=stack.url, api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S
+    ) as client:
+        kwargs: dict[str, Any] = {"model": stack.model(upstream, "text"), "max_tokens": 256,
+                                  "messages": [{"role": "user", "content": PROMPT}]}
+        if not stream:
+            message = await client.messages.create(**kwargs)
+        else:
+            async with client.messages.stream(**kwargs) as events:
+                deltas = [e async for e in events if e.type == "content_block_delta"]
+                message = await events.get_final_message()
+            assert len(deltas) >= 2
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].text == script_text("text", upstream)
+    assert message.stop_reason == "end_turn"
+    [seen] = stack.requests(upstream)
+    check_request(upstream, seen, behaviour="text", stream=stream, prompt=PROMPT)
+
+
+# ----------------------------------------------------------------------------------------------------- google-genai
+async def test_gemini_models_list(stack: Stack) -> None:
+    def run() -> list[Any]:
+        with _genai(stack) as client:
+            return list(client.models.list())
+
+    models = await run_sync(run)
+    assert {m.name for m in models} == {f"models/{a}" for a in _aliases(stack)}
+    assert all("generateContent" in (m.supported_actions or []) for m in models)
+
+
+@UPSTREAM
+async def test_gemini_count_tokens(stack: Stack, upstream: str) -> None:
+    def run() -> int | None:
+        with _genai(stack) as client:
+            return client.models.count_tokens(model=stack.model(upstream, "text"), contents=PROMPT).total_tokens
+
+    tokens = await run_sync(run)
+    assert tokens is not None
+    _count_checks(stack, upstream, tokens)
+
+
+# ----------------------------------------------------------------------------------------------------- ollama
+async def test_ollama_list(stack: Stack) -> None:
+    def run() -> list[Any]:
+        with _ollama(stack) as client:
+            return list(client.list().models)
+
+    models = await run_sync(run)
+    assert {m.model for m in models} == _aliases(stack)
+
+
+@UPSTREAM
+@STREAM
+async def test_ollama_generate(stack: Stack, upstream: str, stream: bool) -> None:
+    def run() -> tuple[str, int, str | None]:
+        with _ollama(stack) as client:
+            if not stream:
+                r = client.generate(model=stack.model(upstream, "text"), prompt=PROMPT, stream=False)
+                return r.response, 1, r.done_reason
+            parts = list(client.generate(model=stack.model(upstream, "text"), prompt=PROMPT, stream=True))
+        assert parts[-1].done and not any(p.done for p in parts[:-1])
+        return "".join(p.response for p in parts), len([p for p in parts if p.response]), parts[-1].done_reason
+
+    text, chunks, done_reason = await run_sync(run)
+    assert (text, done_reason) == (script_text("text", upstream), "stop")
+    if stream:
+        assert chunks >= 2
+    [seen] = stack.requests(upstream)
+    check_request(upstream, seen, behaviour="text", stream=stream, prompt=PROMPT)
+
+
+# ----------------------------------------------------------------------------------------------------- muxtrio-echo
+@PER_CLIENT
+@STREAM
+async def test_echo_model_answers_every_client_format(stack: Stack, client: str, stream: bool) -> None:
+    """The built-in echo model repeats the last user message, word by word, in every client format."""
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+    prompt = "echo these five words back"
+    answer = await run_sync(sdk.ask, "muxtrio-echo", sdk.start(prompt), stream=stream)
+    sdk.close()
+    assert answer.text == prompt
+    if stream:
+        assert answer.chunks >= 2
+    assert stack.all_requests() == []
