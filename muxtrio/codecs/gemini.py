@@ -424,6 +424,10 @@ def _compact(value: JSON) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- parse_request
+def _unsigned_reasoning(part: Part) -> bool:
+    return isinstance(part, Reasoning) and part.signature is None
+
+
 class _ContentsReader:
     """Gemini ``contents`` -> IR messages, pairing every ``functionResponse`` with the id of its ``functionCall``."""
 
@@ -456,7 +460,17 @@ class _ContentsReader:
             if part_role is not run_role:
                 self._flush(run_role, run)
                 run_role, run = part_role, []
-            run.extend(self._part(part, part_param, role))
+            parsed = self._part(part, part_param, role)
+            if part.get("thought") is True and parsed and run and _unsigned_reasoning(run[-1]):
+                # Consecutive thought parts are one thinking block whose signature comes on its last part (as a
+                # Gemini stream, or our encoder, splits them): join them, so the signature stays with its text.
+                previous = run[-1]
+                assert isinstance(previous, Reasoning)
+                head = parsed[0]
+                assert isinstance(head, Reasoning)
+                run[-1] = Reasoning(previous.text + head.text, head.signature, previous.id)
+                parsed = parsed[1:]
+            run.extend(parsed)
         self._flush(run_role, run)
 
     def _flush(self, role: Role | None, parts: list[Part]) -> None:

@@ -127,16 +127,7 @@ CARRIES_TOOL_SIGNATURE = {"gemini", "openai-responses", "openai-chat"}
 
 # (client, upstream, stream) -> the gateway bug that makes this pair fail; the test stays and must keep failing
 # (strict xfail) until the bug is fixed.
-THINKING_TOOL_BUGS = {
-    ("gemini", "anthropic", True): (
-        "muxtrio/codecs/gemini.py _ContentsReader._part reads each `thought: true` part as its own Reasoning, so a "
-        "thought block the Gemini stream encoder split into text parts plus a final empty part carrying the "
-        "thoughtSignature comes back as unsigned Reasoning(text) parts and a signed Reasoning('', sig); the "
-        "Anthropic emitter drops the unsigned ones and sends {'thinking': '', 'signature': sig}, a signature "
-        "detached from its text (Anthropic rejects it). Consecutive thought parts ending in a signature should "
-        "be read as one signed Reasoning."
-    ),
-}
+THINKING_TOOL_BUGS: dict[tuple[str, str, bool], str] = {}
 
 
 @STREAM
