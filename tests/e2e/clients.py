@@ -424,7 +424,7 @@ class Ollama(Adapter):
         self.client = ollama.Client(host=url, headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT_S)
 
     def close(self) -> None:
-        self.client._client.close()
+        self.client.close()
 
     def start(self, prompt: str = PROMPT) -> list[Any]:
         return [{"role": "user", "content": prompt}]

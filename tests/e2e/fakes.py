@@ -16,7 +16,9 @@ What a fake answers is chosen by the *upstream model name* the gateway sends (``
 ``thinktool``, ``ratelimit``, ``ctxlimit``, ``hold``, ``cut``, ``endless``, ``keyed``, ``continue``); any other name
 gets the provider's 404. ``tool``/``thinktool`` call ``get_weather`` (after thinking, with a signature, for
 ``thinktool``) and, once the conversation ends with the tool result, answer with text that quotes it. ``keyed`` is a
-429 for keys ending in ``-first``. ``continue`` continues an assistant prefill.
+429 for keys ending in ``-first``. ``continue`` continues an assistant prefill. ``midstream`` sends two chunks and
+then the provider's in-band error event; ``badrequest`` is a 400 (not context length), ``flaky`` a 500 on the first
+request for that model and a normal answer after, ``down`` always the provider's overloaded status.
 The answers are provider-neutral scripts (``tests/fixtures/transcripts/scripts.json``) rendered here into each wire
 format; error bodies are data too (``tests/fixtures/transcripts/errors.json``). Shapes follow the providers' API
 references: platform.openai.com/docs/api-reference/chat-streaming and /responses-streaming,
@@ -52,6 +54,7 @@ ERRORS: dict[str, Any] = json.loads((TRANSCRIPTS / "errors.json").read_text(enco
 
 BEHAVIOURS = (
     "text", "think", "tool", "thinktool", "ratelimit", "ctxlimit", "hold", "cut", "endless", "keyed", "continue",
+    "midstream", "badrequest", "flaky", "down",
 )  # fmt: skip
 CREATED = 1_700_000_000
 CREATED_AT = "2025-01-01T00:00:00.000000Z"
@@ -76,7 +79,9 @@ class Control:
 HOLD = Control("hold")
 CUT = Control("cut")
 FOREVER = Control("forever")
+ERROR = Control("error")  # a placeholder the renderers replace with the provider's in-band error event
 CONTROLS = {"hold": HOLD, "cut": CUT, "forever": FOREVER}
+ENDS = ("cut", "forever", "error")  # steps after which a stream has no normal end
 
 Frame = bytes | Control
 
@@ -162,6 +167,18 @@ class Ctx:
         return TOOL_IDS.get(self.api, "")
 
 
+def midstream_error(api: str) -> bytes:
+    """The provider's in-band error event, as the stream framing of ``api`` carries it."""
+    body = dumps(ERRORS["responses" if api == "responses" else _FAMILY[api]]["midstream"]["body"])
+    if api == "anthropic":
+        return b"event: error\ndata: " + body + b"\n\n"
+    if api == "gemini":
+        return b"data: " + body + b"\r\n\r\n"
+    if api == "ollama":
+        return body + b"\n"
+    return b"data: " + body + b"\n\n"  # OpenAI Chat (the Responses renderer frames its own, with a sequence number)
+
+
 def _output_tokens(steps: list[tuple[str, Any]]) -> tuple[int, int]:
     """(output tokens, of which reasoning): one per chunk, a tool call counts 5."""
     out = reasoning = 0
@@ -180,7 +197,7 @@ def _content_steps(steps: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Steps without controls; a script that is cut or never ends has no whole form past the control."""
     out: list[tuple[str, Any]] = []
     for kind, value in steps:
-        if kind in ("cut", "forever"):
+        if kind in ENDS:
             break
         if kind != "hold":
             out.append((kind, value))
@@ -211,6 +228,9 @@ def chat_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
             for fragment in value["fragments"]:
                 frames.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}))
             finish = "tool_calls"
+        elif kind == "error":
+            frames.append(midstream_error(c.api))
+            return frames
         elif kind in CONTROLS:
             frames.append(CONTROLS[kind])
             if kind != "hold":
@@ -383,6 +403,9 @@ def responses_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
                                 arguments=args))
             current = {**item, "status": "completed", "arguments": args}
             close()
+        elif kind == "error":
+            frames.append(event("error", **ERRORS["responses"]["midstream"]["body"]))
+            return frames
         elif kind in CONTROLS:
             frames.append(CONTROLS[kind])
             if kind != "hold":
@@ -448,6 +471,9 @@ def anthropic_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
                                     delta={"type": "input_json_delta", "partial_json": fragment}))
             close_block()
             stop_reason = "tool_use"
+        elif kind == "error":
+            frames.append(midstream_error(c.api))
+            return frames
         elif kind in CONTROLS:
             frames.append(CONTROLS[kind])
             if kind != "hold":
@@ -515,6 +541,9 @@ def _gemini_parts(steps: list[tuple[str, Any]]) -> list[tuple[dict[str, Any] | C
         elif kind == "tool":
             out += 5
             part = {"functionCall": {"name": value["name"], "args": value["arguments"]}}
+        elif kind == "error":
+            parts.append((ERROR, out, thoughts))
+            break
         elif kind in CONTROLS:
             parts.append((CONTROLS[kind], out, thoughts))
             if kind != "hold":
@@ -537,11 +566,14 @@ def _gemini_chunk(c: Ctx, parts: list[dict[str, Any]], out: int, thoughts: int, 
 
 def gemini_stream(steps: list[tuple[str, Any]], c: Ctx, *, sse: bool = True) -> list[Frame]:
     parts = _gemini_parts(steps)
-    ends = not any(p is CUT or p is FOREVER for p, _, _ in parts)
+    ends = not any(p is CUT or p is FOREVER or p is ERROR for p, _, _ in parts)
     last_content = max((i for i, (p, _, _) in enumerate(parts) if isinstance(p, dict)), default=-1)
     frames: list[Frame] = []
     first = True
     for i, (part, out, thoughts) in enumerate(parts):
+        if part is ERROR:
+            frames.append(midstream_error(c.api) if sse else b",\r\n" + midstream_error(c.api).strip()[6:])
+            continue
         if isinstance(part, Control):
             frames.append(part)
             continue
@@ -599,6 +631,9 @@ def ollama_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
         elif kind == "tool":
             line = _ollama_line(c, {"content": "", "tool_calls": [
                 {"function": {"name": value["name"], "arguments": value["arguments"]}}]})
+        elif kind == "error":
+            frames.append(midstream_error(c.api))
+            return frames
         elif kind in CONTROLS:
             frames.append(CONTROLS[kind])
             if kind != "hold":
@@ -730,6 +765,7 @@ class FakeProvider:
         self.keys = keys
         self.events = events if events is not None else []
         self.seen: list[Seen] = []
+        self.counts: dict[tuple[str, str], int] = {}
         self.release = trio.Event()
         self.url = ""
 
@@ -883,16 +919,23 @@ class FakeProvider:
             return error_reply(family, "not_found", seen.model)
         if behaviour == "ratelimit" or (behaviour == "keyed" and (seen.key or "").endswith("-first")):
             return error_reply(family, "ratelimit")
-        if behaviour == "ctxlimit":
-            return error_reply(family, "ctxlimit")
+        if behaviour in ("ctxlimit", "badrequest", "down"):
+            return error_reply(family, behaviour)
+        self.counts[(seen.api, behaviour)] = self.counts.get((seen.api, behaviour), 0) + 1
+        if behaviour == "flaky" and self.counts[(seen.api, behaviour)] == 1:
+            return error_reply(family, "flaky")
         name = behaviour
         tool_result = tool_result_of(seen.api, seen.body)
         if behaviour == "tool":
             name = "tool_answer" if tool_result is not None else "tool_call"
         elif behaviour == "thinktool":
             name = "tool_answer" if tool_result is not None else "think_tool_call"
-        elif behaviour == "keyed":
+        elif behaviour in ("keyed", "flaky"):
             name = "text"
+        elif behaviour == "midstream":
+            if not seen.stream:
+                return error_reply(family, "flaky")
+            name = "midstream_error"
         if behaviour == "continue":
             steps = continuation(seen.api, seen.body, seen.api)
         else:

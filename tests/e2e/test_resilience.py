@@ -7,6 +7,9 @@
 - A client that goes away mid-stream makes the gateway close the upstream connection (the fake sees EOF).
 - A cut stream on a model that another, prefill-capable provider also serves is continued there and stitched into
   the same client stream.
+- A provider's in-band error event mid-stream ends the client's stream with an error too.
+- A provider 400 is never retried and reaches the client with the provider's reason; a 500 once is retried
+  invisibly; a provider that stays down gets ``request-retry + 1`` attempts, then the client gets 503.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from google.genai import errors as genai_errors
 
 from tests.e2e import clients
 from tests.e2e.checks import check_request, user_text
-from tests.e2e.clients import PER_CLIENT, PROMPT, Answer
+from tests.e2e.clients import PER_CLIENT, PROMPT, Answer, error_status
 from tests.e2e.conftest import (
     CLIENT_KEY,
     FALLBACK,
@@ -137,3 +140,79 @@ async def test_cut_stream_is_continued_on_a_prefill_provider(stack: Stack, clien
     assert continued.model == "continue" and continued.finished
     assert prefill_of("ollama", continued.body) == "Hello from a stream"
     assert PROMPT in user_text("ollama", continued.body)
+
+
+@UPSTREAM
+@CLIENT
+async def test_provider_error_event_mid_stream_ends_with_an_error(stack: Stack, client: str, upstream: str) -> None:
+    """The provider sends two chunks, then its own in-band error event (OpenAI ``data: {"error"}``, Responses
+    ``event: error``, Anthropic ``event: error``, Gemini a ``data:`` Status, Ollama an ``{"error"}`` line) and ends
+    the body: the client gets the partial text and then an error, never a normal end."""
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+    answer: Answer | None = None
+    error: BaseException | None = None
+    try:
+        answer = await run_sync(sdk.ask, stack.model(upstream, "midstream"), sdk.start(), stream=True)
+    except STREAM_ERRORS[client] as exc:
+        error = exc
+    sdk.close()
+    assert sdk.last is not None and sdk.last.text == "Hello from a stream "
+    if client == "openai-responses" and error is None:
+        assert answer is not None and answer.finish in ("error", "response.failed"), answer
+    else:
+        assert error is not None, f"the stream ended normally after the provider's error event: {answer!r}"
+    [seen] = stack.requests(upstream)
+    assert seen.finished  # the provider ended its body itself, after the error event
+
+
+BAD_REQUEST: dict[str, type[BaseException]] = {
+    "openai-chat": openai.BadRequestError,
+    "openai-responses": openai.BadRequestError,
+    "anthropic": anthropic.BadRequestError,
+    "gemini": genai_errors.ClientError,
+    "ollama": ollama.ResponseError,
+}
+
+
+@UPSTREAM
+@CLIENT
+async def test_provider_400_is_not_retried_and_keeps_its_reason(stack: Stack, client: str, upstream: str) -> None:
+    """An invalid-request 400 (not context length) is never retried nor failed over; the client gets a 400 in its
+    own format that carries the provider's reason."""
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+    for stream in (False, True):
+        with pytest.raises(BAD_REQUEST[client]) as caught:
+            await run_sync(sdk.ask, stack.model(upstream, "badrequest"), sdk.start(), stream=stream)
+        assert error_status(caught.value)[0] == 400
+        assert "the fake provider refuses this request" in str(caught.value)
+    sdk.close()
+    assert [(s.model, s.status, s.stream) for s in stack.requests(upstream)] == [
+        ("badrequest", 400, False),
+        ("badrequest", 400, True),
+    ]
+
+
+@UPSTREAM
+@STREAM
+@pytest.mark.gateway_config(max_retry_interval=0.05)
+async def test_provider_500_once_is_retried_invisibly(stack: Stack, upstream: str, stream: bool) -> None:
+    sdk = clients.make("openai-chat", stack.url, CLIENT_KEY)
+    answer = await run_sync(sdk.ask, stack.model(upstream, "flaky"), sdk.start(), stream=stream)
+    sdk.close()
+    assert answer.text == script_text("text", upstream)
+    assert [(s.model, s.status) for s in stack.requests(upstream)] == [("flaky", 500), ("flaky", 200)]
+
+
+@UPSTREAM
+@pytest.mark.gateway_config(max_retry_interval=0.05, request_retry=2)
+async def test_provider_down_gets_bounded_attempts_then_503(stack: Stack, upstream: str) -> None:
+    """A provider that stays overloaded (Anthropic 529, others 503) sees exactly ``request-retry + 1`` attempts; the
+    client then gets 503."""
+    sdk = clients.make("openai-chat", stack.url, CLIENT_KEY)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await run_sync(sdk.ask, stack.model(upstream, "down"), sdk.start())
+    sdk.close()
+    assert error_status(caught.value)[0] == 503
+    attempts = stack.requests(upstream)
+    assert [s.model for s in attempts] == ["down"] * 3
+    assert {s.status for s in attempts} == {529 if upstream == "anthropic" else 503}

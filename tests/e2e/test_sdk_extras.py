@@ -12,11 +12,14 @@ from typing import Any
 import anthropic
 import ollama
 import openai
+import pytest
+import trio
 from google import genai
+from google.genai import errors as genai_errors
 from google.genai import types as gtypes
 
 from tests.e2e import clients
-from tests.e2e.checks import check_request
+from tests.e2e.checks import check_request, user_text
 from tests.e2e.clients import PER_CLIENT, PROMPT, TIMEOUT_S
 from tests.e2e.conftest import CLIENT_KEY, PER_UPSTREAM, STITCH, STREAM_OR_NOT, UPSTREAM_NAMES, Stack, run_sync
 from tests.e2e.fakes import BEHAVIOURS, COUNT_TOKENS, script_text
@@ -51,7 +54,7 @@ def _ollama(stack: Stack) -> Iterator[ollama.Client]:
     try:
         yield client
     finally:
-        client._client.close()  # the ollama client has no close(); an open keep-alive would delay server shutdown
+        client.close()  # an open keep-alive connection would delay the server's graceful shutdown
 
 
 def _count_checks(stack: Stack, upstream: str, tokens: int) -> None:
@@ -231,3 +234,74 @@ async def test_echo_model_answers_every_client_format(stack: Stack, client: str,
     if stream:
         assert answer.chunks >= 2
     assert stack.all_requests() == []
+
+
+# ----------------------------------------------------------------------------------------------------- one model
+async def test_each_sdk_retrieves_one_model(stack: Stack) -> None:
+    """``GET /v1/models/{id}`` (OpenAI and Anthropic shapes), ``GET /v1beta/models/{m}``, ``POST /api/show``; an
+    unknown id is the SDK's not-found error."""
+
+    def run() -> None:
+        with _openai(stack) as client:
+            model = client.models.retrieve("anthropic-text")
+            assert (model.id, model.object, model.owned_by) == ("anthropic-text", "model", "anthropic")
+            with pytest.raises(openai.NotFoundError):
+                client.models.retrieve("no-such-model")
+        with _anthropic(stack) as client:
+            info = client.models.retrieve("gemini-think")
+            assert (info.id, info.type) == ("gemini-think", "model")
+            with pytest.raises(anthropic.NotFoundError):
+                client.models.retrieve("no-such-model")
+        with _genai(stack) as client:
+            gmodel = client.models.get(model="ollama-text")
+            assert gmodel.name == "models/ollama-text"
+            with pytest.raises(genai_errors.ClientError) as caught:
+                client.models.get(model="no-such-model")
+            assert caught.value.code == 404
+        with _ollama(stack) as client:
+            shown = client.show("openai-text")
+            assert shown.details is not None and shown.modified_at is not None
+            assert client.ps().models == []
+            with pytest.raises(ollama.ResponseError) as missing:
+                client.show("no-such-model")
+            assert missing.value.status_code == 404
+
+    await run_sync(run)
+    assert stack.all_requests() == []
+
+
+async def test_anthropic_sdk_with_bearer_auth_token(stack: Stack) -> None:
+    """The anthropic SDK's ``auth_token`` sends ``Authorization: Bearer``: accepted like ``x-api-key``."""
+
+    def run() -> str:
+        with anthropic.Anthropic(base_url=stack.url, auth_token=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S) as c:
+            message = c.messages.create(model=stack.model("gemini", "text"), max_tokens=64,
+                                        messages=[{"role": "user", "content": PROMPT}])
+            return "".join(b.text for b in message.content if b.type == "text")
+
+    assert await run_sync(run) == script_text("text", "gemini")
+
+
+async def test_concurrent_streams_through_every_upstream(stack: Stack) -> None:
+    """Twenty streams at once over one gateway (four per upstream kind), each gets exactly its own answer."""
+    results: dict[int, str] = {}
+
+    async def one(i: int, client: openai.AsyncOpenAI) -> None:
+        upstream = UPSTREAM_NAMES[i % len(UPSTREAM_NAMES)]
+        text = ""
+        async with await client.chat.completions.create(
+            model=stack.model(upstream, "text"), messages=[{"role": "user", "content": f"{PROMPT} {i}"}], stream=True
+        ) as events:
+            async for chunk in events:
+                text += "".join(c.delta.content or "" for c in chunk.choices)
+        results[i] = text
+
+    async with openai.AsyncOpenAI(
+        base_url=stack.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S
+    ) as client, trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(one, i, client)
+    assert results == {i: script_text("text", UPSTREAM_NAMES[i % len(UPSTREAM_NAMES)]) for i in range(20)}
+    for upstream in UPSTREAM_NAMES:
+        prompts = sorted(user_text(upstream, s.body) for s in stack.requests(upstream))
+        assert prompts == sorted(f"{PROMPT} {i}" for i in range(20) if UPSTREAM_NAMES[i % 5] == upstream)
