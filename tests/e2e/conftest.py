@@ -9,14 +9,16 @@ servers keep running in the test's nursery; the async openai/anthropic clients r
 
 Config: one provider per upstream kind, named after it (``openai``, ``responses``, ``anthropic``, ``gemini``,
 ``ollama``), each serving the fakes' behaviours under the alias ``<upstream>-<behaviour>`` (the upstream receives the
-bare behaviour name); ``stitch`` is served by ``anthropic`` (whose stream is cut) and ``ollama`` (which continues an
-assistant prefill); ``<upstream>-pool`` is a second provider of the same kind with two keys (the first one always
-rate-limited); ``<upstream>-ctxlimit`` falls back to ``<FALLBACK[upstream]>-text``. ``api_keys=("test-key",)``.
+bare behaviour name); ``<upstream>-pool`` is a second provider of the same kind with two keys (the first one always
+rate-limited); ``<upstream>-ctxlimit`` falls back to ``<FALLBACK[upstream]>-text``; ``stitch`` is served by
+``anthropic`` (whose stream is cut) and ``ollama`` (which continues an assistant prefill); ``dead-text`` by a provider
+on a loopback port that refuses connections. ``api_keys=("test-key",)``.
 Override config fields per test with ``@pytest.mark.gateway_config(field=value)``.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +51,7 @@ FAKE_KINDS = ("openai", "anthropic", "gemini", "ollama")
 FALLBACK = {"openai": "anthropic", "responses": "anthropic", "anthropic": "openai", "gemini": "ollama",
             "ollama": "openai"}
 STITCH = "stitch"
+DEAD = "dead-text"  # served by a provider on a loopback port where nothing listens
 
 # Parametrize over upstream kinds / client SDKs, with ids that say which is which ("anthropic-provider-gemini-sdk").
 PER_UPSTREAM = pytest.mark.parametrize("upstream", UPSTREAM_NAMES, ids=[f"{u}-provider" for u in UPSTREAM_NAMES])
@@ -66,8 +69,11 @@ def provider_key(upstream: str) -> str | None:
     return UPSTREAMS[upstream][3]
 
 
-def build_config(fakes: dict[str, FakeProvider], **overrides: Any) -> Config:
-    providers: list[ProviderConfig] = []
+def build_config(fakes: dict[str, FakeProvider], dead_url: str, **overrides: Any) -> Config:
+    providers: list[ProviderConfig] = [
+        ProviderConfig(type=ProviderType.OPENAI, name="dead", base_url=dead_url + "/v1",
+                       credentials=(Credential("sk-dead-0001"),), models=(ModelConfig(name="text", alias=DEAD),)),
+    ]
     for upstream, (ptype, fake, suffix, key) in UPSTREAMS.items():
         base_url = fakes[fake].url + suffix
         providers.append(
@@ -139,6 +145,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gateway_config(**fields): override muxtrio Config fields for this test")
 
 
+def _closed_port_url() -> str:
+    """A loopback URL whose port the OS just handed out and nobody listens on (connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 async def _wait_healthy(url: str) -> None:
     async with httpx2.AsyncClient(timeout=5.0) as client:
         with trio.fail_after(10):
@@ -161,7 +175,7 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
             keys |= {k for u, (_, f, _, _) in UPSTREAMS.items() if f == kind for k in pool_keys(u)}
             fakes[kind] = FakeProvider(kind, keys, events)
             await nursery.start(fakes[kind].serve)
-        config = build_config(fakes, **overrides)
+        config = build_config(fakes, _closed_port_url(), **overrides)
         hc = hypercorn_config(config)  # the runner's own Hypercorn settings
         hc.bind = ["127.0.0.1:0"]
         hc.graceful_timeout = 2.0

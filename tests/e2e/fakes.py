@@ -18,7 +18,8 @@ gets the provider's 404. ``tool``/``thinktool`` call ``get_weather`` (after thin
 ``thinktool``) and, once the conversation ends with the tool result, answer with text that quotes it. ``keyed`` is a
 429 for keys ending in ``-first``. ``continue`` continues an assistant prefill. ``midstream`` sends two chunks and
 then the provider's in-band error event; ``badrequest`` is a 400 (not context length), ``flaky`` a 500 on the first
-request for that model and a normal answer after, ``down`` always the provider's overloaded status.
+request for that model and a normal answer after, ``down`` always the provider's overloaded status, ``silent``
+never answers at all (no status line) until the gateway gives up and closes the connection.
 The answers are provider-neutral scripts (``tests/fixtures/transcripts/scripts.json``) rendered here into each wire
 format; error bodies are data too (``tests/fixtures/transcripts/errors.json``). Shapes follow the providers' API
 references: platform.openai.com/docs/api-reference/chat-streaming and /responses-streaming,
@@ -54,7 +55,7 @@ ERRORS: dict[str, Any] = json.loads((TRANSCRIPTS / "errors.json").read_text(enco
 
 BEHAVIOURS = (
     "text", "think", "tool", "thinktool", "ratelimit", "ctxlimit", "hold", "cut", "endless", "keyed", "continue",
-    "midstream", "badrequest", "flaky", "down",
+    "midstream", "badrequest", "flaky", "down", "silent",
 )  # fmt: skip
 CREATED = 1_700_000_000
 CREATED_AT = "2025-01-01T00:00:00.000000Z"
@@ -119,7 +120,11 @@ class Streamed:
     content_type: str
 
 
-Reply = Whole | Streamed
+class Silent:
+    """No answer at all: the request is read, then nothing is sent until the gateway closes the connection."""
+
+
+Reply = Whole | Streamed | Silent
 
 
 # ----------------------------------------------------------------------------------------------------- scripts
@@ -785,6 +790,9 @@ class FakeProvider:
                 if seen is None:
                     return
                 reply = self._reply(seen)
+                if isinstance(reply, Silent):
+                    await self._stay_silent(stream, seen)
+                    return
                 seen.status = reply.status if isinstance(reply, Whole) else 200
                 if isinstance(reply, Whole):
                     await self._send_whole(conn, stream, reply)
@@ -837,6 +845,17 @@ class FakeProvider:
         )
         self.seen.append(seen)
         return seen
+
+    async def _stay_silent(self, stream: trio.SocketStream, seen: Seen) -> None:
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                seen.disconnected.set()
+                self.events.append(f"provider:{seen.api}:disconnected")
+                return
 
     async def _send_whole(self, conn: h11.Connection, stream: trio.SocketStream, reply: Whole) -> None:
         headers = [("content-type", reply.content_type), ("content-length", str(len(reply.body)))]
@@ -919,6 +938,8 @@ class FakeProvider:
             return error_reply(family, "not_found", seen.model)
         if behaviour == "ratelimit" or (behaviour == "keyed" and (seen.key or "").endswith("-first")):
             return error_reply(family, "ratelimit")
+        if behaviour == "silent":
+            return Silent()
         if behaviour in ("ctxlimit", "badrequest", "down"):
             return error_reply(family, behaviour)
         self.counts[(seen.api, behaviour)] = self.counts.get((seen.api, behaviour), 0) + 1

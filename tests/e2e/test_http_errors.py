@@ -162,3 +162,36 @@ async def test_missing_client_key_is_401(stack: Stack, family: Family) -> None:
         response = await http.post(path, content=orjson.dumps(body))
     assert_shape(family, response, 401)
     assert stack.all_requests() == []
+
+
+KEY_CARRIERS = {
+    "authorization": lambda key: ({"authorization": f"Bearer {key}"}, {}),
+    "x-api-key": lambda key: ({"x-api-key": key}, {}),
+    "x-goog-api-key": lambda key: ({"x-goog-api-key": key}, {}),
+    "query-key": lambda key: ({}, {"key": key}),
+}
+
+
+@FAMILY
+@pytest.mark.parametrize("carrier", list(KEY_CARRIERS))
+async def test_client_key_is_read_from_every_carrier(stack: Stack, family: Family, carrier: str) -> None:
+    """``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-key`` and ``?key=`` all carry the gateway key; a
+    wrong key in any of them is a 401 in the route's own shape."""
+    path, body = family.request()
+    async with httpx2.AsyncClient(base_url=stack.url, timeout=30.0) as http:
+        headers, params = KEY_CARRIERS[carrier](CLIENT_KEY)
+        good = await http.post(path, content=orjson.dumps(body), headers=headers, params=params)
+        headers, params = KEY_CARRIERS[carrier]("wrong-key")
+        bad = await http.post(path, content=orjson.dumps(body), headers=headers, params=params)
+    assert good.status_code == 200, good.text
+    assert_shape(family, bad, 401)
+    assert len(stack.requests("openai")) == 1
+
+
+@pytest.mark.gateway_config(disable_auth=True)
+async def test_disable_auth_serves_without_a_key(stack: Stack) -> None:
+    family = FAMILIES[0]
+    path, body = family.request()
+    async with httpx2.AsyncClient(base_url=stack.url, timeout=30.0) as http:
+        response = await http.post(path, content=orjson.dumps(body))
+    assert response.status_code == 200, response.text

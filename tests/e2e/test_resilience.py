@@ -10,6 +10,8 @@
 - A provider's in-band error event mid-stream ends the client's stream with an error too.
 - A provider 400 is never retried and reaches the client with the provider's reason; a 500 once is retried
   invisibly; a provider that stays down gets ``request-retry + 1`` attempts, then the client gets 503.
+- An unreachable provider is a clean 502/503; a silent one hits the first-byte timeout (504); a stream that stalls
+  with its connection open hits the idle-gap timeout and ends with an error.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import pytest
 import trio
 from google.genai import errors as genai_errors
 
+from muxtrio.config import Timeouts
 from tests.e2e import clients
 from tests.e2e.checks import check_request, user_text
 from tests.e2e.clients import PER_CLIENT, PROMPT, Answer, error_status
 from tests.e2e.conftest import (
     CLIENT_KEY,
+    DEAD,
     FALLBACK,
     PER_UPSTREAM,
     STITCH,
@@ -216,3 +220,46 @@ async def test_provider_down_gets_bounded_attempts_then_503(stack: Stack, upstre
     attempts = stack.requests(upstream)
     assert [s.model for s in attempts] == ["down"] * 3
     assert {s.status for s in attempts} == {529 if upstream == "anthropic" else 503}
+
+
+@pytest.mark.gateway_config(max_retry_interval=0.05, request_retry=1)
+async def test_unreachable_provider_is_a_clean_5xx(stack: Stack) -> None:
+    """A provider whose port refuses connections: bounded retries, then a 502/503 in the client's format."""
+    sdk = clients.make("openai-chat", stack.url, CLIENT_KEY)
+    for stream in (False, True):
+        with pytest.raises(openai.InternalServerError) as caught:
+            await run_sync(sdk.ask, DEAD, sdk.start(), stream=stream)
+        assert error_status(caught.value)[0] in (502, 503)
+    sdk.close()
+
+
+@UPSTREAM
+@pytest.mark.gateway_config(timeouts=Timeouts(first_byte=0.3), max_retry_interval=0.05, request_retry=1)
+async def test_silent_provider_times_out_at_first_byte(stack: Stack, upstream: str) -> None:
+    """A provider that never answers: each attempt ends at the first-byte timeout (the gateway closes the
+    connection), ``request-retry + 1`` attempts, then 504."""
+    sdk = clients.make("openai-chat", stack.url, CLIENT_KEY)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await run_sync(sdk.ask, stack.model(upstream, "silent"), sdk.start(), stream=True)
+    sdk.close()
+    assert error_status(caught.value)[0] == 504
+    attempts = stack.requests(upstream)
+    assert [s.model for s in attempts] == ["silent", "silent"]
+    with trio.fail_after(DISCONNECT_GUARD_S):
+        for seen in attempts:
+            await seen.disconnected.wait()
+
+
+@UPSTREAM
+@pytest.mark.gateway_config(timeouts=Timeouts(idle=0.3))
+async def test_stalled_stream_ends_with_an_error(stack: Stack, upstream: str) -> None:
+    """The provider sends one chunk and then nothing, connection open: the idle-gap timeout ends the client's stream
+    with an error after the partial text (never a normal end), and the upstream connection is closed."""
+    sdk = clients.make("openai-chat", stack.url, CLIENT_KEY)
+    with pytest.raises(openai.APIError):
+        await run_sync(sdk.ask, stack.model(upstream, "endless"), sdk.start(), stream=True)
+    sdk.close()
+    assert sdk.last is not None and sdk.last.text == "Hello " and sdk.last.finish is None
+    [seen] = stack.requests(upstream)
+    with trio.fail_after(DISCONNECT_GUARD_S):
+        await seen.disconnected.wait()

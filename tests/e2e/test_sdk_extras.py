@@ -21,7 +21,7 @@ from google.genai import types as gtypes
 from tests.e2e import clients
 from tests.e2e.checks import check_request, user_text
 from tests.e2e.clients import PER_CLIENT, PROMPT, TIMEOUT_S
-from tests.e2e.conftest import CLIENT_KEY, PER_UPSTREAM, STITCH, STREAM_OR_NOT, UPSTREAM_NAMES, Stack, run_sync
+from tests.e2e.conftest import CLIENT_KEY, DEAD, PER_UPSTREAM, STITCH, STREAM_OR_NOT, UPSTREAM_NAMES, Stack, run_sync
 from tests.e2e.fakes import BEHAVIOURS, COUNT_TOKENS, script_text
 
 UPSTREAM = PER_UPSTREAM
@@ -32,7 +32,7 @@ NATIVE_COUNT = {"anthropic": "/v1/messages/count_tokens", "gemini": "/v1beta/mod
 
 def _aliases(stack: Stack) -> set[str]:
     names = {stack.model(u, b) for u in UPSTREAM_NAMES for b in BEHAVIOURS}
-    return names | {f"{u}-pool" for u in UPSTREAM_NAMES} | {"muxtrio-echo", STITCH}
+    return names | {f"{u}-pool" for u in UPSTREAM_NAMES} | {"muxtrio-echo", STITCH, DEAD}
 
 
 def _openai(stack: Stack) -> openai.OpenAI:
@@ -98,6 +98,15 @@ async def test_openai_legacy_completions(stack: Stack, upstream: str, stream: bo
         assert chunks >= 2
     [seen] = stack.requests(upstream)
     check_request(upstream, seen, behaviour="text", stream=stream, prompt=PROMPT)
+
+
+@UPSTREAM
+async def test_openai_responses_input_tokens(stack: Stack, upstream: str) -> None:
+    def run() -> int:
+        with _openai(stack) as client:
+            return client.responses.input_tokens.count(model=stack.model(upstream, "text"), input=PROMPT).input_tokens
+
+    _count_checks(stack, upstream, await run_sync(run))
 
 
 @UPSTREAM
