@@ -1,8 +1,18 @@
-"""Assertions on what the fake providers received: the gateway's translated request in each provider's own format."""
+"""Assertions on what the fake providers received (the gateway's translated request in each provider's own format),
+and validation of wire bodies with the official SDKs' own types (strict ``model_validate``: the SDKs themselves parse
+leniently, but clients in other languages, and the SDKs' typed accessors, rely on required fields being there)."""
 
 from __future__ import annotations
 
+import typing
 from typing import Any
+
+import anthropic.types as atypes
+import ollama
+import orjson
+from google.genai import types as gtypes
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
 
 from tests.e2e.conftest import CLIENT_KEY, provider_key
 from tests.e2e.fakes import TOOL_IDS, Seen, _text_of
@@ -142,3 +152,95 @@ def check_tool_result(upstream: str, seen: Seen, result: str, *, provider_ids: b
         assert reply["role"] == "tool" and result in _text_of(reply["content"])
     else:
         raise AssertionError(upstream)
+
+
+# ----------------------------------------------------------------------------------------------------- SDK types
+def _by_type(union_annotation: Any) -> dict[str, Any]:
+    """Event ``type`` -> the SDK's model class, from a discriminated union of stream events."""
+    union = typing.get_args(union_annotation)[0]
+    return {typing.get_args(cls.model_fields["type"].annotation)[0]: cls for cls in typing.get_args(union)}
+
+
+RESPONSES_EVENTS = _by_type(ResponseStreamEvent)
+ANTHROPIC_EVENTS = _by_type(atypes.RawMessageStreamEvent)
+
+
+def _sse(frames: bytes, sep: bytes) -> list[tuple[str | None, bytes]]:
+    out: list[tuple[str | None, bytes]] = []
+    for block in frames.split(sep):
+        if not block.strip():
+            continue
+        event: str | None = None
+        data = b""
+        for line in block.splitlines():
+            if line.startswith(b"event: "):
+                event = line[7:].decode()
+            elif line.startswith(b"data: "):
+                data = line[6:]
+        if data:  # a block of comments only (": ping") carries no event
+            out.append((event, data))
+    return out
+
+
+def validate_stream(api: str, raw: bytes) -> int:
+    """Validate every event of a rendered stream with the SDK's types; returns how many were checked."""
+    checked = 0
+    if api == "openai":
+        events = _sse(raw, b"\n\n")
+        for _, data in events:
+            if data == b"[DONE]":
+                continue
+            obj = orjson.loads(data)
+            if "error" in obj:
+                assert set(obj["error"]) >= {"message", "type"}
+            else:
+                ChatCompletionChunk.model_validate(obj)
+            checked += 1
+    elif api == "responses":
+        for event, data in _sse(raw, b"\n\n"):
+            obj = orjson.loads(data)
+            assert obj["type"] == event
+            RESPONSES_EVENTS[obj["type"]].model_validate(obj)
+            checked += 1
+    elif api == "anthropic":
+        for event, data in _sse(raw, b"\n\n"):
+            obj = orjson.loads(data)
+            assert obj["type"] == event
+            if event == "ping":
+                continue
+            if event == "error":
+                atypes.ErrorResponse.model_validate({**obj, "request_id": None})
+            else:
+                ANTHROPIC_EVENTS[event].model_validate(obj)
+            checked += 1
+    elif api == "gemini":
+        assert raw.endswith(b"\r\n\r\n") and b"\n\n" not in raw.replace(b"\r\n", b"")
+        for _, data in _sse(raw, b"\r\n\r\n"):
+            obj = orjson.loads(data)
+            if "error" in obj:
+                assert set(obj["error"]) >= {"code", "message", "status"}
+            else:
+                gtypes.GenerateContentResponse.model_validate_json(data)
+            checked += 1
+    elif api == "ollama":
+        for line in raw.splitlines():
+            obj = orjson.loads(line)
+            if "error" in obj:
+                assert isinstance(obj["error"], str)
+            else:
+                ollama.ChatResponse.model_validate(obj)
+            checked += 1
+    return checked
+
+
+def validate_whole(api: str, body: dict[str, Any]) -> None:
+    if api == "openai":
+        ChatCompletion.model_validate(body)
+    elif api == "responses":
+        Response.model_validate(body)
+    elif api == "anthropic":
+        atypes.Message.model_validate(body)
+    elif api == "gemini":
+        gtypes.GenerateContentResponse.model_validate_json(orjson.dumps(body))
+    elif api == "ollama":
+        ollama.ChatResponse.model_validate(body)

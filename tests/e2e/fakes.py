@@ -295,7 +295,8 @@ def _response_object(c: Ctx, status: str, output: list[Any], usage: Any) -> dict
 def _responses_usage(steps: list[tuple[str, Any]]) -> dict[str, Any]:
     out, reasoning = _output_tokens(steps)
     return {
-        "input_tokens": INPUT_TOKENS, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": out,
+        "input_tokens": INPUT_TOKENS, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": out,
         "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": INPUT_TOKENS + out,
     }  # fmt: skip
 
@@ -1040,3 +1041,42 @@ def _broken_body(steps: list[tuple[str, Any]]) -> list[Frame]:
         if kind in ("cut", "forever"):
             return [b'{"partial": ', CONTROLS[kind]]
     return []
+
+
+# ----------------------------------------------------------------------------------------------------- transcripts
+# The rendered scripts, as wire transcripts under tests/fixtures/transcripts/wire/ (what the fakes send, for review;
+# test_fakes.py checks they are current). Regenerate with: python -m tests.e2e.fakes
+WIRE_SCRIPTS = {"text": "text", "think": "think", "tool_call": "tool", "think_tool_call": "thinktool",
+                "tool_answer": "tool", "midstream_error": "midstream"}  # script -> the model name the fake echoes
+TRANSCRIPT_TOOL_RESULT = "sunny, 21 C"
+WIRE_DIR = TRANSCRIPTS / "wire"
+
+
+def render_transcripts() -> dict[str, bytes]:
+    """Every API's rendering of every wire script: ``<api>/<script>.sse|.ndjson`` (stream) and ``.json`` (whole);
+    Gemini's JSON-array stream dialect as ``gemini/<script>.array.json``."""
+    out: dict[str, bytes] = {}
+    for api, (stream_fn, whole_fn, content_type) in _RENDER.items():
+        ext = "ndjson" if content_type == "application/x-ndjson" else "sse"
+        for name, model in WIRE_SCRIPTS.items():
+            steps = script(name, api, TRANSCRIPT_TOOL_RESULT)
+            ctx = Ctx(api, model, include_usage=True)
+            out[f"{api}/{name}.{ext}"] = b"".join(f for f in stream_fn(steps, ctx) if isinstance(f, bytes))
+            if name == "midstream_error":
+                continue
+            out[f"{api}/{name}.json"] = orjson.dumps(whole_fn(steps, ctx), option=orjson.OPT_INDENT_2) + b"\n"
+            if api == "gemini":
+                array = b"".join(f for f in gemini_stream(steps, ctx, sse=False) if isinstance(f, bytes))
+                out[f"{api}/{name}.array.json"] = array
+    return out
+
+
+def write_transcripts() -> None:
+    for relative, data in render_transcripts().items():
+        path = WIRE_DIR / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+if __name__ == "__main__":
+    write_transcripts()

@@ -16,7 +16,8 @@ import pytest
 import trio
 
 from tests.e2e import clients
-from tests.e2e.clients import PER_CLIENT, PROMPT, Answer
+from tests.e2e.checks import validate_stream, validate_whole
+from tests.e2e.clients import PER_CLIENT, PROMPT, TOOL_NAME, TOOL_SCHEMA, Answer
 from tests.e2e.conftest import CLIENT_KEY, PER_UPSTREAM, Stack, run_sync
 from tests.e2e.fakes import script_text
 
@@ -25,20 +26,43 @@ PAUSE_S = 0.25  # how long a held provider stays silent in the keepalive tests (
 READ_GUARD_S = 20.0  # hang guard for raw reads
 
 
-def _request(fmt: str, model: str) -> tuple[str, dict[str, Any]]:
+def _request(fmt: str, model: str, *, stream: bool = True, think: bool = False) -> tuple[str, dict[str, Any]]:
+    """A raw client request in ``fmt`` (with the get_weather tool, and thinking on when ``think``)."""
     messages = [{"role": "user", "content": PROMPT}]
+    function = {"name": TOOL_NAME, "description": "Current weather in a city", "parameters": TOOL_SCHEMA}
+    body: dict[str, Any]
     if fmt == "openai-chat":
-        return "/v1/chat/completions", {"model": model, "messages": messages, "stream": True,
-                                        "stream_options": {"include_usage": True}}
+        body = {"model": model, "messages": messages, "tools": [{"type": "function", "function": function}]}
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        if think:
+            body["reasoning_effort"] = "medium"
+        return "/v1/chat/completions", body
     if fmt == "openai-responses":
-        return "/v1/responses", {"model": model, "input": PROMPT, "stream": True}
+        body = {"model": model, "input": PROMPT, "stream": stream, "tools": [{"type": "function", **function}]}
+        if think:
+            body["reasoning"] = {"effort": "medium", "summary": "auto"}
+        return "/v1/responses", body
     if fmt == "anthropic":
-        return "/v1/messages", {"model": model, "max_tokens": 256, "messages": messages, "stream": True}
+        body = {"model": model, "max_tokens": 2048, "messages": messages, "stream": stream, "tools": [
+            {"name": TOOL_NAME, "description": "Current weather in a city", "input_schema": TOOL_SCHEMA}]}
+        if think:
+            body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+        return "/v1/messages", body
     if fmt == "gemini":
-        return f"/v1beta/models/{model}:streamGenerateContent?alt=sse", {
-            "contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
+        body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+                "tools": [{"functionDeclarations": [function]}]}
+        if think:
+            body["generationConfig"] = {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}}
+        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+        return f"/v1beta/models/{model}:{action}", body
     if fmt == "ollama":
-        return "/api/chat", {"model": model, "messages": messages}  # no "stream": Ollama streams by default
+        body = {"model": model, "messages": messages, "tools": [{"type": "function", "function": function}]}
+        if not stream:
+            body["stream"] = False  # no "stream" at all: Ollama streams by default
+        if think:
+            body["think"] = True
+        return "/api/chat", body
     raise AssertionError(fmt)
 
 
@@ -136,6 +160,8 @@ def check_framing(fmt: str, raw: bytes, upstream: str) -> str:
     raise AssertionError(fmt)
 
 
+API_OF = {"openai-chat": "openai", "openai-responses": "responses", "anthropic": "anthropic", "gemini": "gemini",
+          "ollama": "ollama"}
 CONTENT_TYPES = {"openai-chat": "text/event-stream", "openai-responses": "text/event-stream",
                  "anthropic": "text/event-stream", "gemini": "text/event-stream", "ollama": "application/x-ndjson"}
 FORMATS = pytest.mark.parametrize("fmt", list(CONTENT_TYPES), ids=[f"{f}-client" for f in CONTENT_TYPES])
@@ -215,3 +241,23 @@ async def test_sdks_read_streams_with_keepalives(stack: Stack, client: str) -> N
     answer = await run_sync(sdk.ask, stack.model("anthropic", "hold"), sdk.start(), stream=True)
     sdk.close()
     assert answer.text == script_text("hold", "anthropic")
+
+
+@PER_UPSTREAM
+@FORMATS
+@pytest.mark.parametrize("behaviour", ["text", "think", "thinktool"])
+async def test_gateway_output_validates_with_the_sdk_types(
+    stack: Stack, fmt: str, upstream: str, behaviour: str
+) -> None:
+    """What the gateway sends each client format (whole and streamed; text, thinking, thinking + tool call) validates
+    strictly against that format's SDK types, as the fakes' own output does (``test_fakes.py``)."""
+    model = stack.model(upstream, behaviour)
+    headers = {"authorization": f"Bearer {CLIENT_KEY}", "anthropic-version": "2023-06-01"}
+    async with httpx2.AsyncClient(base_url=stack.url, headers=headers, timeout=30.0) as http:
+        path, body = _request(fmt, model, stream=False, think=behaviour != "text")
+        whole = await http.post(path, content=orjson.dumps(body))
+        path, body = _request(fmt, model, stream=True, think=behaviour != "text")
+        streamed = await http.post(path, content=orjson.dumps(body))
+    assert whole.status_code == streamed.status_code == 200, (whole.text, streamed.text)
+    validate_whole(API_OF[fmt], orjson.loads(whole.content))
+    assert validate_stream(API_OF[fmt], streamed.content) >= 1
