@@ -14,11 +14,12 @@ Invariants:
   of a stream the client cancelled.
 - A malformed or oversized message, an unknown format, or an invalid body is answered with an ``error`` (for that
   request id when there is one) and the socket stays open. Cancelling or crediting an unknown id is ignored.
-- ``/v1/ws`` flow control: a stream spends one credit per ``event`` message and waits, *before asking its
-  ``EventStream`` for the next batch*, while it has none. So the engine's per-stream byte pool fills and the
-  provider read pauses for that stream alone; other streams on the socket keep flowing. ``done``/``error`` cost no
-  credit. Every stream that is not cancelled ends with exactly one ``done`` (normal end, with usage) or ``error``
-  (a cut stream never ends with ``done``).
+- ``/v1/ws`` flow control: a stream spends one credit per event sent (an ``events`` message of n events, for a
+  request with ``batch``, spends n) and waits, *before asking its ``EventStream`` for the next batch*, while it has
+  none. So the engine's per-stream byte pool fills and the provider read pauses for that stream alone; other
+  streams on the socket keep flowing. ``done``/``error`` cost no credit. Every stream that is not cancelled ends
+  with exactly one ``done`` (normal end, with usage) or ``error`` (a cut stream never ends with ``done``); after a
+  ``cancel`` nothing more is sent for it.
 - Responses mode: a turn's events are the Responses SSE events of the codec's encoder, each ``data:`` payload sent
   as one text message (byte-identical to SSE, no re-serialisation). ``previous_response_id`` resolves against this
   connection's memory (the full IR conversation: the earlier messages plus the answer's parts); it is never sent

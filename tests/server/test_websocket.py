@@ -311,6 +311,8 @@ def _text_of(fmt: str, events: list[Any]) -> str:
             out.append(e["message"]["content"])
         elif fmt == "openai-responses":
             out.append(e["delta"] if e["type"] == "response.output_text.delta" else "")
+        elif fmt == "gemini":
+            out.extend(p.get("text", "") for c in e.get("candidates", []) for p in c["content"].get("parts", []))
     return "".join(out)
 
 
@@ -319,6 +321,8 @@ def _body(fmt: str, model: str, text: str) -> dict[str, Any]:
         return {"model": model, "messages": [{"role": "user", "parts": [{"type": "text", "text": text}]}]}
     if fmt == "openai-responses":
         return {"model": model, "input": text}
+    if fmt == "gemini":
+        return {"contents": [{"role": "user", "parts": [{"text": text}]}]}  # the model is named outside the body
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": text}]}
     if fmt == "anthropic":
         body["max_tokens"] = 64
@@ -327,14 +331,15 @@ def _body(fmt: str, model: str, text: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("batch", [True, False], ids=["batched", "one-event-per-message"])
 async def test_client_hundred_concurrent_streams_across_formats_and_providers(gateway: Gateway, batch: bool) -> None:
-    formats = ["openai-chat", "openai-responses", "anthropic", "ollama", "ir"]
+    formats = ["openai-chat", "openai-responses", "anthropic", "gemini", "ollama", "ir"]
     results: dict[int, tuple[str, str, str, Usage | None, str | None]] = {}
 
     async def one(mux: muxtrio.client.Mux, i: int) -> None:
         fmt = formats[i % len(formats)]
         model = "muxtrio-echo" if i % 2 else "words"
         prompt = f"stream {i} says hello"
-        async with mux.stream(fmt, _body(fmt, model, prompt), window=8) as events:
+        model_kw = model if fmt == "gemini" else None
+        async with mux.stream(fmt, _body(fmt, model, prompt), model=model_kw, window=8) as events:
             got = [event async for event in events]
         if fmt == "ir":
             assert isinstance(got[0], Start) and isinstance(got[-1], Finish)
@@ -351,6 +356,7 @@ async def test_client_hundred_concurrent_streams_across_formats_and_providers(ga
         assert text == expected, fmt
         assert usage is not None and usage.output_tokens > 0 and finish == "stop"
     assert len(gateway.fake.seen) == 50
+    assert {fmt for fmt, *_ in results.values()} == set(formats)
 
 
 async def test_client_stalled_consumer_pauses_its_upstream_without_delaying_others() -> None:
@@ -584,14 +590,14 @@ async def test_server_pings_are_answered_by_the_client() -> None:
         await _complete(mux, "openai-chat", "muxtrio-echo")
 
 
-async def test_gemini_format_over_the_mux(gateway: Gateway) -> None:
-    pytest.importorskip("muxtrio.codecs.gemini", reason="the Gemini codec is not in this tree yet")
-    body = {"contents": [{"role": "user", "parts": [{"text": "hi there"}]}]}
+async def test_gemini_model_outside_the_body_is_required(gateway: Gateway) -> None:
     async with muxtrio.client.connect(gateway.ws, api_key=KEY) as mux:
-        async with mux.stream("gemini", body, model="muxtrio-echo") as events:
-            got = [e async for e in events]
-    text = "".join(p.get("text", "") for e in got for c in e.get("candidates", []) for p in c["content"]["parts"])
-    assert text == "hi there"
+        with pytest.raises(MuxError) as missing:
+            async with mux.stream("gemini", _body("gemini", "", "hi")) as events:
+                [e async for e in events]
+        assert missing.value.status == 400 and missing.value.param == "model"
+        async with mux.stream("gemini", _body("gemini", "", "hi there"), model="muxtrio-echo") as events:
+            assert _text_of("gemini", [e async for e in events]) == "hi there"
 
 
 async def test_ollama_generate_dialect_over_the_mux(gateway: Gateway) -> None:
