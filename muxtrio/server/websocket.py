@@ -88,6 +88,8 @@ WIRE_ENDPOINTS: dict[Format, frozenset[str]] = {
     Format.OLLAMA: frozenset({"chat", "generate"}),
 }
 """The dialects a ``/v1/ws`` request may pick with ``endpoint`` (none for the other formats)."""
+LOGGED_FORMATS = frozenset({*(f.value for f in Format), "ir"})
+"""Format names written to the access log as they are (anything else a client sends is logged as ``?``)."""
 
 
 # =============================================================================================== entry point
@@ -393,7 +395,8 @@ class MuxConnection(_Connection):
             err = MuxError(ErrorKind.RATE_LIMIT, f"more than {MAX_STREAMS} concurrent streams on one connection")
             await self.reject(err, message)
             return
-        entry = RequestLog("WS", MUX_PATH, str(message.get("format")), new_request_id())
+        fmt = message.get("format")
+        entry = RequestLog("WS", MUX_PATH, fmt if fmt in LOGGED_FORMATS else "?", new_request_id())
         try:
             request, encoding, credit, batch = self._parse(message, entry)
         except MuxError as err:

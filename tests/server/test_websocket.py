@@ -76,6 +76,10 @@ TERMINAL = ("response.completed", "response.failed", "response.incomplete", "err
 
 R = TypeVar("R")
 
+# openai 3.57's sync `responses.connect()` calls websockets' `connect()` as a function, which websockets >= 16 warns
+# about; nothing of ours.
+pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager:DeprecationWarning")
+
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
