@@ -39,7 +39,10 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.keep_alive_max_requests = 1_000_000  # SDK clients keep connections for long; don't cut them every 1000
     hc.backlog = 1024
     hc.h11_max_incomplete_size = 64 * 1024
-    hc.websocket_max_message_size = config.max_request_bytes
+    # Above our own limit, so the app answers an oversized WebSocket message with an error event and keeps the
+    # socket, instead of Hypercorn closing it with 1009.
+    hc.websocket_max_message_size = config.max_request_bytes + 64 * 1024
+    hc.websocket_ping_interval = config.keepalive_interval
     hc.keep_alive_timeout = 75
     if config.tls.enable:
         hc.certfile = config.tls.cert
