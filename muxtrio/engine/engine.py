@@ -316,14 +316,13 @@ class Engine:
                         err.message, verdict.action,
                     )
                     if progress.emitted:
-                        if original_error is None:
+                        # Content reached the consumer: continue once on a prefill candidate, or end with the cut.
+                        if original_error is None and self._continuable(progress):
                             original_error = err
-                            progress_continuable = self._continuable(progress)
-                            if progress_continuable:
-                                tried.add((candidate.pool.provider, candidate.credential.index))
-                                meta.failovers += 1
-                                continue
-                        raise original_error from None
+                            tried.add((candidate.pool.provider, candidate.credential.index))
+                            meta.failovers += 1
+                            continue
+                        raise (original_error or err) from None
                     last_error = err
                     if verdict.action is Action.FAIL:
                         if _rejects_signatures(err) and has_signatures(request):
@@ -348,8 +347,6 @@ class Engine:
                     continue
                 else:
                     candidate.pool.on_success(candidate.credential, candidate.deployment.upstream_model)
-                    meta.provider = candidate.deployment.provider.name
-                    meta.model = candidate.deployment.upstream_model
                     return
                 finally:
                     candidate.pool.end(candidate.credential)
