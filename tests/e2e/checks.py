@@ -115,7 +115,7 @@ def check_tool_result(upstream: str, seen: Seen, result: str, *, provider_ids: b
         assert call["role"] == "assistant" and [c["function"]["name"] for c in call["tool_calls"]] == ["get_weather"]
         call_id = call["tool_calls"][0]["id"]
         assert reply["role"] == "tool" and reply["tool_call_id"] == call_id
-        assert call_id == TOOL_IDS["openai"] or (not provider_ids and call_id)
+        assert call_id == TOOL_IDS["openai"][0] or (not provider_ids and call_id)
         assert result in _text_of(reply["content"])
     elif upstream == "responses":
         items = body["input"]
@@ -124,7 +124,7 @@ def check_tool_result(upstream: str, seen: Seen, result: str, *, provider_ids: b
         assert [c["name"] for c in calls] == ["get_weather"]
         call_id = calls[0]["call_id"]
         assert [o["call_id"] for o in outputs] == [call_id]
-        assert call_id == TOOL_IDS["responses"] or (not provider_ids and call_id)
+        assert call_id == TOOL_IDS["responses"][0] or (not provider_ids and call_id)
         assert result in _text_of(outputs[0]["output"])
     elif upstream == "anthropic":
         call, reply = body["messages"][-2], body["messages"][-1]
@@ -134,7 +134,7 @@ def check_tool_result(upstream: str, seen: Seen, result: str, *, provider_ids: b
         call_id = uses[0]["id"]
         results = [b for b in reply["content"] if b.get("type") == "tool_result"]
         assert reply["role"] == "user" and [r["tool_use_id"] for r in results] == [call_id]
-        assert call_id == TOOL_IDS["anthropic"] or (not provider_ids and call_id)
+        assert call_id == TOOL_IDS["anthropic"][0] or (not provider_ids and call_id)
         assert result in _text_of(results[0].get("content"))
     elif upstream == "gemini":
         call, reply = body["contents"][-2], body["contents"][-1]
@@ -244,3 +244,49 @@ def validate_whole(api: str, body: dict[str, Any]) -> None:
         gtypes.GenerateContentResponse.model_validate_json(orjson.dumps(body))
     elif api == "ollama":
         ollama.ChatResponse.model_validate(body)
+
+
+def check_parallel_results(upstream: str, seen: Seen, expected: dict[str, str], *, provider_ids: bool) -> None:
+    """The turn after two parallel calls: each call (by its city) gets back exactly its own result — by id where the
+    format has ids (the provider's own ids where the client kept them), by order where it has none."""
+    body = seen.body
+    assert isinstance(body, dict)
+    pairs: list[tuple[str, str]] = []  # (city of the call, text of the result linked to it)
+    ids: list[str] = []
+    if upstream in ("openai", "ollama"):
+        messages = body["messages"]
+        split = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        calls = messages[split]["tool_calls"]
+        results = messages[split + 1 :]
+        assert [r["role"] for r in results] == ["tool"] * len(calls)
+        if upstream == "openai":
+            ids = [c["id"] for c in calls]
+            by_id = {r["tool_call_id"]: _text_of(r["content"]) for r in results}
+            pairs = [(orjson.loads(c["function"]["arguments"])["city"], by_id[c["id"]]) for c in calls]
+        else:
+            pairs = [(c["function"]["arguments"]["city"], _text_of(r["content"])) for c, r in zip(calls, results)]
+    elif upstream == "responses":
+        calls = [i for i in body["input"] if i.get("type") == "function_call"]
+        ids = [c["call_id"] for c in calls]
+        by_id = {o["call_id"]: _text_of(o["output"]) for o in body["input"] if o.get("type") == "function_call_output"}
+        pairs = [(orjson.loads(c["arguments"])["city"], by_id[c["call_id"]]) for c in calls]
+    elif upstream == "anthropic":
+        uses = [b for b in body["messages"][-2]["content"] if b.get("type") == "tool_use"]
+        ids = [u["id"] for u in uses]
+        by_id = {b["tool_use_id"]: _text_of(b.get("content"))
+                 for b in body["messages"][-1]["content"] if b.get("type") == "tool_result"}
+        pairs = [(u["input"]["city"], by_id[u["id"]]) for u in uses]
+    elif upstream == "gemini":
+        calls = [p["functionCall"] for p in body["contents"][-2]["parts"] if "functionCall" in p]
+        responses = [p["functionResponse"] for p in body["contents"][-1]["parts"] if "functionResponse" in p]
+        assert len(calls) == len(responses)
+        pairs = [(c["args"]["city"], _text_of(r["response"])) for c, r in zip(calls, responses)]
+    else:
+        raise AssertionError(upstream)
+    assert [city for city, _ in pairs] == list(expected), pairs
+    for city, text in pairs:
+        assert expected[city] in text, (city, text)
+    if ids:
+        assert len(set(ids)) == len(ids) and all(ids)
+        if provider_ids:
+            assert ids == list(TOOL_IDS[upstream])

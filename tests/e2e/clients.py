@@ -31,6 +31,7 @@ from google.genai import types as gtypes
 PROMPT = "Say hello"
 TOOL_PROMPT = "What is the weather in Paris?"
 TOOL_RESULT = "sunny, 21 C"
+TOOL_RESULTS = {"Paris": TOOL_RESULT, "Tokyo": "rainy, 17 C"}  # what get_weather "returns", per city
 TOOL_NAME = "get_weather"
 TOOL_DESCRIPTION = "Current weather in a city"
 TOOL_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -42,6 +43,10 @@ class Call:
     id: str | None
     name: str
     arguments: dict[str, Any]
+
+
+def result_for(call: Call) -> str:
+    return TOOL_RESULTS.get(str(call.arguments.get("city")), TOOL_RESULT)
 
 
 @dataclass
@@ -82,7 +87,8 @@ class Adapter:
     ) -> Answer:
         raise NotImplementedError
 
-    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+    def after_tool(self, messages: list[Any], answer: Answer, results: list[str]) -> list[Any]:
+        """The conversation continued with the assistant's tool calls and one result per call, in order."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -93,7 +99,8 @@ class Adapter:
         first = self.ask(model, messages, stream=stream, tools=True, think=think)
         if not first.tool_calls:
             return first, Answer()
-        final = self.ask(model, self.after_tool(messages, first, TOOL_RESULT), stream=stream, tools=True, think=think)
+        results = [result_for(call) for call in first.tool_calls]
+        final = self.ask(model, self.after_tool(messages, first, results), stream=stream, tools=True, think=think)
         return first, final
 
 
@@ -172,14 +179,13 @@ class OpenAIChat(Adapter):
         ]
         return answer
 
-    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+    def after_tool(self, messages: list[Any], answer: Answer, results: list[str]) -> list[Any]:
         # The tool calls go back exactly as the SDK returned them, extra fields included (what Google documents for
         # its OpenAI-compatible endpoint: extra_content.google.thought_signature).
-        call = answer.tool_calls[0]
         return [
             *messages,
             {"role": "assistant", "content": answer.text or None, "tool_calls": answer.raw},
-            {"role": "tool", "tool_call_id": call.id, "content": result},
+            *({"role": "tool", "tool_call_id": c.id, "content": r} for c, r in zip(answer.tool_calls, results)),
         ]
 
 
@@ -251,12 +257,12 @@ class OpenAIResponses(Adapter):
                 answer.tool_calls.append(Call(item.call_id, item.name, json.loads(item.arguments)))
         return answer
 
-    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
+    def after_tool(self, messages: list[Any], answer: Answer, results: list[str]) -> list[Any]:
         # Every output item goes back verbatim, as Codex sends them (reasoning items carry encrypted_content).
         items: list[Any] = list(messages)
         items += [item.model_dump(exclude_none=True, mode="json") for item in answer.raw or []]
-        call = answer.tool_calls[0]
-        items.append({"type": "function_call_output", "call_id": call.id, "output": result})
+        items += [{"type": "function_call_output", "call_id": c.id, "output": r}
+                  for c, r in zip(answer.tool_calls, results)]
         return items
 
 
@@ -320,13 +326,13 @@ class Anthropic(Adapter):
                 answer.tool_calls.append(Call(block.id, block.name, dict(block.input)))
         return answer
 
-    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
-        call = answer.tool_calls[0]
+    def after_tool(self, messages: list[Any], answer: Answer, results: list[str]) -> list[Any]:
         content = [b.model_dump(exclude_none=True) for b in answer.raw]
         return [
             *messages,
             {"role": "assistant", "content": content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": result}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": c.id, "content": r}
+                                         for c, r in zip(answer.tool_calls, results)]},
         ]
 
 
@@ -402,16 +408,18 @@ class Gemini(Adapter):
                     got = True
         return got
 
-    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
-        call = answer.tool_calls[0]
-        response = gtypes.Part.from_function_response(name=call.name, response={"result": result})
-        if call.id:
-            assert response.function_response is not None
-            response.function_response.id = call.id
+    def after_tool(self, messages: list[Any], answer: Answer, results: list[str]) -> list[Any]:
+        responses = []
+        for call, result in zip(answer.tool_calls, results):
+            response = gtypes.Part.from_function_response(name=call.name, response={"result": result})
+            if call.id:
+                assert response.function_response is not None
+                response.function_response.id = call.id
+            responses.append(response)
         return [
             *messages,
             gtypes.Content(role="model", parts=list(answer.raw)),
-            gtypes.Content(role="user", parts=[response]),
+            gtypes.Content(role="user", parts=responses),
         ]
 
 
@@ -467,13 +475,12 @@ class Ollama(Adapter):
             got = True
         return got
 
-    def after_tool(self, messages: list[Any], answer: Answer, result: str) -> list[Any]:
-        call = answer.tool_calls[0]
+    def after_tool(self, messages: list[Any], answer: Answer, results: list[str]) -> list[Any]:
         return [
             *messages,
             {"role": "assistant", "content": answer.text,
-             "tool_calls": [{"function": {"name": call.name, "arguments": call.arguments}}]},
-            {"role": "tool", "content": result, "tool_name": call.name},
+             "tool_calls": [{"function": {"name": c.name, "arguments": c.arguments}} for c in answer.tool_calls]},
+            *({"role": "tool", "content": r, "tool_name": c.name} for c, r in zip(answer.tool_calls, results)),
         ]
 
 

@@ -15,7 +15,8 @@ One :class:`FakeProvider` per provider kind:
 What a fake answers is chosen by the *upstream model name* the gateway sends (``text``, ``think``, ``tool``,
 ``thinktool``, ``ratelimit``, ``ctxlimit``, ``hold``, ``cut``, ``endless``, ``keyed``, ``continue``); any other name
 gets the provider's 404. ``tool``/``thinktool`` call ``get_weather`` (after thinking, with a signature, for
-``thinktool``) and, once the conversation ends with the tool result, answer with text that quotes it. ``keyed`` is a
+``thinktool``) and, once the conversation ends with the tool result, answer with text that quotes it; ``tools2``
+calls it twice in one turn (Paris, then Tokyo) and quotes both results, in order. ``keyed`` is a
 429 for keys ending in ``-first``. ``continue`` continues an assistant prefill. ``midstream`` sends two chunks and
 then the provider's in-band error event; ``badrequest`` is a 400 (not context length), ``flaky`` a 500 on the first
 request for that model and a normal answer after, ``down`` always the provider's overloaded status, ``silent``
@@ -55,7 +56,7 @@ ERRORS: dict[str, Any] = json.loads((TRANSCRIPTS / "errors.json").read_text(enco
 
 BEHAVIOURS = (
     "text", "think", "tool", "thinktool", "ratelimit", "ctxlimit", "hold", "cut", "endless", "keyed", "continue",
-    "midstream", "badrequest", "flaky", "down", "silent",
+    "midstream", "badrequest", "flaky", "down", "silent", "tools2",
 )  # fmt: skip
 CREATED = 1_700_000_000
 CREATED_AT = "2025-01-01T00:00:00.000000Z"
@@ -64,7 +65,11 @@ COUNT_TOKENS = 42  # what every native token-count endpoint of the fakes answers
 HANG_GUARD_S = 20.0  # a held stream gives up waiting after this long (a test bug, never a pass condition)
 
 # Tool-call ids as each provider shapes them; Gemini and Ollama send none.
-TOOL_IDS = {"openai": "call_fakeWeather01", "responses": "call_fakeWeather01", "anthropic": "toolu_01FakeWeather"}
+TOOL_IDS = {
+    "openai": ("call_fakeWeather01", "call_fakeWeather02"),
+    "responses": ("call_fakeWeather01", "call_fakeWeather02"),
+    "anthropic": ("toolu_01FakeWeather", "toolu_02FakeWeather"),
+}
 
 
 class Control:
@@ -135,9 +140,13 @@ def dumps(obj: Any) -> bytes:
 def script(name: str, label: str, tool_result: str = "") -> list[tuple[str, Any]]:
     """The steps of a named script with ``{label}`` and ``{tool_result}`` filled in."""
     steps: list[tuple[str, Any]] = []
+    calls = 0
     for kind, value in SCRIPTS[name]:
         if isinstance(value, str):
             value = value.replace("{label}", label).replace("{tool_result}", tool_result)
+        if kind == "tool":
+            value = {**value, "n": calls}  # the call's position in its turn (its index, and which id it gets)
+            calls += 1
         steps.append((kind, value))
     return steps
 
@@ -167,9 +176,8 @@ class Ctx:
     model: str
     include_usage: bool = True
 
-    @property
-    def tool_id(self) -> str:
-        return TOOL_IDS.get(self.api, "")
+    def call_id(self, n: int) -> str:
+        return TOOL_IDS[self.api][n] if self.api in TOOL_IDS else ""
 
 
 def midstream_error(api: str) -> bytes:
@@ -228,10 +236,10 @@ def chat_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
             frames.append(chunk({"content": value}))
         elif kind == "tool":
             function = {"name": value["name"], "arguments": ""}
-            head = {"index": 0, "id": c.tool_id, "type": "function", "function": function}
+            head = {"index": value["n"], "id": c.call_id(value["n"]), "type": "function", "function": function}
             frames.append(chunk({"tool_calls": [head]}))
             for fragment in value["fragments"]:
-                frames.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}))
+                frames.append(chunk({"tool_calls": [{"index": value["n"], "function": {"arguments": fragment}}]}))
             finish = "tool_calls"
         elif kind == "error":
             frames.append(midstream_error(c.api))
@@ -265,10 +273,10 @@ def chat_whole(steps: list[tuple[str, Any]], c: Ctx) -> dict[str, Any]:
     finish = "stop"
     for kind, value in steps:
         if kind == "tool":
-            message["tool_calls"] = [
-                {"id": c.tool_id, "type": "function",
+            message.setdefault("tool_calls", []).append(
+                {"id": c.call_id(value["n"]), "type": "function",
                  "function": {"name": value["name"], "arguments": "".join(value["fragments"])}}
-            ]
+            )
             finish = "tool_calls"
     out, reasoning_tokens = _output_tokens(steps)
     return {
@@ -324,7 +332,8 @@ def _responses_items(steps: list[tuple[str, Any]], c: Ctx) -> list[dict[str, Any
                               "content": [{"type": "output_text", "text": value, "annotations": [], "logprobs": []}]})
         elif kind == "tool":
             items.append({"id": f"fc_fake{n}", "type": "function_call", "status": "completed",
-                          "arguments": "".join(value["fragments"]), "call_id": c.tool_id, "name": value["name"]})
+                          "arguments": "".join(value["fragments"]), "call_id": c.call_id(value["n"]),
+                          "name": value["name"]})
     return items
 
 
@@ -400,7 +409,7 @@ def responses_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
             index = len(done)
             args = "".join(value["fragments"])
             item = {"id": f"fc_fake{index}", "type": "function_call", "status": "in_progress", "arguments": "",
-                    "call_id": c.tool_id, "name": value["name"]}
+                    "call_id": c.call_id(value["n"]), "name": value["name"]}
             frames.append(event("response.output_item.added", output_index=index, item=dict(item)))
             for fragment in value["fragments"]:
                 frames.append(event("response.function_call_arguments.delta", item_id=item["id"],
@@ -471,7 +480,7 @@ def anthropic_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
                 open_block({"type": "text", "text": ""})
             frames.append(event("content_block_delta", index=index, delta={"type": "text_delta", "text": value}))
         elif kind == "tool":
-            open_block({"type": "tool_use", "id": c.tool_id, "name": value["name"], "input": {}})
+            open_block({"type": "tool_use", "id": c.call_id(value["n"]), "name": value["name"], "input": {}})
             for fragment in ["", *value["fragments"]]:
                 frames.append(event("content_block_delta", index=index,
                                     delta={"type": "input_json_delta", "partial_json": fragment}))
@@ -511,7 +520,8 @@ def anthropic_whole(steps: list[tuple[str, Any]], c: Ctx) -> dict[str, Any]:
             else:
                 content.append({"type": "text", "text": value})
         elif kind == "tool":
-            content.append({"type": "tool_use", "id": c.tool_id, "name": value["name"], "input": value["arguments"]})
+            content.append({"type": "tool_use", "id": c.call_id(value["n"]), "name": value["name"],
+                            "input": value["arguments"]})
             stop_reason = "tool_use"
     out, _ = _output_tokens(steps)
     return {"id": "msg_01FakeMessage", "type": "message", "role": "assistant", "model": c.model, "content": content,
@@ -680,31 +690,42 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def tool_result_of(api: str, body: Any) -> str | None:
-    """The tool result text when the conversation's last message is a tool result, else None."""
+def tool_results_of(api: str, body: Any) -> list[str]:
+    """The texts of the tool results that end the conversation, in order (empty when it does not end with any)."""
     if not isinstance(body, dict):
-        return None
+        return []
     if api in ("openai", "ollama"):
         messages = body.get("messages") or []
-        if messages and messages[-1].get("role") == "tool":
-            return _text_of(messages[-1].get("content"))
-    elif api == "responses":
+        trailing: list[str] = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            trailing.insert(0, _text_of(message.get("content")))
+        return trailing
+    if api == "responses":
         items = body.get("input")
-        if isinstance(items, list) and items and items[-1].get("type") == "function_call_output":
-            return _text_of(items[-1].get("output"))
-    elif api == "anthropic":
+        outputs: list[str] = []
+        for item in reversed(items if isinstance(items, list) else []):
+            if item.get("type") != "function_call_output":
+                break
+            outputs.insert(0, _text_of(item.get("output")))
+        return outputs
+    if api == "anthropic":
         messages = body.get("messages") or []
         if messages and messages[-1].get("role") == "user" and isinstance(messages[-1].get("content"), list):
-            results = [b for b in messages[-1]["content"] if b.get("type") == "tool_result"]
-            if results:
-                return _text_of(results[-1].get("content"))
+            return [_text_of(b.get("content")) for b in messages[-1]["content"] if b.get("type") == "tool_result"]
     elif api == "gemini":
         contents = body.get("contents") or []
         if contents:
-            responses = [p["functionResponse"] for p in contents[-1].get("parts", []) if "functionResponse" in p]
-            if responses:
-                return _text_of(responses[-1].get("response"))
-    return None
+            parts = contents[-1].get("parts", [])
+            return [_text_of(p["functionResponse"].get("response")) for p in parts if "functionResponse" in p]
+    return []
+
+
+def tool_result_of(api: str, body: Any) -> str | None:
+    """The tool results that end the conversation joined with "; ", or None when it does not end with any."""
+    results = tool_results_of(api, body)
+    return "; ".join(results) if results else None
 
 
 def prefill_of(api: str, body: Any) -> str | None:
@@ -950,6 +971,8 @@ class FakeProvider:
         tool_result = tool_result_of(seen.api, seen.body)
         if behaviour == "tool":
             name = "tool_answer" if tool_result is not None else "tool_call"
+        elif behaviour == "tools2":
+            name = "tool_answer" if tool_result is not None else "two_tool_calls"
         elif behaviour == "thinktool":
             name = "tool_answer" if tool_result is not None else "think_tool_call"
         elif behaviour in ("keyed", "flaky"):
@@ -1046,8 +1069,9 @@ def _broken_body(steps: list[tuple[str, Any]]) -> list[Frame]:
 # ----------------------------------------------------------------------------------------------------- transcripts
 # The rendered scripts, as wire transcripts under tests/fixtures/transcripts/wire/ (what the fakes send, for review;
 # test_fakes.py checks they are current). Regenerate with: python -m tests.e2e.fakes
+# script -> the model name the fake echoes
 WIRE_SCRIPTS = {"text": "text", "think": "think", "tool_call": "tool", "think_tool_call": "thinktool",
-                "tool_answer": "tool", "midstream_error": "midstream"}  # script -> the model name the fake echoes
+                "two_tool_calls": "tools2", "tool_answer": "tool", "midstream_error": "midstream"}
 TRANSCRIPT_TOOL_RESULT = "sunny, 21 C"
 WIRE_DIR = TRANSCRIPTS / "wire"
 

@@ -14,8 +14,8 @@ import base64
 import pytest
 
 from tests.e2e import clients
-from tests.e2e.checks import check_request, check_tool_result, thinking_requested
-from tests.e2e.clients import AUTH, PER_CLIENT, PROMPT, RATE_LIMIT, TOOL_RESULT, error_status
+from tests.e2e.checks import check_parallel_results, check_request, check_tool_result, thinking_requested
+from tests.e2e.clients import AUTH, PER_CLIENT, PROMPT, RATE_LIMIT, TOOL_RESULT, TOOL_RESULTS, error_status
 from tests.e2e.conftest import BAD_CLIENT_KEY, CLIENT_KEY, PER_UPSTREAM, STREAM_OR_NOT, Stack, run_sync
 from tests.e2e.fakes import INPUT_TOKENS, script_output_tokens, script_signature, script_text, script_thinking
 
@@ -169,3 +169,24 @@ async def test_thinking_tool_round_trip(
         if client in CARRIES_REASONING_SIGNATURE:
             assert [r.get("encrypted_content") for r in reasoning] == [signature]
         assert all(r.get("encrypted_content") or r.get("id") for r in reasoning)
+
+
+@STREAM
+async def test_parallel_tool_calls_round_trip(stack: Stack, client: str, upstream: str, stream: bool) -> None:
+    """Two calls in one turn (Paris, then Tokyo): the client sees both, in order, with distinct ids where its
+    format has ids; each result reaches the provider linked to its own call; the answer quotes both, in order."""
+    sdk = _sdk(stack, client)
+    first, final = await run_sync(sdk.tool_round_trip, stack.model(upstream, "tools2"), stream=stream)
+    sdk.close()
+    assert [(c.name, c.arguments) for c in first.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Tokyo"}),
+    ]
+    if client in ("openai-chat", "openai-responses", "anthropic"):
+        ids = [c.id for c in first.tool_calls]
+        assert all(ids) and len(set(ids)) == 2
+    assert final.text.startswith("The tool said: ")
+    paris, tokyo = final.text.find(TOOL_RESULTS["Paris"]), final.text.find(TOOL_RESULTS["Tokyo"])
+    assert 0 < paris < tokyo, final.text
+    _, second = stack.requests(upstream)
+    check_parallel_results(upstream, second, TOOL_RESULTS, provider_ids=client != "ollama")
