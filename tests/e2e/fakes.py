@@ -64,6 +64,15 @@ INPUT_TOKENS = 11
 COUNT_TOKENS = 42  # what every native token-count endpoint of the fakes answers
 HANG_GUARD_S = 20.0  # a held stream gives up waiting after this long (a test bug, never a pass condition)
 
+# Opaque reasoning signatures shaped like each provider's: Anthropic's are long base64-like strings (not always valid
+# base64 as a whole), Responses' encrypted_content is a Fernet token (base64url: '-' and '_'), Gemini's
+# thoughtSignature is proper base64 (a bytes field). Chat and Ollama have no field for one.
+SIGNATURES = {
+    "anthropic": "EqQBCkYIBxgCKkBFakeThinkingSignature+/w==CkYIBxgCKkA",
+    "responses": "gAAAAABoFake-encrypted_reasoning-content_0123456789abcdef==",
+    "gemini": "RmFrZVNpZ25hdHVyZS0wMQ==",
+}
+
 # Tool-call ids as each provider shapes them; Gemini and Ollama send none.
 TOOL_IDS = {
     "openai": ("call_fakeWeather01", "call_fakeWeather02"),
@@ -144,6 +153,7 @@ def script(name: str, label: str, tool_result: str = "") -> list[tuple[str, Any]
     for kind, value in SCRIPTS[name]:
         if isinstance(value, str):
             value = value.replace("{label}", label).replace("{tool_result}", tool_result)
+            value = value.replace("{signature}", SIGNATURES.get(label, SIGNATURES["gemini"]))
         if kind == "tool":
             value = {**value, "n": calls}  # the call's position in its turn (its index, and which id it gets)
             calls += 1
@@ -164,8 +174,9 @@ def script_thinking(name: str = "think") -> str:
     return "".join(v for k, v in script(name, "") if k == "thinking")
 
 
-def script_signature(name: str = "think") -> str:
-    return next(v for k, v in script(name, "") if k == "signature")
+def script_signature(label: str) -> str:
+    """The reasoning signature the fake for ``label`` sends."""
+    return next(v for k, v in script("think", label) if k == "signature")
 
 
 @dataclass

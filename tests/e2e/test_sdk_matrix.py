@@ -83,9 +83,11 @@ async def test_thinking(stack: Stack, client: str, upstream: str, stream: bool) 
     assert answer.reasoning == script_thinking()
     assert answer.usage == (INPUT_TOKENS, script_output_tokens("think"))
     if (client, upstream) == ("anthropic", "anthropic"):
-        assert answer.signature == script_signature()
+        assert answer.signature == script_signature("anthropic")
     if (client, upstream) == ("gemini", "gemini"):
-        assert answer.signature == base64.b64decode(script_signature())
+        assert answer.signature == base64.b64decode(script_signature("gemini"))
+    if (client, upstream) == ("openai-responses", "responses"):
+        assert answer.signature == script_signature("responses")
     [seen] = stack.requests(upstream)
     check_request(upstream, seen, behaviour="think", stream=stream)
     assert thinking_requested(upstream, seen.body), "the client asked for thinking; the provider request did not"
@@ -149,7 +151,7 @@ async def test_thinking_tool_round_trip(
     assert final.text.startswith("The tool said: ") and TOOL_RESULT in final.text
     _, second = stack.requests(upstream)
     check_tool_result(upstream, second, TOOL_RESULT, provider_ids=client != "ollama")
-    signature = script_signature("think_tool_call")
+    signature = script_signature(upstream)
     body = second.body
     if upstream == "anthropic":
         turn = body["messages"][-2]["content"]
