@@ -4,6 +4,7 @@ leniently, but clients in other languages, and the SDKs' typed accessors, rely o
 
 from __future__ import annotations
 
+import base64
 import typing
 from typing import Any
 
@@ -290,3 +291,49 @@ def check_parallel_results(upstream: str, seen: Seen, expected: dict[str, str], 
         assert len(set(ids)) == len(ids) and all(ids)
         if provider_ids:
             assert ids == list(TOOL_IDS[upstream])
+
+
+def images_in(upstream: str, body: dict[str, Any]) -> list[tuple[str | None, bytes]]:
+    """The images of the last user turn of a provider request: (mime type or None where the format has none, bytes)."""
+
+    def std(data: str) -> bytes:
+        # OpenAI data URLs, Anthropic base64 sources and Ollama images take standard base64 (RFC 4648 section 4).
+        return base64.b64decode(data, validate=True)
+
+    def from_url(url: str) -> tuple[str | None, bytes]:
+        head, _, data = url.partition(",")
+        assert head.startswith("data:") and head.endswith(";base64"), head
+        return head[5:-7], std(data)
+
+    out: list[tuple[str | None, bytes]] = []
+    if upstream == "openai":
+        user = [m for m in body["messages"] if m["role"] == "user"][-1]
+        for part in user["content"] if isinstance(user["content"], list) else []:
+            if part["type"] == "image_url":
+                out.append(from_url(part["image_url"]["url"]))
+    elif upstream == "responses":
+        items = body["input"]
+        user = [i for i in items if i.get("role") == "user"][-1] if isinstance(items, list) else {"content": []}
+        for part in user["content"] if isinstance(user["content"], list) else []:
+            if part["type"] == "input_image":
+                out.append(from_url(part["image_url"]))
+    elif upstream == "anthropic":
+        user = [m for m in body["messages"] if m["role"] == "user"][-1]
+        for block in user["content"] if isinstance(user["content"], list) else []:
+            if block["type"] == "image":
+                assert block["source"]["type"] == "base64"
+                out.append((block["source"]["media_type"], std(block["source"]["data"])))
+    elif upstream == "gemini":
+        user = [c for c in body["contents"] if c.get("role", "user") == "user"][-1]
+        for part in user["parts"]:
+            blob = part.get("inlineData") or part.get("inline_data")
+            if blob is not None:
+                # Gemini's bytes fields follow the proto3 JSON mapping: standard or URL-safe base64.
+                data = blob["data"].replace("+", "-").replace("/", "_")
+                out.append((blob.get("mimeType") or blob.get("mime_type"), base64.urlsafe_b64decode(data)))
+    elif upstream == "ollama":
+        user = [m for m in body["messages"] if m["role"] == "user"][-1]
+        out += [(None, std(image)) for image in user.get("images") or []]
+    else:
+        raise AssertionError(upstream)
+    return out

@@ -15,6 +15,7 @@ conversation with the assistant's tool call and the tool result, as that SDK's u
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,10 @@ class Adapter:
     def start(self, prompt: str = PROMPT) -> list[Any]:
         raise NotImplementedError
 
+    def start_with_image(self, prompt: str, png: bytes) -> list[Any]:
+        """A first user turn with text and a PNG image, as this SDK's users send one."""
+        raise NotImplementedError
+
     def ask(
         self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
     ) -> Answer:
@@ -116,6 +121,11 @@ class OpenAIChat(Adapter):
 
     def start(self, prompt: str = PROMPT) -> list[Any]:
         return [{"role": "user", "content": prompt}]
+
+    def start_with_image(self, prompt: str, png: bytes) -> list[Any]:
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
+        return [{"role": "user", "content": [{"type": "text", "text": prompt},
+                                             {"type": "image_url", "image_url": {"url": url}}]}]
 
     def _kwargs(self, model: str, messages: list[Any], think: bool, tools: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": 512}
@@ -209,6 +219,11 @@ class OpenAIResponses(Adapter):
     def start(self, prompt: str = PROMPT) -> list[Any]:
         return [{"role": "user", "content": prompt}]
 
+    def start_with_image(self, prompt: str, png: bytes) -> list[Any]:
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
+        return [{"role": "user", "content": [{"type": "input_text", "text": prompt},
+                                             {"type": "input_image", "image_url": url, "detail": "auto"}]}]
+
     def ask(
         self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
     ) -> Answer:
@@ -278,6 +293,10 @@ class Anthropic(Adapter):
 
     def start(self, prompt: str = PROMPT) -> list[Any]:
         return [{"role": "user", "content": prompt}]
+
+    def start_with_image(self, prompt: str, png: bytes) -> list[Any]:
+        source = {"type": "base64", "media_type": "image/png", "data": base64.b64encode(png).decode()}
+        return [{"role": "user", "content": [{"type": "text", "text": prompt}, {"type": "image", "source": source}]}]
 
     def kwargs(self, model: str, messages: list[Any], think: bool, tools: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": model, "max_tokens": 2048, "messages": messages}
@@ -351,6 +370,10 @@ class Gemini(Adapter):
 
     def start(self, prompt: str = PROMPT) -> list[Any]:
         return [gtypes.Content(role="user", parts=[gtypes.Part(text=prompt)])]
+
+    def start_with_image(self, prompt: str, png: bytes) -> list[Any]:
+        parts = [gtypes.Part(text=prompt), gtypes.Part.from_bytes(data=png, mime_type="image/png")]
+        return [gtypes.Content(role="user", parts=parts)]
 
     @staticmethod
     def config(think: bool, tools: bool) -> gtypes.GenerateContentConfig:
@@ -436,6 +459,9 @@ class Ollama(Adapter):
 
     def start(self, prompt: str = PROMPT) -> list[Any]:
         return [{"role": "user", "content": prompt}]
+
+    def start_with_image(self, prompt: str, png: bytes) -> list[Any]:
+        return [{"role": "user", "content": prompt, "images": [png]}]  # the SDK base64-encodes the bytes
 
     def ask(
         self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False

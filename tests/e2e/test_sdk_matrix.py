@@ -14,7 +14,13 @@ import base64
 import pytest
 
 from tests.e2e import clients
-from tests.e2e.checks import check_parallel_results, check_request, check_tool_result, thinking_requested
+from tests.e2e.checks import (
+    check_parallel_results,
+    check_request,
+    check_tool_result,
+    images_in,
+    thinking_requested,
+)
 from tests.e2e.clients import AUTH, PER_CLIENT, PROMPT, RATE_LIMIT, TOOL_RESULT, TOOL_RESULTS, error_status
 from tests.e2e.conftest import BAD_CLIENT_KEY, CLIENT_KEY, PER_UPSTREAM, STREAM_OR_NOT, Stack, run_sync
 from tests.e2e.fakes import INPUT_TOKENS, script_output_tokens, script_signature, script_text, script_thinking
@@ -192,3 +198,35 @@ async def test_parallel_tool_calls_round_trip(stack: Stack, client: str, upstrea
     assert 0 < paris < tokyo, final.text
     _, second = stack.requests(upstream)
     check_parallel_results(upstream, second, TOOL_RESULTS, provider_ids=client != "ollama")
+
+
+# A 1x1 PNG (the bytes a client would read from a file).
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+IMAGE_BUG = (
+    "muxtrio/codecs/gemini.py _read_blob (client side, parse_request) keeps inlineData.data verbatim; google-genai "
+    "serializes Part.from_bytes data in the URL-safe base64 alphabet ('-', '_': pydantic ser_json_bytes='base64'), "
+    "so an image from a Gemini client reaches OpenAI (data URL), Anthropic (source.data) and Ollama (images) "
+    "providers as URL-safe base64, which they reject as invalid base64. It should be normalized to standard base64 "
+    "(the IR's Image.data) when read, as _unwrap_signature already does for thought signatures."
+)
+
+
+async def test_image_input(stack: Stack, client: str, upstream: str, request: pytest.FixtureRequest) -> None:
+    """A user turn with text and a PNG reaches the provider with the same bytes, as that provider takes images
+    (data URL, base64 source block, inlineData, Ollama ``images``: standard base64 except Gemini, which accepts
+    both alphabets), with its media type where the format has one."""
+    if client == "gemini" and upstream != "gemini":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=IMAGE_BUG))
+    sdk = _sdk(stack, client)
+    answer = await run_sync(sdk.ask, stack.model(upstream, "text"), sdk.start_with_image("What is this?", PNG))
+    sdk.close()
+    assert answer.text == script_text("text", upstream)
+    [seen] = stack.requests(upstream)
+    check_request(upstream, seen, behaviour="text", stream=False, prompt="What is this?")
+    [(mime, data)] = images_in(upstream, seen.body)
+    assert data == PNG
+    assert mime in ("image/png", None) and (mime is None) == (upstream == "ollama")
