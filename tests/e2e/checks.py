@@ -337,3 +337,39 @@ def images_in(upstream: str, body: dict[str, Any]) -> list[tuple[str | None, byt
     else:
         raise AssertionError(upstream)
     return out
+
+
+def system_text(upstream: str, body: dict[str, Any]) -> str:
+    """The system prompt of a provider request, in that provider's own place for it."""
+    if upstream in ("openai", "ollama"):
+        return "".join(_text_of(m["content"]) for m in body["messages"] if m["role"] in ("system", "developer"))
+    if upstream == "responses":
+        items = body.get("input") if isinstance(body.get("input"), list) else []
+        extra = "".join(_text_of(i.get("content")) for i in items if i.get("role") in ("system", "developer"))
+        return (body.get("instructions") or "") + extra
+    if upstream == "anthropic":
+        system = body.get("system") or ""
+        return system if isinstance(system, str) else "".join(b["text"] for b in system if b.get("type") == "text")
+    if upstream == "gemini":
+        instruction = body.get("systemInstruction") or body.get("system_instruction") or {}
+        return "".join(p.get("text", "") for p in instruction.get("parts", []))
+    raise AssertionError(upstream)
+
+
+def sampling_of(upstream: str, body: dict[str, Any]) -> tuple[Any, Any, list[str]]:
+    """(temperature, max output tokens, stop sequences) of a provider request, from that provider's own fields."""
+    if upstream == "openai":
+        stop = body.get("stop") or []
+        return (body.get("temperature"), body.get("max_completion_tokens") or body.get("max_tokens"),
+                [stop] if isinstance(stop, str) else stop)
+    if upstream == "responses":
+        return body.get("temperature"), body.get("max_output_tokens"), []
+    if upstream == "anthropic":
+        return body.get("temperature"), body.get("max_tokens"), body.get("stop_sequences") or []
+    if upstream == "gemini":
+        config = body.get("generationConfig") or {}
+        return config.get("temperature"), config.get("maxOutputTokens"), config.get("stopSequences") or []
+    if upstream == "ollama":
+        options = body.get("options") or {}
+        return options.get("temperature"), options.get("num_predict"), options.get("stop") or []
+    raise AssertionError(upstream)

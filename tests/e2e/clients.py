@@ -50,6 +50,13 @@ def result_for(call: Call) -> str:
     return TOOL_RESULTS.get(str(call.arguments.get("city")), TOOL_RESULT)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+
+
 @dataclass
 class Answer:
     text: str = ""
@@ -70,6 +77,8 @@ class Adapter:
     name = ""
     on_chunk: Callable[[Answer], None] | None = None
     last: Answer | None = None
+    system: str | None = None  # a system prompt, sent the way this SDK's users send one
+    sampling: Sampling | None = None  # sampling settings, in this SDK's own parameters
 
     def _fresh(self, **fields: Any) -> Answer:
         self.last = Answer(**fields)
@@ -129,6 +138,12 @@ class OpenAIChat(Adapter):
 
     def _kwargs(self, model: str, messages: list[Any], think: bool, tools: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": 512}
+        if self.system is not None:
+            kwargs["messages"] = [{"role": "system", "content": self.system}, *messages]
+        if self.sampling is not None:
+            kwargs |= {"temperature": self.sampling.temperature, "max_tokens": self.sampling.max_tokens}
+            if self.sampling.stop:
+                kwargs["stop"] = list(self.sampling.stop)
         if tools:
             kwargs["tools"] = [{"type": "function", "function": {
                 "name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": TOOL_SCHEMA}}]
@@ -228,6 +243,10 @@ class OpenAIResponses(Adapter):
         self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
     ) -> Answer:
         kwargs: dict[str, Any] = {"model": model, "input": messages, "max_output_tokens": 512, "store": False}
+        if self.system is not None:
+            kwargs["instructions"] = self.system
+        if self.sampling is not None:  # the Responses API has no stop sequences
+            kwargs |= {"temperature": self.sampling.temperature, "max_output_tokens": self.sampling.max_tokens}
         if tools:
             kwargs["tools"] = [{"type": "function", "name": TOOL_NAME, "description": TOOL_DESCRIPTION,
                                 "parameters": TOOL_SCHEMA, "strict": False}]
@@ -300,6 +319,12 @@ class Anthropic(Adapter):
 
     def kwargs(self, model: str, messages: list[Any], think: bool, tools: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": model, "max_tokens": 2048, "messages": messages}
+        if self.system is not None:
+            kwargs["system"] = self.system
+        if self.sampling is not None:  # this SDK version has no temperature parameter any more
+            kwargs["max_tokens"] = self.sampling.max_tokens
+            if self.sampling.stop:
+                kwargs["stop_sequences"] = list(self.sampling.stop)
         if tools:
             kwargs["tools"] = [{"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": TOOL_SCHEMA}]
         if think:
@@ -375,12 +400,18 @@ class Gemini(Adapter):
         parts = [gtypes.Part(text=prompt), gtypes.Part.from_bytes(data=png, mime_type="image/png")]
         return [gtypes.Content(role="user", parts=parts)]
 
-    @staticmethod
-    def config(think: bool, tools: bool) -> gtypes.GenerateContentConfig:
+    def config(self, think: bool, tools: bool) -> gtypes.GenerateContentConfig:
         config = gtypes.GenerateContentConfig(
             max_output_tokens=512,
             automatic_function_calling=gtypes.AutomaticFunctionCallingConfig(disable=True),
         )
+        if self.system is not None:
+            config.system_instruction = self.system
+        if self.sampling is not None:
+            config.temperature = self.sampling.temperature
+            config.max_output_tokens = self.sampling.max_tokens
+            if self.sampling.stop:
+                config.stop_sequences = list(self.sampling.stop)
         if tools:
             config.tools = [gtypes.Tool(function_declarations=[gtypes.FunctionDeclaration(
                 name=TOOL_NAME, description=TOOL_DESCRIPTION, parameters_json_schema=TOOL_SCHEMA)])]
@@ -467,6 +498,13 @@ class Ollama(Adapter):
         self, model: str, messages: list[Any], *, stream: bool = False, think: bool = False, tools: bool = False
     ) -> Answer:
         kwargs: dict[str, Any] = {"model": model, "messages": messages, "options": {"num_predict": 512}}
+        if self.system is not None:
+            kwargs["messages"] = [{"role": "system", "content": self.system}, *messages]
+        if self.sampling is not None:
+            options = {"temperature": self.sampling.temperature, "num_predict": self.sampling.max_tokens}
+            if self.sampling.stop:
+                options["stop"] = list(self.sampling.stop)
+            kwargs["options"] = options
         if tools:
             kwargs["tools"] = [{"type": "function", "function": {
                 "name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": TOOL_SCHEMA}}]
@@ -528,6 +566,15 @@ AUTH: dict[str, type[BaseException]] = {
     "openai-chat": openai.AuthenticationError,
     "openai-responses": openai.AuthenticationError,
     "anthropic": anthropic.AuthenticationError,
+    "gemini": genai_errors.ClientError,
+    "ollama": ollama.ResponseError,
+}
+
+
+BAD_REQUEST: dict[str, type[BaseException]] = {
+    "openai-chat": openai.BadRequestError,
+    "openai-responses": openai.BadRequestError,
+    "anthropic": anthropic.BadRequestError,
     "gemini": genai_errors.ClientError,
     "ollama": ollama.ResponseError,
 }

@@ -26,7 +26,7 @@ from google.genai import errors as genai_errors
 from muxtrio.config import Timeouts
 from tests.e2e import clients
 from tests.e2e.checks import check_request, user_text
-from tests.e2e.clients import PER_CLIENT, PROMPT, Answer, error_status
+from tests.e2e.clients import BAD_REQUEST, PER_CLIENT, PROMPT, Answer, error_status
 from tests.e2e.conftest import (
     CLIENT_KEY,
     DEAD,
@@ -167,15 +167,6 @@ async def test_provider_error_event_mid_stream_ends_with_an_error(stack: Stack, 
         assert error is not None, f"the stream ended normally after the provider's error event: {answer!r}"
     [seen] = stack.requests(upstream)
     assert seen.finished  # the provider ended its body itself, after the error event
-
-
-BAD_REQUEST: dict[str, type[BaseException]] = {
-    "openai-chat": openai.BadRequestError,
-    "openai-responses": openai.BadRequestError,
-    "anthropic": anthropic.BadRequestError,
-    "gemini": genai_errors.ClientError,
-    "ollama": ollama.ResponseError,
-}
 
 
 @UPSTREAM

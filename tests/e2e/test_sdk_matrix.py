@@ -19,9 +19,22 @@ from tests.e2e.checks import (
     check_request,
     check_tool_result,
     images_in,
+    sampling_of,
+    system_text,
     thinking_requested,
+    user_text,
 )
-from tests.e2e.clients import AUTH, PER_CLIENT, PROMPT, RATE_LIMIT, TOOL_RESULT, TOOL_RESULTS, error_status
+from tests.e2e.clients import (
+    AUTH,
+    BAD_REQUEST,
+    PER_CLIENT,
+    PROMPT,
+    RATE_LIMIT,
+    TOOL_RESULT,
+    TOOL_RESULTS,
+    Sampling,
+    error_status,
+)
 from tests.e2e.conftest import BAD_CLIENT_KEY, CLIENT_KEY, PER_UPSTREAM, STREAM_OR_NOT, Stack, run_sync
 from tests.e2e.fakes import INPUT_TOKENS, script_output_tokens, script_signature, script_text, script_thinking
 
@@ -230,3 +243,45 @@ async def test_image_input(stack: Stack, client: str, upstream: str, request: py
     [(mime, data)] = images_in(upstream, seen.body)
     assert data == PNG
     assert mime in ("image/png", None) and (mime is None) == (upstream == "ollama")
+
+
+SYSTEM = "You are a terse weather bot."
+
+
+async def test_system_prompt(stack: Stack, client: str, upstream: str) -> None:
+    """The client's system prompt reaches the provider in the provider's own place for it, not as user text."""
+    sdk = _sdk(stack, client)
+    sdk.system = SYSTEM
+    answer = await run_sync(sdk.ask, stack.model(upstream, "text"), sdk.start())
+    sdk.close()
+    assert answer.text == script_text("text", upstream)
+    [seen] = stack.requests(upstream)
+    assert system_text(upstream, seen.body) == SYSTEM
+    assert SYSTEM not in user_text(upstream, seen.body)
+
+
+SAMPLING = Sampling(temperature=0.25, max_tokens=123, stop=("END",))
+
+
+async def test_sampling_settings(stack: Stack, client: str, upstream: str) -> None:
+    """Temperature, the output-token limit and stop sequences reach the provider in its own fields. The Responses
+    API has no stop sequences: a client that sends some to a Responses provider gets a clear 400 naming ``stop``
+    (the codec refuses what the target cannot express rather than drop it), and nothing is sent."""
+    sdk = _sdk(stack, client)
+    sdk.sampling = SAMPLING
+    sends_stop = client != "openai-responses"  # the Responses API (and SDK) has no stop sequences
+    if upstream == "responses" and sends_stop:
+        with pytest.raises(BAD_REQUEST[client]) as caught:
+            await run_sync(sdk.ask, stack.model(upstream, "text"), sdk.start())
+        sdk.close()
+        assert error_status(caught.value)[0] == 400
+        assert "stop" in str(caught.value)
+        assert stack.requests(upstream) == []
+        return
+    answer = await run_sync(sdk.ask, stack.model(upstream, "text"), sdk.start())
+    sdk.close()
+    assert answer.text == script_text("text", upstream)
+    [seen] = stack.requests(upstream)
+    stop = list(SAMPLING.stop) if sends_stop else []
+    temperature = None if client == "anthropic" else SAMPLING.temperature  # the anthropic SDK has no temperature
+    assert sampling_of(upstream, seen.body) == (temperature, SAMPLING.max_tokens, stop)
