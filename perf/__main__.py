@@ -123,7 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         procs.stop_all()
     meta["duration_s"] = round(time.monotonic() - t0)
     table = markdown(rows, meta)
-    out = RESULTS / f"{meta['date']}-{meta['host']}{'-quick' if args.quick else ''}.json"
+    only = "-only-" + "-".join(args.only) if args.only else ""  # a partial run never overwrites a whole one
+    out = RESULTS / f"{meta['date']}-{meta['host']}{'-quick' if args.quick else ''}{only}.json"
     out.write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows], "raw": raw}, indent=1,
                               default=str) + "\n")
     (out.with_suffix(".md")).write_text(table)

@@ -204,17 +204,17 @@ def rows(result: dict[str, Any]) -> list[Any]:
     worst_mem = max(not_resp, key=lambda k: not_resp[k])
     out = [
         Row("codecs (in-process)", "cross-format events/s per core, median pair", "events/s", median,
-            target=">= 150k", met=median >= 150_000),
+            target="≥ 150k", met=median >= 150_000),
         Row("codecs (in-process)", f"cross-format events/s, worst pair ({worst})", "events/s", cross[worst],
-            target=">= 150k", met=cross[worst] >= 150_000),
+            target="≥ 150k", met=cross[worst] >= 150_000),
         Row("codecs (in-process)", f"tracemalloc peak, 100K tokens, worst pair ({worst_mem})", "KB",
-            not_resp[worst_mem] / 1024, target="<= 256 KB", met=not_resp[worst_mem] <= 256 * 1024),
+            not_resp[worst_mem] / 1024, target="≤ 256 KB", met=not_resp[worst_mem] <= 256 * 1024),
     ]
     resp = {k: v for k, v in mem.items() if k.endswith("->responses")}
     if resp:
         k = max(resp, key=lambda k: resp[k])
         out.append(Row("codecs (in-process)", f"tracemalloc peak, 100K tokens ({k})", "KB", resp[k] / 1024,
-                       target="<= 256 KB", met=resp[k] <= 256 * 1024,
+                       target="≤ 256 KB", met=resp[k] <= 256 * 1024,
                        note="response.completed repeats the whole answer"))
     return out
 
