@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+import httpx2
 import ollama
 import openai
 import pytest
@@ -37,6 +39,45 @@ TOOL_NAME = "get_weather"
 TOOL_DESCRIPTION = "Current weather in a city"
 TOOL_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TIMEOUT_S = 30.0
+
+# One TLS context for every HTTP client of the suite: each SDK client would otherwise build its own and load the CA
+# bundle (~25 ms a client, most of a test's time); all e2e traffic is plain HTTP on loopback anyway.
+TLS = ssl.create_default_context()
+
+
+def openai_client(url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S,
+                         http_client=openai.DefaultHttpxClient(verify=TLS))
+
+
+def openai_async_client(url: str, key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S,
+                              http_client=openai.DefaultAsyncHttpxClient(verify=TLS))
+
+
+def anthropic_client(url: str, key: str | None = None, *, auth_token: str | None = None) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=url, api_key=key, auth_token=auth_token, max_retries=0, timeout=TIMEOUT_S,
+                               http_client=anthropic.DefaultHttpxClient(verify=TLS))
+
+
+def anthropic_async_client(url: str, key: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0, timeout=TIMEOUT_S,
+                                    http_client=anthropic.DefaultAsyncHttpxClient(verify=TLS))
+
+
+def genai_client(url: str, key: str) -> genai.Client:
+    options = gtypes.HttpOptions(base_url=url, api_version="v1beta", timeout=int(TIMEOUT_S * 1000),
+                                 client_args={"verify": TLS})
+    return genai.Client(api_key=key, http_options=options)
+
+
+def ollama_client(url: str, key: str) -> ollama.Client:
+    # The ollama client sends no key of its own: the gateway's key goes in a header, as Open WebUI does.
+    return ollama.Client(host=url, headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT_S, verify=TLS)
+
+
+def raw_client(url: str, **kwargs: Any) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(base_url=url, verify=TLS, **{"timeout": TIMEOUT_S, **kwargs})
 
 
 @dataclass
@@ -123,7 +164,7 @@ class OpenAIChat(Adapter):
     name = "openai-chat"
 
     def __init__(self, url: str, key: str) -> None:
-        self.client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S)
+        self.client = openai_client(url, key)
 
     def close(self) -> None:
         self.client.close()
@@ -226,7 +267,7 @@ class OpenAIResponses(Adapter):
     name = "openai-responses"
 
     def __init__(self, url: str, key: str) -> None:
-        self.client = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=TIMEOUT_S)
+        self.client = openai_client(url, key)
 
     def close(self) -> None:
         self.client.close()
@@ -305,7 +346,7 @@ class Anthropic(Adapter):
     name = "anthropic"
 
     def __init__(self, url: str, key: str) -> None:
-        self.client = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=TIMEOUT_S)
+        self.client = anthropic_client(url, key)
 
     def close(self) -> None:
         self.client.close()
@@ -385,10 +426,7 @@ class Gemini(Adapter):
     name = "gemini"
 
     def __init__(self, url: str, key: str) -> None:
-        self.client = genai.Client(
-            api_key=key,
-            http_options=gtypes.HttpOptions(base_url=url, api_version="v1beta", timeout=int(TIMEOUT_S * 1000)),
-        )
+        self.client = genai_client(url, key)
 
     def close(self) -> None:
         self.client.close()
@@ -482,8 +520,7 @@ class Ollama(Adapter):
     name = "ollama"
 
     def __init__(self, url: str, key: str) -> None:
-        # The ollama client sends no key of its own: the gateway's key goes in a header, as Open WebUI does.
-        self.client = ollama.Client(host=url, headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT_S)
+        self.client = ollama_client(url, key)
 
     def close(self) -> None:
         self.client.close()

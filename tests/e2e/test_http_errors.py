@@ -16,6 +16,7 @@ import httpx2
 import orjson
 import pytest
 
+from tests.e2e.clients import raw_client
 from tests.e2e.conftest import CLIENT_KEY, Stack
 
 MAX_REQUEST_BYTES = 4096
@@ -89,7 +90,7 @@ def assert_shape(family: Family, response: httpx2.Response, status: int) -> str:
 
 
 def client(stack: Stack) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(base_url=stack.url, headers={"authorization": f"Bearer {CLIENT_KEY}"}, timeout=30.0)
+    return raw_client(stack.url, headers={"authorization": f"Bearer {CLIENT_KEY}"})
 
 
 @FAMILY
@@ -158,7 +159,7 @@ async def test_body_over_the_limit_is_413(stack: Stack, family: Family) -> None:
 @FAMILY
 async def test_missing_client_key_is_401(stack: Stack, family: Family) -> None:
     path, body = family.request()
-    async with httpx2.AsyncClient(base_url=stack.url, timeout=30.0) as http:
+    async with raw_client(stack.url) as http:
         response = await http.post(path, content=orjson.dumps(body))
     assert_shape(family, response, 401)
     assert stack.all_requests() == []
@@ -178,7 +179,7 @@ async def test_client_key_is_read_from_every_carrier(stack: Stack, family: Famil
     """``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-key`` and ``?key=`` all carry the gateway key; a
     wrong key in any of them is a 401 in the route's own shape."""
     path, body = family.request()
-    async with httpx2.AsyncClient(base_url=stack.url, timeout=30.0) as http:
+    async with raw_client(stack.url) as http:
         headers, params = KEY_CARRIERS[carrier](CLIENT_KEY)
         good = await http.post(path, content=orjson.dumps(body), headers=headers, params=params)
         headers, params = KEY_CARRIERS[carrier]("wrong-key")
@@ -192,6 +193,6 @@ async def test_client_key_is_read_from_every_carrier(stack: Stack, family: Famil
 async def test_disable_auth_serves_without_a_key(stack: Stack) -> None:
     family = FAMILIES[0]
     path, body = family.request()
-    async with httpx2.AsyncClient(base_url=stack.url, timeout=30.0) as http:
+    async with raw_client(stack.url) as http:
         response = await http.post(path, content=orjson.dumps(body))
     assert response.status_code == 200, response.text

@@ -16,11 +16,10 @@ import pytest
 import trio
 from google import genai
 from google.genai import errors as genai_errors
-from google.genai import types as gtypes
 
 from tests.e2e import clients
 from tests.e2e.checks import check_request, user_text
-from tests.e2e.clients import PER_CLIENT, PROMPT, TIMEOUT_S
+from tests.e2e.clients import PER_CLIENT, PROMPT
 from tests.e2e.conftest import CLIENT_KEY, DEAD, PER_UPSTREAM, STITCH, STREAM_OR_NOT, UPSTREAM_NAMES, Stack, run_sync
 from tests.e2e.fakes import BEHAVIOURS, COUNT_TOKENS, script_text
 
@@ -36,21 +35,20 @@ def _aliases(stack: Stack) -> set[str]:
 
 
 def _openai(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stack.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S)
+    return clients.openai_client(stack.url, CLIENT_KEY)
 
 
 def _anthropic(stack: Stack) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=stack.url, api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S)
+    return clients.anthropic_client(stack.url, CLIENT_KEY)
 
 
 def _genai(stack: Stack) -> genai.Client:
-    options = gtypes.HttpOptions(base_url=stack.url, api_version="v1beta", timeout=int(TIMEOUT_S * 1000))
-    return genai.Client(api_key=CLIENT_KEY, http_options=options)
+    return clients.genai_client(stack.url, CLIENT_KEY)
 
 
 @contextmanager
 def _ollama(stack: Stack) -> Iterator[ollama.Client]:
-    client = ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}, timeout=TIMEOUT_S)
+    client = clients.ollama_client(stack.url, CLIENT_KEY)
     try:
         yield client
     finally:
@@ -113,9 +111,7 @@ async def test_openai_responses_input_tokens(stack: Stack, upstream: str) -> Non
 @STREAM
 async def test_openai_async_chat(stack: Stack, upstream: str, stream: bool) -> None:
     """``AsyncOpenAI`` runs on trio (its HTTP client supports trio), in the same trio run as the servers."""
-    async with openai.AsyncOpenAI(
-        base_url=stack.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S
-    ) as client:
+    async with clients.openai_async_client(stack.url, CLIENT_KEY) as client:
         kwargs: dict[str, Any] = {"model": stack.model(upstream, "text"),
                                   "messages": [{"role": "user", "content": PROMPT}]}
         if not stream:
@@ -159,9 +155,7 @@ async def test_anthropic_count_tokens(stack: Stack, upstream: str) -> None:
 @STREAM
 async def test_anthropic_async_messages(stack: Stack, upstream: str, stream: bool) -> None:
     """``AsyncAnthropic`` on trio: ``messages.create`` and ``messages.stream()``."""
-    async with anthropic.AsyncAnthropic(
-        base_url=stack.url, api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S
-    ) as client:
+    async with clients.anthropic_async_client(stack.url, CLIENT_KEY) as client:
         kwargs: dict[str, Any] = {"model": stack.model(upstream, "text"), "max_tokens": 256,
                                   "messages": [{"role": "user", "content": PROMPT}]}
         if not stream:
@@ -283,7 +277,7 @@ async def test_anthropic_sdk_with_bearer_auth_token(stack: Stack) -> None:
     """The anthropic SDK's ``auth_token`` sends ``Authorization: Bearer``: accepted like ``x-api-key``."""
 
     def run() -> str:
-        with anthropic.Anthropic(base_url=stack.url, auth_token=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S) as c:
+        with clients.anthropic_client(stack.url, auth_token=CLIENT_KEY) as c:
             message = c.messages.create(model=stack.model("gemini", "text"), max_tokens=64,
                                         messages=[{"role": "user", "content": PROMPT}])
             return "".join(b.text for b in message.content if b.type == "text")
@@ -305,9 +299,7 @@ async def test_concurrent_streams_through_every_upstream(stack: Stack) -> None:
                 text += "".join(c.delta.content or "" for c in chunk.choices)
         results[i] = text
 
-    async with openai.AsyncOpenAI(
-        base_url=stack.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=TIMEOUT_S
-    ) as client, trio.open_nursery() as nursery:
+    async with clients.openai_async_client(stack.url, CLIENT_KEY) as client, trio.open_nursery() as nursery:
         for i in range(20):
             nursery.start_soon(one, i, client)
     assert results == {i: script_text("text", UPSTREAM_NAMES[i % len(UPSTREAM_NAMES)]) for i in range(20)}

@@ -17,7 +17,7 @@ import trio
 
 from tests.e2e import clients
 from tests.e2e.checks import validate_stream, validate_whole
-from tests.e2e.clients import PER_CLIENT, PROMPT, TOOL_NAME, TOOL_SCHEMA, Answer
+from tests.e2e.clients import PER_CLIENT, PROMPT, TOOL_NAME, TOOL_SCHEMA, Answer, raw_client
 from tests.e2e.conftest import CLIENT_KEY, PER_UPSTREAM, Stack, run_sync
 from tests.e2e.fakes import script_text
 
@@ -72,7 +72,7 @@ async def _open(stack: Stack, fmt: str, model: str) -> AsyncIterator[httpx2.Resp
     headers = {"authorization": f"Bearer {CLIENT_KEY}"}
     if fmt == "anthropic":
         headers["anthropic-version"] = "2023-06-01"
-    async with httpx2.AsyncClient(base_url=stack.url, headers=headers, timeout=30.0) as http:
+    async with raw_client(stack.url, headers=headers) as http:
         async with http.stream("POST", path, content=orjson.dumps(body)) as response:
             yield response
 
@@ -183,7 +183,7 @@ async def test_stream_headers_and_framing(stack: Stack, fmt: str, upstream: str)
 @PER_UPSTREAM
 async def test_gemini_stream_without_alt_sse_is_a_json_array(stack: Stack, upstream: str) -> None:
     body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
-    async with httpx2.AsyncClient(base_url=stack.url, headers={"x-goog-api-key": CLIENT_KEY}) as http:
+    async with raw_client(stack.url, headers={"x-goog-api-key": CLIENT_KEY}) as http:
         response = await http.post(f"/v1beta/models/{stack.model(upstream, 'text')}:streamGenerateContent",
                                    content=orjson.dumps(body))
     assert response.status_code == 200
@@ -253,7 +253,7 @@ async def test_gateway_output_validates_with_the_sdk_types(
     strictly against that format's SDK types, as the fakes' own output does (``test_fakes.py``)."""
     model = stack.model(upstream, behaviour)
     headers = {"authorization": f"Bearer {CLIENT_KEY}", "anthropic-version": "2023-06-01"}
-    async with httpx2.AsyncClient(base_url=stack.url, headers=headers, timeout=30.0) as http:
+    async with raw_client(stack.url, headers=headers) as http:
         path, body = _request(fmt, model, stream=False, think=behaviour != "text")
         whole = await http.post(path, content=orjson.dumps(body))
         path, body = _request(fmt, model, stream=True, think=behaviour != "text")
