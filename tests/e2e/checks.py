@@ -373,3 +373,21 @@ def sampling_of(upstream: str, body: dict[str, Any]) -> tuple[Any, Any, list[str
         options = body.get("options") or {}
         return options.get("temperature"), options.get("num_predict"), options.get("stop") or []
     raise AssertionError(upstream)
+
+
+def forced_tool(upstream: str, body: dict[str, Any]) -> str | None:
+    """The tool a provider request forces, read from that provider's own tool-choice field (None: not forced)."""
+    if upstream == "openai":
+        choice = body.get("tool_choice")
+        return choice["function"]["name"] if isinstance(choice, dict) else None
+    if upstream == "responses":
+        choice = body.get("tool_choice")
+        return choice["name"] if isinstance(choice, dict) and choice.get("type") == "function" else None
+    if upstream == "anthropic":
+        choice = body.get("tool_choice") or {}
+        return choice.get("name") if choice.get("type") == "tool" else None
+    if upstream == "gemini":
+        config = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        names = config.get("allowedFunctionNames") or []
+        return names[0] if config.get("mode") == "ANY" and len(names) == 1 else None
+    raise AssertionError(upstream)

@@ -120,6 +120,7 @@ class Adapter:
     last: Answer | None = None
     system: str | None = None  # a system prompt, sent the way this SDK's users send one
     sampling: Sampling | None = None  # sampling settings, in this SDK's own parameters
+    force_tool: bool = False  # force the get_weather call (tool_choice), where the SDK's format can
 
     def _fresh(self, **fields: Any) -> Answer:
         self.last = Answer(**fields)
@@ -188,6 +189,8 @@ class OpenAIChat(Adapter):
         if tools:
             kwargs["tools"] = [{"type": "function", "function": {
                 "name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": TOOL_SCHEMA}}]
+            if self.force_tool:
+                kwargs["tool_choice"] = {"type": "function", "function": {"name": TOOL_NAME}}
         if think:
             kwargs["reasoning_effort"] = "medium"
         return kwargs
@@ -291,6 +294,8 @@ class OpenAIResponses(Adapter):
         if tools:
             kwargs["tools"] = [{"type": "function", "name": TOOL_NAME, "description": TOOL_DESCRIPTION,
                                 "parameters": TOOL_SCHEMA, "strict": False}]
+            if self.force_tool:
+                kwargs["tool_choice"] = {"type": "function", "name": TOOL_NAME}
         if think:
             kwargs["reasoning"] = {"effort": "medium", "summary": "auto"}
             kwargs["include"] = ["reasoning.encrypted_content"]
@@ -368,6 +373,8 @@ class Anthropic(Adapter):
                 kwargs["stop_sequences"] = list(self.sampling.stop)
         if tools:
             kwargs["tools"] = [{"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": TOOL_SCHEMA}]
+            if self.force_tool:
+                kwargs["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
         if think:
             kwargs["thinking"] = {"type": "enabled", "budget_tokens": 1024}
         return kwargs
@@ -453,6 +460,9 @@ class Gemini(Adapter):
         if tools:
             config.tools = [gtypes.Tool(function_declarations=[gtypes.FunctionDeclaration(
                 name=TOOL_NAME, description=TOOL_DESCRIPTION, parameters_json_schema=TOOL_SCHEMA)])]
+            if self.force_tool:
+                config.tool_config = gtypes.ToolConfig(function_calling_config=gtypes.FunctionCallingConfig(
+                    mode=gtypes.FunctionCallingConfigMode.ANY, allowed_function_names=[TOOL_NAME]))
         if think:
             config.thinking_config = gtypes.ThinkingConfig(include_thoughts=True, thinking_budget=1024)
         return config

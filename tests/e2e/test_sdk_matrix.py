@@ -18,6 +18,7 @@ from tests.e2e.checks import (
     check_parallel_results,
     check_request,
     check_tool_result,
+    forced_tool,
     images_in,
     sampling_of,
     system_text,
@@ -30,6 +31,7 @@ from tests.e2e.clients import (
     PER_CLIENT,
     PROMPT,
     RATE_LIMIT,
+    TOOL_PROMPT,
     TOOL_RESULT,
     TOOL_RESULTS,
     Sampling,
@@ -285,3 +287,26 @@ async def test_sampling_settings(stack: Stack, client: str, upstream: str) -> No
     stop = list(SAMPLING.stop) if sends_stop else []
     temperature = None if client == "anthropic" else SAMPLING.temperature  # the anthropic SDK has no temperature
     assert sampling_of(upstream, seen.body) == (temperature, SAMPLING.max_tokens, stop)
+
+
+async def test_forced_tool_choice(stack: Stack, client: str, upstream: str) -> None:
+    """A client that forces the get_weather call gets the call, and the provider request forces it in the
+    provider's own terms. Ollama has no tool_choice: forcing a call toward an Ollama provider is a clear 400 naming
+    ``tool_choice`` (nothing is sent); an Ollama *client* cannot force a call at all, so it only checks that it
+    still gets the call unforced."""
+    sdk = _sdk(stack, client)
+    sdk.force_tool = client != "ollama"
+    model = stack.model(upstream, "tool")
+    if upstream == "ollama" and sdk.force_tool:
+        with pytest.raises(BAD_REQUEST[client]) as caught:
+            await run_sync(sdk.ask, model, sdk.start(TOOL_PROMPT), tools=True)
+        sdk.close()
+        assert error_status(caught.value)[0] == 400 and "tool_choice" in str(caught.value)
+        assert stack.requests(upstream) == []
+        return
+    answer = await run_sync(sdk.ask, model, sdk.start(TOOL_PROMPT), tools=True)
+    sdk.close()
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [("get_weather", {"city": "Paris"})]
+    [seen] = stack.requests(upstream)
+    if sdk.force_tool:
+        assert forced_tool(upstream, seen.body) == "get_weather"
