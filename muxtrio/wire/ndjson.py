@@ -12,13 +12,25 @@ from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 
 class NDJSONDecoder:
-    __slots__ = ("_buf", "_max")
+    __slots__ = ("_buf", "_max", "_partial", "_partial_size")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._max = max_line_bytes
         self._buf = b""
+        self._partial: list[bytes] = []  # chunks of a line without its newline yet: joined once (linear time)
+        self._partial_size = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if b"\n" not in chunk:
+            self._partial.append(chunk)
+            self._partial_size += len(chunk)
+            if len(self._buf) + self._partial_size > self._max:
+                raise CodecError(f"NDJSON line larger than {self._max} bytes")
+            return []
+        if self._partial:
+            chunk = b"".join(self._partial) + chunk
+            self._partial = []
+            self._partial_size = 0
         buf = self._buf + chunk if self._buf else chunk
         lines: list[bytes] = []
         start = 0
@@ -36,7 +48,8 @@ class NDJSONDecoder:
         return lines
 
     def flush(self) -> list[bytes]:
-        rest, self._buf = self._buf.strip(), b""
+        rest = (self._buf + b"".join(self._partial)).strip()
+        self._buf, self._partial, self._partial_size = b"", [], 0
         return [rest] if rest else []
 
 
