@@ -539,9 +539,17 @@ def _read_signature(part: JSONObject, param: str) -> str | None:
     return _unwrap_signature(signature)
 
 
+def _standard_base64(data: str) -> str:
+    """Gemini accepts (and google-genai sends, for ``Part.from_bytes``) URL-safe base64; OpenAI, Anthropic and
+    Ollama accept only the standard alphabet with padding. The IR keeps the standard form."""
+    if "-" in data or "_" in data:
+        data = data.replace("-", "+").replace("_", "/")
+    return data + "=" * (-len(data) % 4)
+
+
 def _read_blob(blob: JSONObject, param: str) -> Image | File:
     mime = _string(_field(blob, "mimeType", "mime_type"), f"{param}.mimeType")
-    data = _string(blob.get("data"), f"{param}.data")
+    data = _standard_base64(_string(blob.get("data"), f"{param}.data"))
     return Image(data=data, mime_type=mime) if mime.startswith("image/") else File(data=data, mime_type=mime)
 
 

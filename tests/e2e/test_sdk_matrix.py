@@ -221,21 +221,10 @@ PNG = base64.b64decode(
 )
 
 
-IMAGE_BUG = (
-    "muxtrio/codecs/gemini.py _read_blob (client side, parse_request) keeps inlineData.data verbatim; google-genai "
-    "serializes Part.from_bytes data in the URL-safe base64 alphabet ('-', '_': pydantic ser_json_bytes='base64'), "
-    "so an image from a Gemini client reaches OpenAI (data URL), Anthropic (source.data) and Ollama (images) "
-    "providers as URL-safe base64, which they reject as invalid base64. It should be normalized to standard base64 "
-    "(the IR's Image.data) when read, as _unwrap_signature already does for thought signatures."
-)
-
-
-async def test_image_input(stack: Stack, client: str, upstream: str, request: pytest.FixtureRequest) -> None:
+async def test_image_input(stack: Stack, client: str, upstream: str) -> None:
     """A user turn with text and a PNG reaches the provider with the same bytes, as that provider takes images
     (data URL, base64 source block, inlineData, Ollama ``images``: standard base64 except Gemini, which accepts
     both alphabets), with its media type where the format has one."""
-    if client == "gemini" and upstream != "gemini":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=IMAGE_BUG))
     sdk = _sdk(stack, client)
     answer = await run_sync(sdk.ask, stack.model(upstream, "text"), sdk.start_with_image("What is this?", PNG))
     sdk.close()
