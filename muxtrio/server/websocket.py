@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -149,13 +150,13 @@ def error_json(err: MuxError) -> dict[str, Any]:
 
 
 # =============================================================================================== encodings
-class _Encoding:
+class _Encoding(ABC):
     """IR events -> the JSON payloads of one stream's event messages."""
 
     started = False  # a payload was produced
 
-    def encode(self, events: list[Event], model: str) -> list[bytes]:
-        raise NotImplementedError
+    @abstractmethod
+    def encode(self, events: list[Event], model: str) -> list[bytes]: ...
 
     def finish(self, model: str) -> list[bytes]:
         return []
@@ -262,7 +263,7 @@ class _Owner:
         self.cancelled = False
 
 
-class _Connection:
+class _Connection(ABC):
     """The reader/writer skeleton shared by both endpoints."""
 
     def __init__(self, engine: Engine, receive: Receive, send: Send, max_message_bytes: int) -> None:
@@ -314,12 +315,12 @@ class _Connection:
                 continue
             await self.on_message(parsed, nursery)
 
-    async def on_message(self, message: dict[str, Any], nursery: trio.Nursery) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def on_message(self, message: dict[str, Any], nursery: trio.Nursery) -> None: ...
 
+    @abstractmethod
     async def reject(self, err: MuxError, message: Mapping[str, Any] | None) -> None:
         """Answer a message that could not be taken (no generation started)."""
-        raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------------------------- /v1/ws
