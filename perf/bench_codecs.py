@@ -150,8 +150,12 @@ def memory(n: int, pairs: list[tuple[Format, Format]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for provider, client in pairs:
         gc.collect()
+        # The fake's templates are generated lazily and hold nothing; the Responses transcript comes from muxtrio's
+        # own Responses encoder, which keeps the answer for response.completed, so it is made before tracing starts.
+        chunks: Iterator[bytes] = provider_chunks(provider, n)
+        if provider is Format.OPENAI_RESPONSES:
+            chunks = iter(list(chunks))
         tracemalloc.start()
-        chunks = provider_chunks(provider, n)
         base = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         translate(provider, client, chunks, lambda b: None)
@@ -200,22 +204,24 @@ def rows(result: dict[str, Any]) -> list[Any]:
     worst = min(cross, key=lambda k: cross[k])
     median = sorted(cross.values())[len(cross) // 2]
     mem = result["memory_peak_bytes"]
-    not_resp = {k: v for k, v in mem.items() if not k.endswith("->responses")}
-    worst_mem = max(not_resp, key=lambda k: not_resp[k])
     out = [
         Row("codecs (in-process)", "cross-format events/s per core, median pair", "events/s", median,
             target="≥ 150k", met=median >= 150_000),
         Row("codecs (in-process)", f"cross-format events/s, worst pair ({worst})", "events/s", cross[worst],
             target="≥ 150k", met=cross[worst] >= 150_000),
-        Row("codecs (in-process)", f"tracemalloc peak, 100K tokens, worst pair ({worst_mem})", "KB",
-            not_resp[worst_mem] / 1024, target="≤ 256 KB", met=not_resp[worst_mem] <= 256 * 1024),
     ]
-    resp = {k: v for k, v in mem.items() if k.endswith("->responses")}
-    if resp:
-        k = max(resp, key=lambda k: resp[k])
-        out.append(Row("codecs (in-process)", f"tracemalloc peak, 100K tokens ({k})", "KB", resp[k] / 1024,
-                       target="≤ 256 KB", met=resp[k] <= 256 * 1024,
-                       note="response.completed repeats the whole answer"))
+    # Responses is shown apart: its terminal response.completed repeats the whole answer, so an encoder must keep
+    # the answer and a decoder must parse it at the end.
+    groups = (("worst pair without Responses", lambda k: "responses" not in k, ""),
+              ("Responses client, worst", lambda k: k.endswith("->responses"), "the encoder keeps the answer"),
+              ("Responses provider, worst", lambda k: k.startswith("responses->") and not k.endswith("->responses"),
+               "peak while parsing the terminal response.completed"))
+    for label, keep, note in groups:
+        sel = {k: v for k, v in mem.items() if keep(k)}
+        if sel:
+            k = max(sel, key=lambda k: sel[k])
+            out.append(Row("codecs (in-process)", f"tracemalloc peak, 100K tokens, {label} ({k})", "KB",
+                           sel[k] / 1024, target="≤ 256 KB", met=sel[k] <= 256 * 1024, note=note))
     return out
 
 

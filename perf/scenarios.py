@@ -211,11 +211,13 @@ def nonstream(suite: Suite) -> None:
         suite.add(Row("non-stream", f"p50 latency, c={conns}", "ms", p50["muxtrio"], p50.get("litellm"), p50["direct"]))
         suite.add(Row("non-stream", f"p99 latency, c={conns}", "ms", p99["muxtrio"], p99.get("litellm"), p99["direct"]))
         if conns == 1:
+            # p99 overhead is taken against the direct p50, not the direct p99: the fake's own rare outliers
+            # (a few ms on this VM) would otherwise be subtracted from the gateway's tail and hide it.
             add50 = {k: (v or 0) - (p50["direct"] or 0) for k, v in p50.items() if k != "direct"}
-            add99 = {k: (v or 0) - (p99["direct"] or 0) for k, v in p99.items() if k != "direct"}
+            add99 = {k: (v or 0) - (p50["direct"] or 0) for k, v in p99.items() if k != "direct"}
             suite.add(Row("added latency", "p50 vs direct, c=1", "ms", add50["muxtrio"], add50.get("litellm"), None,
                           "≤ 1.0 ms", add50["muxtrio"] <= 1.0))
-            suite.add(Row("added latency", "p99 vs direct, c=1", "ms", add99["muxtrio"], add99.get("litellm"), None,
+            suite.add(Row("added latency", "p99 - direct p50, c=1", "ms", add99["muxtrio"], add99.get("litellm"), None,
                           "≤ 2 ms", add99["muxtrio"] <= 2.0))
     suite.raw["nonstream"] = raw
 
