@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -477,35 +478,58 @@ class Engine:
             first_deadline = trio.current_time() + timeouts.first_byte
             async with self._open(candidate, wire, codec, first_deadline) as response:
                 decoder = codec.new_decoder(_seed())
-                chunks = response.chunks().__aiter__()
+                idle = timeouts.idle
                 got_events = False
-                while True:
-                    deadline = trio.current_time() + timeouts.idle if got_events else first_deadline
-                    with trio.move_on_at(deadline) as idle:
-                        chunk: bytes | None = await anext(chunks, None)
-                    if idle.cancelled_caught:
-                        if got_events:
-                            raise UpstreamTimeout("idle", timeouts.idle)
-                        raise UpstreamTimeout("first_byte", timeouts.first_byte)
-                    if chunk is None:
-                        events = decoder.flush()
-                        cost = 0
-                    else:
-                        cost = await pool.acquire(len(chunk))
+                # One watchdog per attempt: the first-byte deadline until events flow, then a deadline moved after
+                # every chunk (the idle gap). It is lifted while the reader waits on its own consumer: backpressure
+                # is not the provider's silence.
+                with trio.CancelScope(deadline=first_deadline) as watchdog:
+                    async for chunk in response.chunks():
+                        cost = pool.try_acquire(len(chunk))
+                        if cost is None:
+                            watchdog.deadline = math.inf
+                            cost = await pool.acquire(len(chunk))
                         events = decoder.feed(chunk)
+                        if events:
+                            got_events = True
+                            cost = await self._forward(events, cost, progress, held, send, watchdog)
+                        pool.release(cost)
+                        watchdog.deadline = trio.current_time() + idle if got_events else first_deadline
+                    events = decoder.flush()
                     if events:
-                        got_events = True
-                        out = self._stitch(events, progress, held)
-                        if out:
-                            await send.send(Batch(out, cost))
-                            cost = 0
-                    pool.release(cost)
-                    if chunk is None:
-                        break
+                        await self._forward(events, 0, progress, held, send, watchdog)
+                if watchdog.cancelled_caught:
+                    if got_events:
+                        raise UpstreamTimeout("idle", idle)
+                    raise UpstreamTimeout("first_byte", timeouts.first_byte)
         if total.cancelled_caught:
             raise UpstreamTimeout("total", timeouts.total or 0.0)
         if not progress.finished:
             raise StreamTruncated()
+
+    async def _forward(
+        self,
+        events: list[Event],
+        cost: int,
+        progress: _Progress,
+        held: list[Event],
+        send: trio.MemorySendChannel[Batch | Failure],
+        watchdog: trio.CancelScope,
+    ) -> int:
+        """Send an attempt's events to the consumer; returns the pool budget still to release (0 once the batch
+        carries it). The send does not switch tasks while the channel has room, so the reader drains what the
+        upstream socket already delivered and the writer then sends it all in one write; only a full channel
+        (or pool) makes the reader wait — that is the backpressure."""
+        out = self._stitch(events, progress, held)
+        if not out:
+            return cost
+        batch = Batch(out, cost)
+        try:
+            send.send_nowait(batch)
+        except trio.WouldBlock:
+            watchdog.deadline = math.inf
+            await send.send(batch)
+        return 0
 
     def _stitch(self, events: list[Event], progress: _Progress, held: list[Event]) -> list[Event]:
         """Rewrite an attempt's events into the client's single stream: one Start, block indices shifted after

@@ -43,17 +43,24 @@ class BytePool:
         self._waits = 0
         self._freed = trio.Event()
 
-    async def acquire(self, size: int) -> int:
-        """Take ``size`` bytes (clamped to the capacity); returns what was taken, to pass to :meth:`release`."""
+    def try_acquire(self, size: int) -> int | None:
+        """Take ``size`` bytes (clamped to the capacity) if they are free now; None if the caller must wait."""
         size = min(size, self.capacity)
-        while self._in_use + size > self.capacity:
-            self._waits += 1
-            self._freed = trio.Event()
-            await self._freed.wait()
+        if self._in_use + size > self.capacity:
+            return None
         self._in_use += size
         if self._in_use > self._peak:
             self._peak = self._in_use
         return size
+
+    async def acquire(self, size: int) -> int:
+        """Take ``size`` bytes (clamped to the capacity), waiting until they are free; returns what was taken, to
+        pass to :meth:`release`."""
+        while (taken := self.try_acquire(size)) is None:
+            self._waits += 1
+            self._freed = trio.Event()
+            await self._freed.wait()
+        return taken
 
     def release(self, size: int) -> None:
         if size:
