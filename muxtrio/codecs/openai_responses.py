@@ -886,6 +886,14 @@ class _OpenItem:
     call_id: str = ""
     name: str = ""
 
+    def add(self, text: str) -> None:
+        """Keep a delta for the final response object. Deltas are joined every few hundred, so a long answer costs
+        about a byte per character rather than a string object per token."""
+        chunks = self.chunks
+        chunks.append(text)
+        if len(chunks) >= 256:
+            chunks[:] = ["".join(chunks)]
+
 
 class ResponsesStreamEncoder(StreamEncoder):
     """IR events -> Responses SSE events. Each IR block opens one output item (``output_item.added`` and, for text
@@ -958,7 +966,7 @@ class ResponsesStreamEncoder(StreamEncoder):
 
     def _text_delta(self, index: int, text: str) -> bytes:
         out, item = self._item_for(index, "message")
-        item.chunks.append(text)
+        item.add(text)
         return out + self._frame(
             "response.output_text.delta",
             {
@@ -975,7 +983,7 @@ class ResponsesStreamEncoder(StreamEncoder):
         if not item.summary_open:
             item.summary_open = True
             out += self._frame("response.reasoning_summary_part.added", self._summary_fields(item, ""))
-        item.chunks.append(text)
+        item.add(text)
         return out + self._frame(
             "response.reasoning_summary_text.delta",
             {"item_id": item.item_id, "output_index": item.output_index, "summary_index": 0, "delta": text},
@@ -985,7 +993,7 @@ class ResponsesStreamEncoder(StreamEncoder):
         item = self._open
         if item is None or item.block != index or item.kind != "function_call":
             raise CodecError(f"ToolCallDelta for block {index} before its ToolCallStart", kind=ErrorKind.INTERNAL)
-        item.chunks.append(arguments)
+        item.add(arguments)
         return self._frame(
             "response.function_call_arguments.delta",
             {"item_id": item.item_id, "output_index": item.output_index, "delta": arguments},
