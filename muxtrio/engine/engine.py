@@ -650,20 +650,19 @@ class _total_deadline:
 
 
 async def _read_body(response: UpstreamResponse, idle: float) -> bytes:
+    """The whole body, with at most ``idle`` seconds between chunks (one watchdog scope, deadline moved)."""
     parts: list[bytes] = []
     size = 0
-    chunks = response.chunks().__aiter__()
-    while True:
-        with trio.move_on_after(idle) as scope:
-            chunk = await anext(chunks, None)
-        if scope.cancelled_caught:
-            raise UpstreamTimeout("idle", idle)
-        if chunk is None:
-            return b"".join(parts)
-        size += len(chunk)
-        if size > MAX_RESPONSE_BODY:
-            raise UpstreamError(ErrorKind.UPSTREAM, f"provider response over {MAX_RESPONSE_BODY} bytes")
-        parts.append(chunk)
+    with trio.CancelScope(deadline=trio.current_time() + idle) as watchdog:
+        async for chunk in response.chunks():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BODY:
+                raise UpstreamError(ErrorKind.UPSTREAM, f"provider response over {MAX_RESPONSE_BODY} bytes")
+            parts.append(chunk)
+            watchdog.deadline = trio.current_time() + idle
+    if watchdog.cancelled_caught:
+        raise UpstreamTimeout("idle", idle)
+    return b"".join(parts)
 
 
 async def _send_failure(send: trio.MemorySendChannel[Batch | Failure], err: MuxError) -> None:
