@@ -56,9 +56,11 @@ def machine() -> dict[str, Any]:
         litellm = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Version")), None)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=targets.ROOT).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "muxtrio"], capture_output=True, text=True,
+                           cwd=targets.ROOT).stdout.strip()
     return {"host": socket.gethostname(), "cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": round(mem_gb, 1),
             "python": platform.python_version(), "kernel": platform.release(), "packages": versions,
-            "litellm": litellm, "muxtrio_commit": commit}
+            "litellm": litellm, "muxtrio_commit": commit + ("+dirty" if dirty else "")}
 
 
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
@@ -122,6 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         procs.stop_all()
     meta["duration_s"] = round(time.monotonic() - t0)
+    end = machine()["muxtrio_commit"]
+    if end != meta["muxtrio_commit"]:  # servers started mid-run (workers, websocket, codecs) ran the newer code
+        meta["muxtrio_commit_at_end"] = end
     table = markdown(rows, meta)
     only = "-only-" + "-".join(args.only) if args.only else ""  # a partial run never overwrites a whole one
     out = RESULTS / f"{meta['date']}-{meta['host']}{'-quick' if args.quick else ''}{only}.json"

@@ -8,6 +8,9 @@ nothing buffered (every trio socket call is a checkpoint), the BytePool and the 
 memory, and the writer's ``next_batch`` now finds several events to write at once.
 
     python -m perf.experiment_send_nowait   # prints rows, writes perf/results/<date>-<host>-send-nowait.json
+
+Since commit d3f9403 ("Engine reader: no task switch per event") the engine does this itself, so on later commits
+the experiment compares the fix with itself (plus the proxy's small cost); its result file records the 7216d33 run.
     python -m perf.experiment_send_nowait serve --config FILE   # (internal) the patched gateway
 """
 
@@ -21,9 +24,10 @@ import types
 from pathlib import Path
 from typing import Any
 
+import orjson
 import trio
 
-from perf import targets
+from perf import driver, targets
 from perf.procs import Procs, wait_http
 from perf.scenarios import ANTHROPIC, OPENAI, Row, Suite, _chat, _check_events, _per_core, _wrk_on, format_row
 
@@ -113,6 +117,18 @@ def main() -> int:
                             core["muxtrio"], core["litellm"]))
             for row in rows[-2:]:
                 print(format_row(row), flush=True)
+        # The first token must not get slower: sequential 5-event streams, as in the `ttft` scenario.
+        ttft_body = orjson.dumps(_chat("claude-fake-n5", stream=True, max_tokens=5))
+        ttft: list[tuple[str, dict[str, Any]]] = []
+        for t in suite.alternate():
+            with procs.only(t.proc):
+                suite.quiet()
+                ttft.append((t.name, trio.run(driver.sequential, t.port, OPENAI, ttft_body, 100)))
+        raw["ttft"] = ttft
+        p50 = {n: min(r["ttft_p50_ms"] for m, r in ttft if m == n) for n in ("muxtrio", "litellm")}
+        rows.append(Row("send_nowait", "Anthropic → OpenAI TTFT p50 (baseline | patched)", "ms",
+                        p50["muxtrio"], p50["litellm"]))
+        print(format_row(rows[-1]), flush=True)
     finally:
         procs.stop_all()
     out = RESULTS / f"{dt.date.today().isoformat()}-{socket.gethostname()}-send-nowait.json"
