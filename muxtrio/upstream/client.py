@@ -64,9 +64,9 @@ class UpstreamResponse:
         return b"".join(parts)
 
 
-def _transport_error(provider: str, exc: httpx2.TransportError) -> UpstreamError:
+def _transport_error(provider: str, exc: httpx2.TransportError, connect_timeout: float = 0.0) -> UpstreamError:
     if isinstance(exc, httpx2.ConnectTimeout):
-        return UpstreamTimeout("connect", 0.0)
+        return UpstreamTimeout("connect", connect_timeout)
     if isinstance(exc, httpx2.ConnectError | httpx2.ProxyError):
         return UpstreamError(ErrorKind.UNAVAILABLE, f"could not connect to provider {provider}")
     if isinstance(exc, httpx2.TimeoutException):
@@ -124,7 +124,7 @@ class UpstreamClient:
         try:
             response = await client.send(request, stream=True)
         except httpx2.TransportError as exc:
-            raise _transport_error(self.provider, exc) from None
+            raise _transport_error(self.provider, exc, self.settings.connect_timeout) from None
         try:
             yield UpstreamResponse(self.provider, response)
         finally:

@@ -4,7 +4,8 @@ Faults are chosen by the *upstream model name* the engine sends, so one provider
 ``ok``, ``429`` (no hint), ``429-ra<N>`` (Retry-After N s), ``500-once``, ``503`` (always), ``reset`` (connection
 reset before headers), ``silent`` (never answers), ``slow<N>`` (first token after N s), ``cut<N>`` (connection
 dies after N tokens), ``stall<N>`` (stops after N tokens, connection open), ``malformed<N>`` (garbage after N
-tokens), ``noterm<N>`` (clean EOF after N tokens without finish or [DONE]), ``ctx`` (400 context length),
+tokens), ``noconnect`` (connect timeout),
+``noterm<N>`` (clean EOF after N tokens without finish or [DONE]), ``ctx`` (400 context length),
 ``filter`` (400 content filter), ``sig`` (400 rejecting reasoning signatures, first request only),
 ``down<N>`` (503 for the first N requests, then OK), ``big<N>`` (N KB of tokens).
 
@@ -93,6 +94,8 @@ class FaultProvider(httpx2.AsyncBaseTransport):
             return error_response(503, "unavailable", type_="server_error")
         if name == "reset":
             raise httpx2.ReadError("connection reset by peer")
+        if name == "noconnect":
+            raise httpx2.ConnectTimeout("timed out connecting")
         if name == "silent":
             await trio.sleep_forever()
         if name == "ctx":

@@ -369,3 +369,15 @@ def test_without_signatures_keeps_everything_else() -> None:
         Message(Role.USER, (Text("q"),)),
         Message(Role.ASSISTANT, (ToolCall("c1", "f", "{}"), Text("t"))),
     )
+
+
+async def test_connect_timeout_is_typed_and_fails_over(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "noconnect"}), provider("b", {"m": "ok"}))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        assert text_of(await collect(engine, ask("m"))) == FULL
+    lone = FaultProvider()
+    async with Engine(config(provider("a", {"m": "noconnect"}), request_retry=0), transports={"a": lone}) as engine:
+        with pytest.raises(UpstreamTimeout) as info:
+            await collect(engine, ask("m"))
+    assert info.value.phase == "connect" and info.value.status == 504
