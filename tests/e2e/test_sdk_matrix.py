@@ -148,22 +148,12 @@ CARRIES_REASONING_SIGNATURE = {"anthropic", "openai-responses", "gemini"}
 CARRIES_TOOL_SIGNATURE = {"gemini", "openai-responses", "openai-chat"}
 
 
-# (client, upstream, stream) -> the gateway bug that makes this pair fail; the test stays and must keep failing
-# (strict xfail) until the bug is fixed.
-THINKING_TOOL_BUGS: dict[tuple[str, str, bool], str] = {}
-
-
 @STREAM
-async def test_thinking_tool_round_trip(
-    stack: Stack, client: str, upstream: str, stream: bool, request: pytest.FixtureRequest
-) -> None:
+async def test_thinking_tool_round_trip(stack: Stack, client: str, upstream: str, stream: bool) -> None:
     """Think, call a tool, get the result, answer — with thinking on in both turns. The second provider request must
     be one the real provider accepts: the signature comes back byte-exact where the client's format can carry it;
     Anthropic gets a signed thinking block first in the tool-use turn, or thinking off (it rejects an unsigned
     tool loop); Gemini gets the call's own signature, or the documented ``skip_thought_signature_validator``."""
-    bug = THINKING_TOOL_BUGS.get((client, upstream, stream))
-    if bug is not None:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=bug))
     sdk = _sdk(stack, client)
     first, final = await run_sync(sdk.tool_round_trip, stack.model(upstream, "thinktool"), stream=stream, think=True)
     sdk.close()
