@@ -225,12 +225,19 @@ ERROR_TYPE_FOR_KIND: Final[dict[ErrorKind, tuple[str, str | None]]] = {
 
 # Provider error -> kind. ``code`` is the most specific signal, then the HTTP status, then ``type`` (which is all a
 # mid-stream error object carries).
+# Shared by the Chat and Responses codecs (one OpenAI error format, read in one place).
 KIND_FOR_ERROR_CODE: Final[dict[str, ErrorKind]] = {
     "context_length_exceeded": ErrorKind.CONTEXT_LENGTH,
+    "string_above_max_length": ErrorKind.CONTEXT_LENGTH,
     "content_filter": ErrorKind.CONTENT_FILTER,
     "content_policy_violation": ErrorKind.CONTENT_FILTER,
+    "image_content_policy_violation": ErrorKind.CONTENT_FILTER,
+    "bio_policy": ErrorKind.CONTENT_FILTER,
     "rate_limit_exceeded": ErrorKind.RATE_LIMIT,
     "insufficient_quota": ErrorKind.RATE_LIMIT,
+    "server_is_overloaded": ErrorKind.OVERLOADED,
+    "slow_down": ErrorKind.OVERLOADED,
+    "server_error": ErrorKind.UPSTREAM,
     "invalid_api_key": ErrorKind.AUTHENTICATION,
     "model_not_found": ErrorKind.NOT_FOUND,
 }
@@ -1242,7 +1249,7 @@ def _finish_reason(raw: Any, saw_tool_call: bool) -> FinishReason:
     return reason
 
 
-def _upstream_error_from_object(error: Any, provider_status: int) -> UpstreamError:
+def upstream_error_from_object(error: Any, provider_status: int) -> UpstreamError:
     """An OpenAI error object (``{"message", "type", "param", "code"}``, or a bare string) -> UpstreamError."""
     if isinstance(error, dict):
         message = error.get("message")
@@ -1264,17 +1271,24 @@ def _upstream_error_from_object(error: Any, provider_status: int) -> UpstreamErr
     return result
 
 
+_SIZED: Final = (ErrorKind.INVALID_REQUEST, ErrorKind.REQUEST_TOO_LARGE)
+
+
 def _error_kind(status: int, message: str, err_type: str | None, code: str | None) -> ErrorKind:
     if status == 429:
         return ErrorKind.RATE_LIMIT  # including code insufficient_quota
     by_code = KIND_FOR_ERROR_CODE.get(code) if code else None
     if by_code is not None:
         return by_code
+    if code == "invalid_prompt" and "usage policy" in message.lower():
+        return ErrorKind.CONTENT_FILTER  # OpenAI's wording when a prompt is flagged (observed)
     if status:
         kind = kind_for_status(status)
     else:
         kind = KIND_FOR_ERROR_TYPE.get(err_type or "", ErrorKind.UPSTREAM)
-    if kind in (ErrorKind.INVALID_REQUEST, ErrorKind.REQUEST_TOO_LARGE) and is_context_length_message(message):
+    # A mid-stream error (no HTTP status) about the prompt's size is a context-length error too.
+    sized = _SIZED if status else (*_SIZED, ErrorKind.UPSTREAM)
+    if kind in sized and is_context_length_message(message):
         return ErrorKind.CONTEXT_LENGTH
     if kind is ErrorKind.UPSTREAM and err_type == "overloaded_error":
         return ErrorKind.OVERLOADED
@@ -1357,7 +1371,7 @@ def _parse_answer(body: bytes, seed: str) -> Response:
     if not isinstance(value, dict):
         raise CodecError("malformed OpenAI answer: not a JSON object")
     if value.get("error"):  # some routers answer 200 with an error body
-        raise _upstream_error_from_object(value["error"], 0)
+        raise upstream_error_from_object(value["error"], 0)
     choice = _the_choice(value.get("choices"))
     if choice is None:
         raise CodecError("malformed OpenAI answer: no choices")
@@ -1448,7 +1462,7 @@ class _ChatDecoder(StreamDecoder):
         chunk = _load_chunk(data)
         error = chunk.get("error")
         if error or event_name == "error":
-            upstream = _upstream_error_from_object(error if error else chunk, 0)
+            upstream = upstream_error_from_object(error if error else chunk, 0)
             if not out:
                 raise upstream
             self._pending_error = upstream  # return what was decoded first; raise on the next call
@@ -1652,20 +1666,32 @@ class OpenAIChatCodec(Codec):
             )
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
-        try:
-            value: Any = jsonutil.loads(body) if body else None
-        except jsonutil.JSONDecodeError:
-            value = None
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            value = value[0]  # some servers wrap the error object in an array
-        if isinstance(value, dict) and value.get("error") is not None:
-            return _upstream_error_from_object(value["error"], status)
-        if isinstance(value, dict) and isinstance(value.get("message"), str):
-            return _upstream_error_from_object(value, status)  # a bare error object (some vLLM versions)
-        text = body.decode("utf-8", "replace").strip()[:1000] or f"upstream answered HTTP {status}"
-        return _upstream_error_from_object(text, status)
+        return parse_openai_error(status, body)
+
+
+def parse_openai_error(status: int, body: bytes) -> UpstreamError:
+    """An OpenAI-shaped error response (Chat, Responses and compatible servers) -> UpstreamError."""
+    try:
+        value: Any = jsonutil.loads(body) if body else None
+    except jsonutil.JSONDecodeError:
+        value = None
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        value = value[0]  # some servers wrap the error object in an array
+    if isinstance(value, dict) and value.get("error") is not None:
+        return upstream_error_from_object(value["error"], status)
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        return upstream_error_from_object(value, status)  # a bare error object (some vLLM versions)
+    text = body.decode("utf-8", "replace").strip()[:1000] or f"upstream answered HTTP {status}"
+    return upstream_error_from_object(text, status)
 
 
 CODEC: Final = OpenAIChatCodec()
 
-__all__ = ["CODEC", "FORMAT_KEY", "LEGACY_ENDPOINT", "OpenAIChatCodec"]
+__all__ = [
+    "CODEC",
+    "FORMAT_KEY",
+    "LEGACY_ENDPOINT",
+    "OpenAIChatCodec",
+    "parse_openai_error",
+    "upstream_error_from_object",
+]

@@ -56,11 +56,9 @@ from muxtrio.codecs.base import (
     StreamInfo,
     Target,
     WireRequest,
-    client_status,
-    is_context_length_message,
-    kind_for_status,
 )
 from muxtrio.codecs.media import data_url, parse_data_url
+from muxtrio.codecs.openai_chat import parse_openai_error, upstream_error_from_object
 from muxtrio.codecs.schema import as_object, normalize_schema
 from muxtrio.errors import ClientError, CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
 from muxtrio.ir.accumulate import accumulate
@@ -196,24 +194,6 @@ FAILED_CODES: dict[ErrorKind, str] = {
 }
 """Error kind -> ``response.error.code`` of ``response.failed`` (a closed set in the SDK's ``ResponseError``; any
 other kind is ``server_error``). The ``error`` event sent just before it carries the full ``ERROR_SHAPES`` code."""
-
-ERROR_CODE_KINDS: dict[str, ErrorKind] = {
-    "context_length_exceeded": ErrorKind.CONTEXT_LENGTH,
-    "string_above_max_length": ErrorKind.CONTEXT_LENGTH,
-    "rate_limit_exceeded": ErrorKind.RATE_LIMIT,
-    "insufficient_quota": ErrorKind.RATE_LIMIT,
-    "server_is_overloaded": ErrorKind.OVERLOADED,
-    "slow_down": ErrorKind.OVERLOADED,
-    "server_error": ErrorKind.UPSTREAM,
-    "content_filter": ErrorKind.CONTENT_FILTER,
-    "content_policy_violation": ErrorKind.CONTENT_FILTER,
-    "image_content_policy_violation": ErrorKind.CONTENT_FILTER,
-    "bio_policy": ErrorKind.CONTENT_FILTER,
-    "invalid_api_key": ErrorKind.AUTHENTICATION,
-    "model_not_found": ErrorKind.NOT_FOUND,
-}
-"""Provider ``error.code`` -> kind, refining the HTTP status. ``invalid_prompt`` is a content filter when its message
-says the prompt was flagged under the usage policy (observed OpenAI wording), else a plain invalid request."""
 
 COUNT_FIELDS = frozenset(
     {
@@ -1109,59 +1089,14 @@ def _emit_error(error: MuxError) -> tuple[int, bytes]:
     return error.status, dumps(body)
 
 
-def _refine_kind(kind: ErrorKind, code: str | None, message: str) -> ErrorKind:
-    by_code = ERROR_CODE_KINDS.get(code) if code is not None else None
-    if by_code is not None:
-        return by_code
-    if code == "invalid_prompt" and "usage policy" in message.lower():
-        return ErrorKind.CONTENT_FILTER
-    if kind is ErrorKind.INVALID_REQUEST and is_context_length_message(message):
-        return ErrorKind.CONTEXT_LENGTH
-    return kind
-
-
-def _error_fields(error: Any) -> tuple[str, str | None, str | None]:
-    """(message, code, type) of an OpenAI error object, tolerating missing or odd fields."""
-    if not isinstance(error, dict):
-        return (str(error) if error else "unknown error"), None, None
-    message = error.get("message")
-    code = error.get("code")
-    error_type = error.get("type")
-    return (
-        message if isinstance(message, str) and message else "unknown error",
-        str(code) if code is not None else None,
-        error_type if isinstance(error_type, str) else None,
-    )
-
-
 def _parse_error(status: int, body: bytes) -> UpstreamError:
-    try:
-        parsed = loads(body) if body else None
-    except JSONDecodeError:
-        parsed = None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if error is None:
-        text = body.decode("utf-8", "replace").strip()[:500]
-        message, code, error_type = text or f"HTTP {status}", None, None
-    else:
-        message, code, error_type = _error_fields(error)
-    kind = _refine_kind(kind_for_status(status), code, message)
-    return UpstreamError(
-        kind,
-        message,
-        provider_status=status,
-        provider_type=error_type or code,
-        status=client_status(status, kind),
-    )
+    # One OpenAI error format, read in one place (the Chat codec's reader and its code table).
+    return parse_openai_error(status, body)
 
 
 def _stream_error(error: Any) -> UpstreamError:
     """An ``error`` event or a failed response's ``error`` (the HTTP status was 200, so the code decides)."""
-    message, code, error_type = _error_fields(error)
-    kind = _refine_kind(ErrorKind.UPSTREAM, code, message)
-    if kind is ErrorKind.UPSTREAM and is_context_length_message(message):
-        kind = ErrorKind.CONTEXT_LENGTH
-    return UpstreamError(kind, message, provider_type=error_type or code)
+    return upstream_error_from_object(error if error is not None else "unknown error", 0)
 
 
 # ------------------------------------------------------------------------------------------------ emit_request

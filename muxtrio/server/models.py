@@ -1,8 +1,8 @@
 """Model listings and model metadata in each client format's own shape (OpenAI, Anthropic, Gemini, Ollama).
 
 The ids listed are the aliases clients may send (from the router). Nothing secret is listed: no keys, no base URLs.
-Numbers a format requires that muxtrio cannot know (token limits, sizes) are documented placeholders: 0 where the
-SDKs accept it, generous limits otherwise.
+Fields a format requires but muxtrio cannot know (model sizes, token limits) get fixed values: 0 for sizes, and
+Gemini's largest published limits (1,048,576 input / 65,536 output tokens) for token limits.
 """
 
 from __future__ import annotations

@@ -1447,7 +1447,7 @@ def test_parse_error_without_json() -> None:
     error = CODEC.parse_error(502, {}, b"<html>Bad Gateway</html>")
     assert (error.kind, error.message, error.status) == (ErrorKind.UPSTREAM, "<html>Bad Gateway</html>", 502)
     empty = CODEC.parse_error(504, {}, b"")
-    assert (empty.kind, empty.message, empty.status) == (ErrorKind.TIMEOUT, "HTTP 504", 504)
+    assert (empty.kind, empty.message, empty.status) == (ErrorKind.TIMEOUT, "upstream answered HTTP 504", 504)
 
 
 @pytest.mark.parametrize(
