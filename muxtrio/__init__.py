@@ -1,11 +1,21 @@
 """muxtrio: an LLM API gateway on trio.
 
-Public API: :class:`Engine` (embed the gateway in any trio program), :class:`Config` and :func:`load_config`, the IR
-(``muxtrio.ir``) and the error tree (``muxtrio.errors``).
+Public API: :class:`Engine` (embed the gateway in any trio program), :class:`Config` with :func:`load_config` (a file)
+and :func:`parse_config` (a mapping, for embedders that build configs in code), the IR (``muxtrio.ir``)
+and the error tree (``muxtrio.errors``).
 """
 
 from muxtrio import ir
-from muxtrio.config import Config, Credential, ModelConfig, ProviderConfig, ProviderType, Timeouts, load_config
+from muxtrio.config import (
+    Config,
+    Credential,
+    ModelConfig,
+    ProviderConfig,
+    ProviderType,
+    Timeouts,
+    load_config,
+    parse_config,
+)
 from muxtrio.engine.engine import Engine
 from muxtrio.errors import MuxError
 
@@ -20,5 +30,6 @@ __all__ = [
     "Timeouts",
     "ir",
     "load_config",
+    "parse_config",
 ]
 __version__ = "0.1.0"

@@ -3,6 +3,10 @@
 Role: parse the command line, load the configuration (CLI flags > ``MUXTRIO_*`` environment > file > defaults), print
 its warnings to stderr, and hand over to the server runner or print a summary.
 
+Warnings are the config's own (ignored keys, skipped legacy entries) plus :func:`deployment_warnings`, which need the
+whole picture (CLI flags applied, routing resolved): a fallback naming a model nothing serves, a listen address beyond
+loopback with no client keys. ``check --strict`` exits 1 when there is any.
+
 Invariants:
 - A :class:`~muxtrio.errors.ConfigError` is one line on stderr and exit status 2, never a traceback.
 - Nothing printed contains a secret: keys are masked with :func:`muxtrio.errors.mask_secret`, URL user-info and
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
@@ -22,6 +27,7 @@ from typing import TextIO
 import attrs
 
 from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
+from muxtrio.engine.routing import Router
 from muxtrio.errors import ConfigError, mask_secret
 
 _COMMANDS = ("serve", "check", "models")
@@ -58,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate the configuration and print the resolved routes")
     check.add_argument("--config", metavar="PATH", help=config_help)
+    check.add_argument("--strict", action="store_true", help="exit with status 1 when there are warnings")
     check.set_defaults(handler=_check)
 
     models = commands.add_parser("models", help="list the model names clients can use, with their provider")
@@ -81,11 +88,44 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
+def _is_loopback_host(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def deployment_warnings(config: Config) -> list[str]:
+    """Problems of the configuration as a whole, which loading alone cannot see: a fallback that names a model no
+    provider serves (it can never answer), and a listen address beyond loopback with neither ``api-keys`` nor
+    ``disable-auth`` (every remote client is refused)."""
+    warnings: list[str] = []
+    if not config.disable_auth and not config.api_keys and not _is_loopback_host(config.host):
+        warnings.append(
+            f"host: {config.host} accepts remote connections but no api-keys are set, so remote clients will be "
+            "refused (only loopback clients are served); set api-keys, or disable-auth: true"
+        )
+    router = Router(config)
+    for model, chain in config.fallbacks.items():
+        for name in chain:
+            if not any(d.provider.credentials or not d.provider.requires_key for d in router.resolve(name)):
+                warnings.append(
+                    f"fallbacks: {model} -> {name}: no provider serves {name!r}; this fallback never answers"
+                )
+    return warnings
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"muxtrio: warning: {warning}", file=sys.stderr)
+
+
 def _serve(args: argparse.Namespace) -> int:
     config = _load(args)
     flags = {name: getattr(args, name) for name in ("host", "port", "workers") if getattr(args, name) is not None}
     if flags:
         config = attrs.evolve(config, **flags)
+    _warn(deployment_warnings(config))
     # Imported here: the server pulls in Hypercorn and the engine, which check and models do not need.
     runner = importlib.import_module("muxtrio.server.runner")
     run: Callable[[Config], int] = runner.run
@@ -155,6 +195,9 @@ def describe(config: Config) -> list[str]:
     lines.append(f"providers ({len(config.providers)}):")
     for provider in config.providers:
         lines.extend(_provider_lines(config, provider))
+    if config.legacy_mappings:
+        lines.append("legacy keys mapped (CLIProxyAPI / older llm-mux lists; prefer providers:):")
+        lines.extend(f"  {mapping}" for mapping in config.legacy_mappings)
     lines.append("aliases:" if config.aliases else "aliases: none")
     lines.extend(f"  {alias} -> {target}" for alias, target in config.aliases.items())
     lines.append("fallbacks:" if config.fallbacks else "fallbacks: none")
@@ -164,7 +207,13 @@ def describe(config: Config) -> list[str]:
 
 def _check(args: argparse.Namespace) -> int:
     config = _load(args)
+    extra = deployment_warnings(config)
+    _warn(extra)
     _print_lines(describe(config), sys.stdout)
+    count = len(config.warnings) + len(extra)
+    if count and args.strict:
+        print(f"configuration has {count} warning(s): failing (--strict)")
+        return 1
     print("configuration OK")
     return 0
 

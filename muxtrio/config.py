@@ -523,8 +523,9 @@ class Config:
     """The whole gateway configuration. Build it in code, or with :func:`load_config` / :func:`parse_config`.
 
     ``aliases`` (llm-mux ``routing.aliases``) rewrite a requested model name before routing; ``fallbacks`` list, per
-    model, the models to try next when every candidate for it failed. ``source`` is the file it came from and
-    ``warnings`` the ignored keys found there; neither takes part in equality.
+    model, the models to try next when every candidate for it failed. ``source`` is the file it came from,
+    ``warnings`` the ignored keys found there and ``legacy_mappings`` one line per provider read from a CLIProxyAPI /
+    older llm-mux credential list (``claude-api-key[0] -> provider 'anthropic' ...``); none takes part in equality.
     """
 
     host: str = attrs.field(default="127.0.0.1", validator=_non_empty_str)
@@ -554,6 +555,7 @@ class Config:
     echo_model: bool = attrs.field(default=True, validator=_bool)
     source: str | None = attrs.field(default=None, eq=False)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
+    legacy_mappings: tuple[str, ...] = attrs.field(default=(), eq=False)
 
     def __attrs_post_init__(self) -> None:
         names: dict[str, int] = {}
@@ -677,22 +679,47 @@ _LLM_MUX_IGNORED: Final = frozenset(
     }
 )  # fmt: skip
 _LLM_MUX_IGNORED_ROUTING: Final = frozenset({"provider-priority"})
-# llm-mux's pre-`providers:` credential lists, with the provider type that replaces each.
-_LLM_MUX_LEGACY: Final[Mapping[str, str]] = MappingProxyType(
+# The credential lists of CLIProxyAPI and of llm-mux before its `providers:` list, read into providers. Field names
+# are those of CLIProxyAPI's config.example.yaml and llm-mux's internal/config (tests/fixtures/legacy-config/SOURCE.md):
+# one list item is one key with its own base-url, proxy-url, headers, models and excluded-models;
+# `openai-compatibility` items are one provider each, with `api-key-entries` (or the older plain `api-keys`).
+_LEGACY_KEYED: Final[Mapping[str, tuple[ProviderType, str]]] = MappingProxyType(
     {
-        "gemini-api-key": "gemini",
-        "generative-language-api-key": "gemini",
-        "claude-api-key": "anthropic",
-        "codex-api-key": "openai",
-        "openai-compatibility": "openai",
-        "vertex-api-key": "vertex-compat",
+        "gemini-api-key": (ProviderType.GEMINI, "gemini"),
+        "claude-api-key": (ProviderType.ANTHROPIC, "anthropic"),
+        # CLIProxyAPI's codex executor posts to {base-url}/responses: the OpenAI Responses API.
+        "codex-api-key": (ProviderType.OPENAI_RESPONSES, "codex"),
+        "vertex-api-key": (ProviderType.VERTEX_COMPAT, "vertex"),
     }
 )
+_LEGACY_LISTS: Final = (*_LEGACY_KEYED, "generative-language-api-key", "openai-compatibility")
+_LEGACY_ENTRY_KEYS: Final = ("api-key", "base-url", "proxy-url", "headers", "models", "excluded-models")
+_LEGACY_COMPAT_KEYS: Final = ("name", "base-url", "api-key-entries", "api-keys", "models", "headers", "disabled")
+_LEGACY_KEY_ENTRY_KEYS: Final = ("api-key", "proxy-url")
+_LEGACY_MODEL_KEYS: Final = ("name", "alias")
+VERTEX_EXPRESS_URL: Final = "https://aiplatform.googleapis.com"
+"""Where a ``vertex-api-key`` entry without ``base-url`` goes, as in CLIProxyAPI: Vertex AI express mode, which takes
+an API key (``x-goog-api-key``) on ``/v1/publishers/google/models/{model}:generateContent``."""
 
 _DURATION: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
 _DURATION_UNITS: Final[Mapping[str, float]] = MappingProxyType({"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0})
 _SIZE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmg])(?:i?b)?|b)?\s*", re.IGNORECASE)
 _SIZE_UNITS: Final[Mapping[str, int]] = MappingProxyType({"k": KiB, "m": MiB, "g": GiB})
+
+
+@attrs.define
+class _LegacyGroup:
+    """Legacy list entries that become one provider: same type and shared settings (from ``entry``, found at
+    ``where``), one credential per ``(key, proxy-url, YAML path)``."""
+
+    type: ProviderType
+    name: str
+    entry: Mapping[str, object]
+    where: str
+    base_url: object
+    sources: list[str] = attrs.Factory(list)
+    keys: list[tuple[str, object, str]] = attrs.Factory(list)
+    enabled: bool = True
 
 
 class _Reader:
@@ -703,6 +730,7 @@ class _Reader:
         self.source = source
         self.warnings: list[str] = []
         self.origin: dict[KeyPath, str] = {}
+        self.legacy_mappings: list[str] = []
 
     # -- helpers
     def _mapping(self, raw: object, ypath: str) -> dict[str, object]:
@@ -732,11 +760,6 @@ class _Reader:
             where = _format_path((str(key),), ypath)
             if key in llm_mux_only:
                 self.warnings.append(f"{where}: llm-mux setting not used by muxtrio; ignored")
-            elif key in _LLM_MUX_LEGACY and not ypath:
-                self.warnings.append(
-                    f"{where}: legacy llm-mux key, ignored; declare these under providers: with type: "
-                    f"{_LLM_MUX_LEGACY[str(key)]}"
-                )
             else:
                 close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -806,7 +829,7 @@ class _Reader:
     # -- sections
     def read(self, raw: object) -> dict[str, object]:
         top = self._mapping(raw, "")
-        self._check_keys(top, "", _TOP_KEYS, _LLM_MUX_IGNORED)
+        self._check_keys(top, "", (*_TOP_KEYS, *_LEGACY_LISTS), _LLM_MUX_IGNORED)
         out: dict[str, object] = {}
         for key in ("host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model"):
             if key in top:
@@ -846,8 +869,10 @@ class _Reader:
             if "open-seconds" in breaker:
                 where = "circuit-breaker.open-seconds"
                 self._put(out, (), "breaker_open_seconds", self._duration(breaker["open-seconds"], where), where)
-        if "providers" in top:
-            self._put(out, (), "providers", self._providers(top["providers"]), "providers")
+        providers = self._providers(top["providers"]) if "providers" in top else []
+        providers.extend(self._legacy(top, len(providers), {str(p["name"]) for p in providers}))
+        if "providers" in top or providers:
+            self._put(out, (), "providers", providers, "providers")
         return out
 
     def _tls(self, raw: object) -> dict[str, object]:
@@ -1048,6 +1073,202 @@ class _Reader:
                 self._put(out, npath, "timeouts", timeouts, f"{ypath}.timeouts")
         return out
 
+    # -- CLIProxyAPI / older llm-mux credential lists
+    def _legacy(self, top: Mapping[str, object], first: int, taken: set[str]) -> list[dict[str, object]]:
+        """The legacy lists, in file order, as provider dicts numbered from ``first``; each mapping is recorded in
+        ``legacy_mappings``. Entries those projects skip (no key; no base-url where one is needed) are skipped with a
+        warning; their settings muxtrio has no use for are warnings too."""
+        groups: list[_LegacyGroup] = []
+        for key in top:
+            if key not in _LEGACY_LISTS:
+                continue
+            items = self._list(top[key], str(key), "entries")
+            if key == "openai-compatibility":
+                groups.extend(self._legacy_compat(items))
+            elif key == "generative-language-api-key":
+                groups.extend(self._legacy_plain(items))
+            else:
+                groups.extend(self._legacy_keyed(str(key), items))
+        out: list[dict[str, object]] = []
+        for group in groups:
+            name = _unique_name(group.name, taken)
+            taken.add(name)
+            provider = self._legacy_provider(group, name, ("providers", first + len(out)))
+            keys = len(provider["credentials"])  # type: ignore[arg-type]
+            sources = ", ".join(group.sources)
+            self.legacy_mappings.append(
+                f"{sources} -> provider {name!r} (type {group.type.value}, {keys} key{'' if keys == 1 else 's'})"
+            )
+            out.append(provider)
+        return out
+
+    def _legacy_entry(self, item: object, where: str, known: tuple[str, ...]) -> dict[str, object]:
+        if not isinstance(item, dict):
+            raise ConfigError(where, f"expected a mapping, got {_show(item)}")
+        for field in item:
+            if field == "prefix":
+                self.warnings.append(
+                    f"{where}.prefix: model prefixes are not supported; its models are served under their own names"
+                )
+            elif field not in known:
+                self.warnings.append(
+                    f"{_format_path((str(field),), where)}: CLIProxyAPI setting not used by muxtrio; ignored"
+                )
+        return item
+
+    def _legacy_key(self, raw: object, where: str) -> str | None:
+        if self._blank(raw):
+            return None
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigError(where, "expected a non-empty string")
+        return raw.strip()
+
+    def _legacy_proxy(self, raw: object, where: str) -> object:
+        if self._blank(raw):
+            return None
+        if raw == "direct":  # CLIProxyAPI: bypass every proxy for this key
+            self.warnings.append(f"{where}: 'direct' is not supported; the provider's or the global proxy applies")
+            return None
+        return raw
+
+    def _legacy_keyed(self, key: str, items: list[object]) -> list[_LegacyGroup]:
+        provider_type, base_name = _LEGACY_KEYED[key]
+        groups: dict[str, _LegacyGroup] = {}
+        for index, item in enumerate(items):
+            where = f"{key}[{index}]"
+            entry = self._legacy_entry(item, where, _LEGACY_ENTRY_KEYS)
+            api_key = self._legacy_key(entry.get("api-key"), f"{where}.api-key")
+            if api_key is None:
+                self.warnings.append(f"{where}: no api-key; entry ignored")
+                continue
+            base_url = entry.get("base-url")
+            if self._blank(base_url) and provider_type is ProviderType.OPENAI_RESPONSES:
+                self.warnings.append(
+                    f"{where}: no base-url; entry ignored (without one CLIProxyAPI targets the ChatGPT Codex backend, "
+                    "which needs a ChatGPT login, not an API key; set base-url, e.g. https://api.openai.com/v1)"
+                )
+                continue
+            if self._blank(base_url) and provider_type is ProviderType.VERTEX_COMPAT:
+                base_url = VERTEX_EXPRESS_URL
+            shape = repr((base_url, entry.get("headers"), entry.get("models"), entry.get("excluded-models")))
+            group = groups.get(shape)
+            if group is None:
+                group = groups[shape] = _LegacyGroup(provider_type, base_name, entry, where, base_url)
+            group.sources.append(where)
+            group.keys.append((api_key, self._legacy_proxy(entry.get("proxy-url"), f"{where}.proxy-url"), where))
+        return list(groups.values())
+
+    def _legacy_plain(self, items: list[object]) -> list[_LegacyGroup]:
+        group = _LegacyGroup(ProviderType.GEMINI, "gemini", {}, "generative-language-api-key", None)
+        for index, item in enumerate(items):
+            where = f"generative-language-api-key[{index}]"
+            api_key = self._legacy_key(item, where)
+            if api_key is None:
+                self.warnings.append(f"{where}: empty key; ignored")
+                continue
+            group.sources.append(where)
+            group.keys.append((api_key, None, where))
+        return [group] if group.keys else []
+
+    def _legacy_compat(self, items: list[object]) -> list[_LegacyGroup]:
+        groups: list[_LegacyGroup] = []
+        for index, item in enumerate(items):
+            where = f"openai-compatibility[{index}]"
+            entry = self._legacy_entry(item, where, _LEGACY_COMPAT_KEYS)
+            if self._blank(entry.get("base-url")):
+                self.warnings.append(f"{where}: no base-url; entry ignored")
+                continue
+            name = entry.get("name")
+            if not self._blank(name) and not isinstance(name, str):
+                raise ConfigError(f"{where}.name", f"expected a string, got {_show(name)}")
+            group = _LegacyGroup(
+                ProviderType.OPENAI, str(name or "openai-compatibility"), entry, where, entry["base-url"]
+            )
+            group.sources.append(where)
+            group.enabled = entry.get("disabled", False) is not True
+            for k, raw in enumerate(self._list(entry.get("api-key-entries"), f"{where}.api-key-entries", "keys")):
+                key_where = f"{where}.api-key-entries[{k}]"
+                key_entry = self._legacy_entry(raw, key_where, _LEGACY_KEY_ENTRY_KEYS)
+                api_key = self._legacy_key(key_entry.get("api-key"), f"{key_where}.api-key")
+                if api_key is None:
+                    self.warnings.append(f"{key_where}: no api-key; ignored")
+                    continue
+                proxy = self._legacy_proxy(key_entry.get("proxy-url"), f"{key_where}.proxy-url")
+                group.keys.append((api_key, proxy, key_where))
+            for k, raw in enumerate(self._list(entry.get("api-keys"), f"{where}.api-keys", "keys")):
+                api_key = self._legacy_key(raw, f"{where}.api-keys[{k}]")
+                if api_key is not None:
+                    group.keys.append((api_key, None, f"{where}.api-keys[{k}]"))
+            groups.append(group)
+        return groups
+
+    def _legacy_provider(self, group: _LegacyGroup, name: str, npath: KeyPath) -> dict[str, object]:
+        entry, where = group.entry, group.where
+        self.origin[npath] = where
+        out: dict[str, object] = {}
+        self._put(out, npath, "type", group.type.value, where)
+        self._put(out, npath, "name", name, where)
+        if group.base_url is not None:
+            self._put(out, npath, "base_url", group.base_url, f"{where}.base-url")
+        if not group.enabled:
+            self._put(out, npath, "enabled", False, f"{where}.disabled")
+        credentials: list[dict[str, object]] = []
+        seen: set[str] = set()
+        for key, proxy, key_where in group.keys:
+            if key in seen:
+                self.warnings.append(f"{key_where}: duplicate key {mask_secret(key)}; ignored")
+                continue
+            seen.add(key)
+            cpath = (*npath, "credentials", len(credentials))
+            self.origin[cpath] = key_where
+            credential: dict[str, object] = {"key": key}
+            if proxy is not None:
+                self._put(credential, cpath, "proxy_url", proxy, f"{key_where}.proxy-url")
+            credentials.append(credential)
+        self._put(out, npath, "credentials", credentials, where)
+        if "headers" in entry:
+            hpath = f"{where}.headers"
+            headers = self._string_map(entry["headers"], hpath, (*npath, "headers"), coerce_numbers=True)
+            for header, value in list(headers.items()):
+                if value.startswith("$"):  # CLIProxyAPI copies the client's header of that name; muxtrio does not
+                    self.warnings.append(
+                        f"{hpath}.{header}: copying a client header ({value}) is not supported; ignored"
+                    )
+                    del headers[header]
+            self._put(out, npath, "headers", headers, hpath)
+        if "models" in entry:
+            self._put(
+                out, npath, "models", self._legacy_models(entry["models"], f"{where}.models", npath), f"{where}.models"
+            )
+        if "excluded-models" in entry:
+            patterns_at = f"{where}.excluded-models"
+            patterns = self._list(entry["excluded-models"], patterns_at, "model name patterns")
+            for i, pattern in enumerate(patterns):
+                if not isinstance(pattern, str) or not pattern.strip():
+                    raise ConfigError(f"{patterns_at}[{i}]", f"expected a model name pattern, got {_show(pattern)}")
+            self._put(out, npath, "excluded_models", tuple(str(p).strip() for p in patterns), patterns_at)
+        return out
+
+    def _legacy_models(self, raw: object, ypath: str, npath: KeyPath) -> list[dict[str, object]]:
+        models: list[dict[str, object]] = []
+        served: dict[str, str] = {}
+        for index, item in enumerate(self._list(raw, ypath, "models")):
+            where = f"{ypath}[{index}]"
+            entry = self._legacy_entry(item, where, _LEGACY_MODEL_KEYS)
+            model = self._model(
+                {k: entry[k] for k in _LEGACY_MODEL_KEYS if k in entry}, where, (*npath, "models", len(models))
+            )
+            client_name = str(model.get("alias", model["name"]))
+            if client_name in served:
+                # CLIProxyAPI pools upstream models under one repeated alias; muxtrio pools providers, not names.
+                self.warnings.append(
+                    f"{where}: alias {client_name!r} already maps to {served[client_name]!r} ({ypath}); ignored"
+                )
+                continue
+            served[client_name] = str(model["name"])
+            models.append(model)
+        return models
+
     # -- structuring
     def yaml_path(self, npath: KeyPath) -> str:
         """The YAML key path of a normalised path: the longest recorded prefix, then the rest in kebab-case."""
@@ -1157,6 +1378,7 @@ def parse_config(
     _apply_env(normalized, reader.origin, env)
     normalized["source"] = source
     normalized["warnings"] = tuple(reader.warnings)
+    normalized["legacy_mappings"] = tuple(reader.legacy_mappings)
     config = reader.structure(normalized)
     if config.tls.enable:
         for name in ("cert", "key"):

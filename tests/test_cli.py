@@ -89,6 +89,52 @@ def test_check_prints_resolved_providers_with_keys_masked(config_file: Path, tmp
     assert "SECRET" not in result.stdout + result.stderr
 
 
+def test_check_strict_exits_1_on_warnings_and_0_without(config_file: Path, tmp_path: Path) -> None:
+    warned = run_cli("check", "--strict", "--config", str(config_file), cwd=tmp_path)  # auth-dir is ignored
+    assert warned.returncode == 1
+    assert warned.stdout.endswith("configuration has 1 warning(s): failing (--strict)\n")
+    clean = tmp_path / "clean.yaml"
+    clean.write_text("providers: [{type: openai, base-url: 'http://127.0.0.1:9/v1'}]\n")
+    result = run_cli("check", "--strict", "--config", str(clean), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.endswith("configuration OK\n")
+
+
+def test_check_warns_about_unserved_fallbacks_and_an_open_host_without_keys(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "host: 0.0.0.0\n"
+        "providers:\n"
+        "  - {type: openai, api-key: sk-x, models: [gpt-4o]}\n"
+        "  - {type: anthropic, models: [claude-sonnet-4-5]}\n"  # no key: serves nothing
+        "fallbacks: {gpt-4o: [gpt-4o-mini, muxtrio-echo, claude-sonnet-4-5]}\n"
+    )
+    result = run_cli("check", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 0
+    warnings = [line for line in result.stderr.splitlines() if "needs an api-key" not in line]
+    assert warnings == [
+        "muxtrio: warning: host: 0.0.0.0 accepts remote connections but no api-keys are set, so remote clients will "
+        "be refused (only loopback clients are served); set api-keys, or disable-auth: true",
+        "muxtrio: warning: fallbacks: gpt-4o -> gpt-4o-mini: no provider serves 'gpt-4o-mini'; this fallback never "
+        "answers",
+        "muxtrio: warning: fallbacks: gpt-4o -> claude-sonnet-4-5: no provider serves 'claude-sonnet-4-5'; this "
+        "fallback never answers",
+    ]
+    assert run_cli("check", "--strict", "--config", str(path), cwd=tmp_path).returncode == 1
+
+
+def test_check_names_the_legacy_keys_it_mapped(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.yaml"
+    path.write_text("claude-api-key: [{api-key: sk-ant-SECRET-1}, {api-key: sk-ant-SECRET-2}]\n")
+    result = run_cli("check", "--strict", "--config", str(path), cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (
+        "legacy keys mapped (CLIProxyAPI / older llm-mux lists; prefer providers:):\n"
+        "  claude-api-key[0], claude-api-key[1] -> provider 'anthropic' (type anthropic, 2 keys)\n"
+    ) in result.stdout
+    assert "SECRET" not in result.stdout
+
+
 def test_check_broken_file_exits_2_with_the_key_path(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("providers:\n  - type: openai\n    models:\n      - name: ok\n      - alias: no-name\n")
@@ -175,7 +221,11 @@ def test_serve_flags_win_over_env_and_file(
     (config,) = fake_runner
     assert (config.host, config.port, config.workers, config.debug) == ("0.0.0.0", 9200, 3, True)
     assert config.source == str(path)
-    assert capsys.readouterr().err == "muxtrio: warning: usage: llm-mux setting not used by muxtrio; ignored\n"
+    assert capsys.readouterr().err == (
+        "muxtrio: warning: usage: llm-mux setting not used by muxtrio; ignored\n"
+        "muxtrio: warning: host: 0.0.0.0 accepts remote connections but no api-keys are set, so remote clients will "
+        "be refused (only loopback clients are served); set api-keys, or disable-auth: true\n"
+    )
 
 
 def test_serve_is_the_default_command(fake_runner: list[Config], tmp_path: Path) -> None:

@@ -322,19 +322,100 @@ def test_llm_mux_generated_default_config_parses_with_warnings_only() -> None:
     ]
 
 
-def test_legacy_llm_mux_key_lists_warn_with_their_replacement() -> None:
+LEGACY_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "legacy-config" / "cliproxyapi.yaml"
+
+
+def test_legacy_credential_lists_become_providers() -> None:
+    config = load_config(LEGACY_FIXTURE, env={})
+    assert config.legacy_mappings == (
+        "claude-api-key[0], claude-api-key[1] -> provider 'anthropic' (type anthropic, 2 keys)",
+        "claude-api-key[2] -> provider 'anthropic-2' (type anthropic, 1 key)",
+        "gemini-api-key[0], gemini-api-key[1] -> provider 'gemini' (type gemini, 2 keys)",
+        "generative-language-api-key[0] -> provider 'gemini-2' (type gemini, 1 key)",
+        "codex-api-key[0] -> provider 'codex' (type openai-responses, 1 key)",
+        "openai-compatibility[0] -> provider 'openrouter' (type openai, 2 keys)",
+        "openai-compatibility[1] -> provider 'old-style' (type openai, 1 key)",
+        "vertex-api-key[0] -> provider 'vertex' (type vertex-compat, 1 key)",
+        "vertex-api-key[1] -> provider 'vertex-2' (type vertex-compat, 1 key)",
+    )
+    providers = {p.name: p for p in config.providers}
+    assert providers["anthropic"] == ProviderConfig(
+        type=ProviderType.ANTHROPIC,
+        name="anthropic",
+        credentials=(Credential("sk-ant-legacy-0001"), Credential("sk-ant-legacy-0002", "socks5://127.0.0.1:1080")),
+    )
+    assert providers["anthropic-2"] == ProviderConfig(
+        type=ProviderType.ANTHROPIC,
+        name="anthropic-2",
+        base_url="https://claude.example.com",
+        credentials=(Credential("sk-ant-legacy-0003"),),
+        headers={"X-Custom-Header": "custom-value"},
+        models=(ModelConfig("claude-3-5-sonnet-20241022", alias="claude-sonnet-latest"),),
+        excluded_models=("*haiku*",),
+    )
+    assert providers["gemini"].excluded_models == ("gemini-2.5-pro", "*-preview")
+    assert providers["codex"].base_url == "https://codex.example.com/v1"
+    assert providers["openrouter"].credentials == (
+        Credential("sk-or-v1-legacy-0001", "socks5://127.0.0.1:1080"),
+        Credential("sk-or-v1-legacy-0002"),
+    )
+    assert [m.client_name for m in providers["openrouter"].models] == ["kimi-k2", "claude-opus-4.66"]
+    assert providers["old-style"].enabled is False
+    assert providers["vertex"].base_url == "https://aiplatform.googleapis.com"  # CLIProxyAPI's default: express mode
+    assert providers["vertex-2"].base_url == "https://zenmux.ai/api/vertex-ai"
+    assert config.warnings == (
+        "claude-api-key[2].prefix: model prefixes are not supported; its models are served under their own names",
+        "codex-api-key[1]: no base-url; entry ignored (without one CLIProxyAPI targets the ChatGPT Codex backend, "
+        "which needs a ChatGPT login, not an API key; set base-url, e.g. https://api.openai.com/v1)",
+        "claude-api-key[2].headers.X-Session: copying a client header ($X-Claude-Code-Session-Id) is not supported; "
+        "ignored",
+        "claude-api-key[2].models[0].display-name: CLIProxyAPI setting not used by muxtrio; ignored",
+        "openai-compatibility[0].models[2]: alias 'claude-opus-4.66' already maps to 'deepseek-v3.1' "
+        "(openai-compatibility[0].models); ignored",
+    )
+    assert "legacy" not in repr(config.providers)  # keys stay masked
+
+
+def test_legacy_entries_take_names_left_free_by_providers_and_skip_keyless_ones() -> None:
     config = parse_yaml(
         """
+        providers: [{type: anthropic, api-key: sk-main}]
         claude-api-key:
-          - api-key: sk-ant-1
-        openai-compatibility: []
+          - api-key: sk-legacy
+          - base-url: https://claude.example.com
+          - api-key: sk-legacy
+        openai-compatibility:
+          - name: nobase
+            api-key-entries: [{api-key: k}]
         """
     )
+    assert [(p.name, [c.key for c in p.credentials]) for p in config.providers[:2]] == [
+        ("anthropic", ["sk-main"]),
+        ("anthropic-2", ["sk-legacy"]),
+    ]
     assert config.warnings == (
-        "claude-api-key: legacy llm-mux key, ignored; declare these under providers: with type: anthropic",
-        "openai-compatibility: legacy llm-mux key, ignored; declare these under providers: with type: openai",
+        "claude-api-key[1]: no api-key; entry ignored",
+        "openai-compatibility[0]: no base-url; entry ignored",
+        "claude-api-key[2]: duplicate key ****gacy; ignored",
     )
-    assert config.providers == (ECHO,)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("claude-api-key: [{api-key: k, base-url: nope}]", "claude-api-key[0].base-url: expected an http(s) URL, got 'nope'"),
+        ("gemini-api-key: [AIza-plain-string]", "gemini-api-key[0]: expected a mapping, got 'AIza-plain-string'"),
+        ("codex-api-key: {api-key: k}", "codex-api-key: expected a list of entries, got a mapping"),
+        (
+            "openai-compatibility: [{name: x, base-url: 'http://h/v1', api-key-entries: [{api-key: k, proxy-url: 'ftp://p'}]}]",
+            "openai-compatibility[0].api-key-entries[0].proxy-url: expected an http(s) or socks5 proxy URL, got 'ftp://p'",
+        ),
+        ("vertex-api-key: [{api-key: k, models: [{alias: a}]}]", "vertex-api-key[0].models[0].name: required"),
+        ("claude-api-key: [{api-key: 5}]", "claude-api-key[0].api-key: expected a non-empty string"),
+    ],
+)
+def test_legacy_errors_name_the_legacy_key_path(text: str, message: str) -> None:
+    assert error_of(text) == message
 
 
 # ---------------------------------------------------------------------------------------------------- unknown keys

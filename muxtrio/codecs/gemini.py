@@ -247,6 +247,7 @@ ERROR_STATUSES: dict[ErrorKind, str] = {
 
 # ---------------------------------------------------------------------------------------------- wire constants
 API_VERSION = "v1beta"
+VERTEX_API_VERSION = "v1"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _SIGNATURE_ENVELOPE = b"muxtrio-sig:"  # 12 bytes: its base64 is a fixed 16-character prefix without padding
 _SIGNATURE_ENVELOPE_B64 = base64.b64encode(_SIGNATURE_ENVELOPE).decode()
@@ -1624,9 +1625,13 @@ class GeminiCodec(Codec):
         return error.status, jsonutil.dumps(_error_body(error))
 
     # ------------------------------------------------------------------ provider side
+    def _resource(self, model: str) -> str:
+        """The path of a model's methods, before ``:method``."""
+        return f"/{API_VERSION}/{_model_path(model)}"
+
     def emit_request(self, request: Request, target: Target) -> WireRequest:
         method = "streamGenerateContent?alt=sse" if target.stream else "generateContent"
-        path = f"/{API_VERSION}/{_model_path(target.model)}:{method}"
+        path = f"{self._resource(target.model)}:{method}"
         return WireRequest("POST", path, _headers(target), jsonutil.dumps(_generate_body(request)))
 
     def parse_response(self, body: bytes, seed: str) -> Response:
@@ -1651,7 +1656,7 @@ class GeminiCodec(Codec):
             }
         else:
             body = {"contents": list(contents)}
-        path = f"/{API_VERSION}/{_model_path(target.model)}:countTokens"
+        path = f"{self._resource(target.model)}:countTokens"
         return WireRequest("POST", path, _headers(target), jsonutil.dumps(body))
 
     def parse_count_response(self, body: bytes) -> int:
@@ -1667,7 +1672,29 @@ class GeminiCodec(Codec):
         return jsonutil.dumps({"totalTokens": tokens})
 
 
+class VertexCodec(GeminiCodec):
+    """The ``vertex-compat`` provider side: the same wire as Gemini, on Vertex AI's API-key paths (express mode and
+    Vertex-compatible services such as ZenMux): ``/v1/publishers/{publisher}/models/{model}:method``, key in
+    ``x-goog-api-key``. ``publisher/model`` names a publisher (default ``google``); a name starting with
+    ``publishers/`` or ``projects/`` is a full resource path. ``countTokens`` takes the request fields at the top."""
+
+    def _resource(self, model: str) -> str:
+        if model.startswith(("publishers/", "projects/")):
+            return f"/{VERTEX_API_VERSION}/{model}"
+        publisher, slash, name = model.partition("/")
+        if not slash:
+            publisher, name = "google", model
+        return f"/{VERTEX_API_VERSION}/publishers/{publisher}/models/{name}"
+
+    def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
+        contents, context = _contents_and_context(request)
+        body: JSONObject = {"contents": list(contents), **context}
+        path = f"{self._resource(target.model)}:countTokens"
+        return WireRequest("POST", path, _headers(target), jsonutil.dumps(body))
+
+
 CODEC = GeminiCodec()
+VERTEX_CODEC = VertexCodec()
 
 __all__ = [
     "CODEC",

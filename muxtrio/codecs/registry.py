@@ -1,5 +1,8 @@
 """Format name -> codec instance. Unknown formats raise; there is no default. Pure.
 
+``provider_codec`` gives the provider side for a provider type whose API moves the same format to other paths
+(``vertex-compat``: Gemini's wire on Vertex AI's paths).
+
 Codec modules are imported on first use, so a process that serves two formats loads two codecs.
 """
 
@@ -28,6 +31,20 @@ def get_codec(fmt: Format | str) -> Codec:
     codec = _CODECS.get(key)
     if codec is None:
         codec = _CODECS[key] = importlib.import_module(_MODULES[key]).CODEC
+    return codec
+
+
+# Provider types whose upstream speaks a format with other paths: (module, codec attribute).
+_PROVIDER_VARIANTS: dict[str, tuple[str, str]] = {"vertex-compat": ("muxtrio.codecs.gemini", "VERTEX_CODEC")}
+
+
+def provider_codec(provider_type: str, fmt: Format) -> Codec:
+    """The codec that talks to a provider of this type: ``get_codec(fmt)``, or the type's variant of it."""
+    variant = _PROVIDER_VARIANTS.get(str(provider_type))
+    if variant is None:
+        return get_codec(fmt)
+    module, attribute = variant
+    codec: Codec = getattr(importlib.import_module(module), attribute)
     return codec
 
 

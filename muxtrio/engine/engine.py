@@ -34,7 +34,7 @@ import httpx2
 import trio
 
 from muxtrio.codecs.base import Codec, Format, Target, WireRequest
-from muxtrio.codecs.registry import get_codec
+from muxtrio.codecs.registry import get_codec, provider_codec
 from muxtrio.config import Config, ProviderConfig, ProviderType
 from muxtrio.engine.pool import CredentialPool, CredentialState
 from muxtrio.engine.retry import Action, Verdict, backoff, classify
@@ -238,7 +238,7 @@ class Engine:
 
     # ------------------------------------------------------------------ attempts
     def _codec(self, provider: ProviderConfig) -> Codec:
-        return get_codec(kind_of(provider.type).format)
+        return provider_codec(provider.type, kind_of(provider.type).format)
 
     def _pick(self, deployments: list[Deployment], tried: set[tuple[str, int]], now: float) -> _Candidate | None:
         best: _Candidate | None = None

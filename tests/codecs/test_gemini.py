@@ -835,6 +835,28 @@ RICH_REQUEST = Request(
 )
 
 
+@pytest.mark.parametrize(
+    ("model", "stream", "path"),
+    [
+        ("gemini-2.5-flash", False, "/v1/publishers/google/models/gemini-2.5-flash:generateContent"),
+        ("gemini-2.5-flash", True, "/v1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+        ("anthropic/claude-x", False, "/v1/publishers/anthropic/models/claude-x:generateContent"),
+        ("projects/p/locations/l/publishers/google/models/m", False,
+         "/v1/projects/p/locations/l/publishers/google/models/m:generateContent"),
+    ],
+)
+def test_vertex_codec_uses_vertex_api_key_paths(model: str, stream: bool, path: str) -> None:
+    wire = gemini.VERTEX_CODEC.emit_request(RICH_REQUEST, Target(model, "vk-test", stream=stream))
+    assert wire.path == path
+    assert ("x-goog-api-key", "vk-test") in wire.headers
+    assert json.loads(wire.body) == json.loads(CODEC.emit_request(RICH_REQUEST, Target(model, "k", stream)).body)
+    count = gemini.VERTEX_CODEC.emit_count_request(RICH_REQUEST, Target(model, "vk-test", stream=False))
+    assert count is not None
+    assert count.path == path.split(":")[0] + ":countTokens"
+    body = json.loads(count.body)
+    assert "generateContentRequest" not in body and body["contents"] and body["systemInstruction"]
+
+
 def test_emit_request_exact() -> None:
     wire = CODEC.emit_request(RICH_REQUEST, Target("gemini-2.5-flash", "AIza-test", stream=False))
     assert (wire.method, wire.path) == ("POST", "/v1beta/models/gemini-2.5-flash:generateContent")

@@ -8,7 +8,8 @@ One :class:`FakeProvider` per provider kind:
 - ``anthropic``: ``POST /v1/messages`` (SSE with ``event:`` lines in strict block order: ``message_start``, ``ping``,
   per block ``content_block_start``/``content_block_delta``*/``content_block_stop``, ``message_delta``,
   ``message_stop``), ``POST /v1/messages/count_tokens``.
-- ``gemini``: ``POST /v1beta/models/{m}:generateContent``, ``:streamGenerateContent?alt=sse`` (``data:`` events with
+- ``gemini``: ``POST /v1beta/models/{m}:generateContent`` (or Vertex's ``/v1/publishers/google/models/{m}:...``),
+  ``:streamGenerateContent?alt=sse`` (``data:`` events with
   CRLF framing and ``usageMetadata`` repeated on every chunk; a JSON array without ``alt=sse``), ``:countTokens``.
 - ``ollama``: ``POST /api/chat`` (NDJSON, streaming unless ``"stream": false``).
 
@@ -1042,9 +1043,10 @@ class FakeProvider:
 
     def _gemini(self, seen: Seen) -> Reply:
         seen.key = seen.headers.get("x-goog-api-key") or seen.query.get("key")
-        prefix = "/v1beta/models/"
+        # Gemini API paths, and Vertex AI's API-key (express mode) paths for vertex-compat providers.
+        prefix = next((p for p in ("/v1beta/models/", "/v1/publishers/google/models/") if seen.path.startswith(p)), "")
         model, _, action = seen.path.removeprefix(prefix).rpartition(":")
-        if seen.method != "POST" or not seen.path.startswith(prefix) or action not in (
+        if seen.method != "POST" or not prefix or action not in (
             "generateContent", "streamGenerateContent", "countTokens"
         ):
             return Whole(404, dumps({"error": {"code": 404, "message": f"Method not found: {seen.path}",
