@@ -322,6 +322,13 @@ def test_llm_mux_generated_default_config_parses_with_warnings_only() -> None:
     ]
 
 
+def test_parse_config_is_exported_at_the_top_level() -> None:
+    import muxtrio
+
+    assert muxtrio.parse_config is parse_config and "parse_config" in muxtrio.__all__
+    assert muxtrio.parse_config({"port": 9001}, env={}).port == 9001
+
+
 LEGACY_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "legacy-config" / "cliproxyapi.yaml"
 
 
@@ -403,7 +410,10 @@ def test_legacy_entries_take_names_left_free_by_providers_and_skip_keyless_ones(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("claude-api-key: [{api-key: k, base-url: nope}]", "claude-api-key[0].base-url: expected an http(s) URL, got 'nope'"),
+        (
+            "claude-api-key: [{api-key: k, base-url: nope}]",
+            "claude-api-key[0].base-url: expected an http(s) URL, got 'nope'",
+        ),
         ("gemini-api-key: [AIza-plain-string]", "gemini-api-key[0]: expected a mapping, got 'AIza-plain-string'"),
         ("codex-api-key: {api-key: k}", "codex-api-key: expected a list of entries, got a mapping"),
         (
