@@ -30,8 +30,9 @@ from muxtrio.engine.engine import Engine
 from muxtrio.engine.routing import ModelEntry
 from muxtrio.errors import ClientError, ErrorKind, MuxError
 from muxtrio.server import auth, models
-from muxtrio.server.handlers import Generation, RequestLog, internal_error, new_request_id, send_error
-from muxtrio.server.http import ClientGone, Receive, Scope, Send, header, read_body, send_whole
+from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
+from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
+from muxtrio.upstream.client import REQUEST_ID
 
 log = logging.getLogger("muxtrio.server")
 
@@ -42,7 +43,7 @@ Handler = Callable[["MuxApp", Scope, Receive, Send, "Route"], Awaitable[None]]
 class Route:
     method: str
     format: Format
-    kind: str  # generate | count | list | get | tags | show | version | ps | health | metrics
+    kind: str  # generate | count | list | get | tags | show | version | ps | health | metrics | root
     hints: RequestHints = field(default_factory=RequestHints)
     model: str | None = None
 
@@ -66,6 +67,7 @@ _FIXED: dict[str, tuple[str, Format, str, RequestHints]] = {
     "/api/show": ("POST", Format.OLLAMA, "show", RequestHints()),
     "/api/version": ("GET", Format.OLLAMA, "version", RequestHints()),
     "/api/ps": ("GET", Format.OLLAMA, "ps", RequestHints()),
+    "/": ("GET", Format.OPENAI_CHAT, "root", RequestHints()),
     "/healthz": ("GET", Format.OPENAI_CHAT, "health", RequestHints()),
     "/metrics": ("GET", Format.OPENAI_CHAT, "metrics", RequestHints()),
 }
@@ -81,13 +83,18 @@ def path_format(path: str, scope: Scope) -> Format:
         return Format.OLLAMA
     if path.startswith("/v1/responses"):
         return Format.OPENAI_RESPONSES
-    if path.startswith("/v1/models") and header(scope, b"anthropic-version") is not None:
-        return Format.ANTHROPIC
+    if path.startswith("/v1/models"):
+        if header(scope, b"anthropic-version") is not None:
+            return Format.ANTHROPIC
+        if header(scope, b"x-goog-api-key") is not None or header(scope, b"x-goog-api-client") is not None:
+            return Format.GEMINI  # google-genai's default api_version is v1
     return Format.OPENAI_CHAT
 
 
 def match(method: str, path: str, scope: Scope) -> Route:
-    """The route for a request, or a 404/405 ClientError."""
+    """The route for a request, or a 404/405 ClientError. ``HEAD`` matches wherever ``GET`` does."""
+    if method == "HEAD":
+        return _head(match("GET", path, scope))
     fixed = _FIXED.get(path.rstrip("/") or "/")
     if fixed is not None:
         want, fmt, kind, hints = fixed
@@ -115,6 +122,23 @@ def match(method: str, path: str, scope: Scope) -> Route:
         fmt = Format.GEMINI if path.startswith("/v1beta") else path_format(path, scope)
         return Route(method, fmt, "list")
     raise ClientError(ErrorKind.NOT_FOUND, f"no route for {method} {path}")
+
+
+def _head(route: Route) -> Route:
+    return Route("HEAD", route.format, route.kind, route.hints, route.model)
+
+
+def _without_body(send: Send) -> Send:
+    """``send`` for a HEAD request: the GET response's status and headers, no body bytes."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return send_head
 
 
 def _query(scope: Scope) -> dict[str, str]:
@@ -163,13 +187,19 @@ class MuxApp:
         path: str = scope["path"]
         method: str = scope["method"]
         fmt = path_format(path, scope)
-        entry = RequestLog(method, path, fmt.value, new_request_id())
+        entry = RequestLog(method, path, fmt.value, request_id_for(header(scope, b"x-request-id")))
+        request_id = REQUEST_ID.set(entry.request_id)
+        if method == "HEAD":
+            send = _without_body(send)
         try:
             route = match(method, path, scope)
             fmt = route.format
             entry.format = fmt.value
             if route.kind == "health":
                 await self._health(send)
+                return
+            if route.kind == "root":
+                await send_whole(send, 200, b"muxtrio is running", b"text/plain; charset=utf-8")
                 return
             auth.check(self.config, scope)
             await self._dispatch(route, scope, receive, send, entry)
@@ -185,6 +215,7 @@ class MuxApp:
             log.exception("unexpected error on %s %s", method, path)
             entry.status = await send_error(send, get_codec(fmt), internal_error(), entry.request_id)
         finally:
+            REQUEST_ID.reset(request_id)
             if entry.status != 0 or entry.error:
                 entry.emit()
 

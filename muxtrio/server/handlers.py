@@ -93,7 +93,8 @@ class Generation:
         self.fmt = fmt
         self.hints = hints
         self.log = log
-        self.response_id = ID_PREFIX[fmt] + log.request_id
+        # Never the request id: a client may choose that one (x-request-id), and response ids must stay unique.
+        self.response_id = ID_PREFIX[fmt] + new_request_id()
 
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, scope, self.config.max_request_bytes)
@@ -215,6 +216,18 @@ class Generation:
 
 def new_request_id() -> str:
     return secrets.token_hex(12)
+
+
+MAX_REQUEST_ID = 128
+_REQUEST_ID_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+"""RFC 9110 token characters: safe in a header, a log line and an id."""
+
+
+def request_id_for(incoming: str | None) -> str:
+    """The id of a request: the client's ``x-request-id`` when it is 1 to 128 token characters, else a new one."""
+    if incoming and len(incoming) <= MAX_REQUEST_ID and all(char in _REQUEST_ID_CHARS for char in incoming):
+        return incoming
+    return new_request_id()
 
 
 def internal_error() -> MuxError:

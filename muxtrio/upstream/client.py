@@ -8,12 +8,14 @@ Invariants:
   ambient ``HTTP_PROXY`` never silently reroutes provider traffic.
 - Every transport exception is mapped here, once, to an :class:`UpstreamError` whose message names the provider
   but never a key. Response bodies are closed on every exit path (client disconnect included).
+- The request id of the client request being served (:data:`REQUEST_ID`) goes upstream as ``x-request-id``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import httpx2
@@ -74,6 +76,11 @@ def _transport_error(provider: str, exc: httpx2.TransportError, connect_timeout:
     return UpstreamError(ErrorKind.UPSTREAM, f"connection to provider {provider} failed ({type(exc).__name__})")
 
 
+REQUEST_ID: ContextVar[str | None] = ContextVar("muxtrio_request_id", default=None)
+"""The gateway's id of the request being served, sent upstream as ``x-request-id`` (set by the server around each
+request; trio tasks started while serving it inherit it)."""
+
+
 class UpstreamClient:
     """The HTTP side of one provider. ``transport`` replaces the network (tests, the built-in echo provider)."""
 
@@ -113,6 +120,9 @@ class UpstreamClient:
         client = self._client(proxy_url)
         headers = dict(self.settings.headers)
         headers.update(wire.headers)
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            headers["x-request-id"] = request_id
         body = wire.body
         if len(body) < SHRINK_BELOW:
             # orjson hands back small documents in a larger buffer (a 74-byte body in a 4 KB allocation, measured);
