@@ -1,7 +1,8 @@
 """Gemini ``generateContent`` / ``streamGenerateContent`` / ``countTokens`` (API-key flavour, ``v1beta``), both ways.
 
 Client side: Gemini clients (google-genai SDKs, Gemini CLI) talk to muxtrio. Provider side: muxtrio talks to
-``https://generativelanguage.googleapis.com``. Pure: no IO, clocks or randomness (never imports trio, httpx, socket,
+``https://generativelanguage.googleapis.com`` (:data:`CODEC`), or to Vertex AI's API-key paths (:data:`VERTEX_CODEC`,
+provider type ``vertex-compat``). Pure: no IO, clocks or randomness (never imports trio, httpx, socket,
 time, random or uuid); ids come from ``StreamInfo``/``seed``; JSON goes through :mod:`muxtrio.wire.jsonutil` (orjson).
 
 Invariants and decisions

@@ -4,8 +4,13 @@ Routes (see ``docs/http.md``): OpenAI ``/v1/chat/completions``, ``/v1/completion
 (+ ``/input_tokens``), ``/v1/models[/{id}]``; Anthropic ``/v1/messages`` (+ ``/count_tokens``), ``/v1/models`` in
 Anthropic's shape when ``anthropic-version`` is sent; Gemini ``/v1beta/models[/{m}]`` and
 ``/v1beta/models/{m}:generateContent|streamGenerateContent|countTokens`` (also under ``/v1/``); Ollama ``/api/chat``,
-``/api/generate``, ``/api/tags``, ``/api/show``, ``/api/version``, ``/api/ps``; ``/healthz``, ``/metrics``;
-WebSocket ``/v1/responses`` and ``/v1/ws``.
+``/api/generate``, ``/api/tags``, ``/api/show``, ``/api/version``, ``/api/ps``; ``/`` (no key), ``/healthz``,
+``/metrics``; WebSocket ``/v1/responses`` and ``/v1/ws``. ``/v1/models[/{id}]`` answers in Gemini's shape when the
+request carries ``x-goog-api-key`` or ``x-goog-api-client`` (google-genai's default ``api_version`` is ``v1``).
+``HEAD`` is answered wherever ``GET`` is, without the body.
+
+Request ids: a client's ``x-request-id`` (1-128 token characters) is the request's id, else a new one; it is
+returned in ``x-request-id``, logged, and sent to the provider through :data:`muxtrio.upstream.client.REQUEST_ID`.
 
 Invariants: every error reaches the client in the error shape of the format its path belongs to, with the right
 status; an unexpected exception is logged with its traceback and answered as a 500 in that shape, never with the
