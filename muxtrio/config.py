@@ -1093,8 +1093,7 @@ class _Reader:
         for group in groups:
             name = _unique_name(group.name, taken)
             taken.add(name)
-            provider = self._legacy_provider(group, name, ("providers", first + len(out)))
-            keys = len(provider["credentials"])  # type: ignore[arg-type]
+            provider, keys = self._legacy_provider(group, name, ("providers", first + len(out)))
             sources = ", ".join(group.sources)
             self.legacy_mappings.append(
                 f"{sources} -> provider {name!r} (type {group.type.value}, {keys} key{'' if keys == 1 else 's'})"
@@ -1202,7 +1201,8 @@ class _Reader:
             groups.append(group)
         return groups
 
-    def _legacy_provider(self, group: _LegacyGroup, name: str, npath: KeyPath) -> dict[str, object]:
+    def _legacy_provider(self, group: _LegacyGroup, name: str, npath: KeyPath) -> tuple[dict[str, object], int]:
+        """The provider dict of one group, and how many distinct keys it got."""
         entry, where = group.entry, group.where
         self.origin[npath] = where
         out: dict[str, object] = {}
@@ -1247,7 +1247,7 @@ class _Reader:
                 if not isinstance(pattern, str) or not pattern.strip():
                     raise ConfigError(f"{patterns_at}[{i}]", f"expected a model name pattern, got {_show(pattern)}")
             self._put(out, npath, "excluded_models", tuple(str(p).strip() for p in patterns), patterns_at)
-        return out
+        return out, len(credentials)
 
     def _legacy_models(self, raw: object, ypath: str, npath: KeyPath) -> list[dict[str, object]]:
         models: list[dict[str, object]] = []
