@@ -76,6 +76,7 @@ from muxtrio.codecs.base import (
     client_status,
     is_context_length_message,
     kind_for_status,
+    path_segment,
 )
 from muxtrio.codecs.media import parse_data_url
 from muxtrio.codecs.schema import as_object, gemini_schema, normalize_schema
@@ -1300,9 +1301,24 @@ def _generate_body(request: Request) -> JSONObject:
     return body
 
 
+_COLLECTIONS = ("models", "tunedModels")
+
+
+def _model_resource(model: str) -> str:
+    """The resource name (``models/{m}``) as request bodies carry it; tuned models keep their own collection."""
+    collection, sep, rest = model.partition("/")
+    if sep and collection in _COLLECTIONS and rest and "/" not in rest:
+        return model
+    return f"models/{model}"
+
+
 def _model_path(model: str) -> str:
-    """``models/{m}``; tuned models (``tunedModels/...``) keep their own collection."""
-    return model if "/" in model else f"models/{model}"
+    """The resource name as a URL path: the collection, then the model id percent-encoded as one segment (a ``/``,
+    ``..``, ``?`` or ``#`` in a model name can never reach another endpoint)."""
+    collection, sep, rest = model.partition("/")
+    if sep and collection in _COLLECTIONS and rest and "/" not in rest:
+        return f"{collection}/{path_segment(rest)}"
+    return f"models/{path_segment(model)}"
 
 
 def _headers(target: Target) -> tuple[tuple[str, str], ...]:
@@ -1647,7 +1663,9 @@ class GeminiCodec(Codec):
         body: JSONObject
         if context:  # systemInstruction and tools only count inside a generateContentRequest (REST docs)
             body = {
-                "generateContentRequest": {"model": _model_path(target.model), "contents": list(contents), **context}
+                "generateContentRequest": {
+                    "model": _model_resource(target.model), "contents": list(contents), **context
+                }
             }
         else:
             body = {"contents": list(contents)}

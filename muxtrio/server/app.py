@@ -8,8 +8,9 @@ Anthropic's shape when ``anthropic-version`` is sent; Gemini ``/v1beta/models[/{
 WebSocket ``/v1/responses`` and ``/v1/ws``.
 
 Invariants: every error reaches the client in the error shape of the format its path belongs to, with the right
-status; an unexpected exception is logged with its traceback and answered as a 500 in that shape, never with the
-traceback; ``/healthz`` answers 200 only once the engine is ready to route.
+status, its text scrubbed of secrets (:mod:`muxtrio.redact`); an unexpected exception is logged with its traceback
+and answered as a 500 in that shape, never with the traceback; ``/healthz`` answers 200 only once the engine is ready
+to route.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import httpx2
 import orjson
@@ -25,10 +26,11 @@ import trio
 
 from muxtrio.codecs.base import Format, RequestHints
 from muxtrio.codecs.registry import get_codec
-from muxtrio.config import Config
+from muxtrio.config import Config, config_secrets
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.routing import ModelEntry
 from muxtrio.errors import ClientError, ErrorKind, MuxError
+from muxtrio.redact import Scrubber, scrub_error
 from muxtrio.server import auth, models
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, new_request_id, send_error
 from muxtrio.server.http import ClientGone, Receive, Scope, Send, header, read_body, send_whole
@@ -96,7 +98,7 @@ def match(method: str, path: str, scope: Scope) -> Route:
         return Route(method, fmt, kind, hints)
     for prefix in ("/v1beta/models/", "/v1/models/"):
         if path.startswith(prefix) and len(path) > len(prefix):
-            rest = unquote(path[len(prefix) :])
+            rest = path[len(prefix) :]  # ASGI's path is percent-decoded once already: never decode it again
             model, sep, action = rest.rpartition(":")
             if sep and action in GEMINI_ACTIONS:
                 if method != "POST":
@@ -130,6 +132,7 @@ class MuxApp:
         self.transports = transports
         self.engine: Engine | None = None
         self.ready = False
+        self.scrubber = Scrubber(config_secrets(config))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -176,6 +179,7 @@ class MuxApp:
         except ClientGone:
             entry.status = 499
         except MuxError as err:
+            scrub_error(err, self.scrubber)
             entry.error = err.message
             entry.status = await send_error(send, get_codec(fmt), err, entry.request_id)
         except trio.Cancelled:
