@@ -39,7 +39,9 @@ _KEY_SHAPES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"\bAIza(?!\[redacted\])[A-Za-z0-9_\-]{8,}"), "AIza" + REDACTED),
     (
         re.compile(
-            r"\b((?:api[_-]?key|key|token|access[_-]?token|secret)=)(?!\[redacted\])[^\s&\"',;]+", re.IGNORECASE
+            r"\b((?:api[_-]?key|key|token|access[_-]?token|secret)=)(?!\[redacted\])"
+            r"[^\s&\"',;]+?(?=\.?(?:[\s&\"',;]|$))",
+            re.IGNORECASE,
         ),
         r"\1" + REDACTED,
     ),
