@@ -21,8 +21,12 @@ import httpx2
 import openai
 import orjson
 import pytest
+import trio
+from trio_websocket import open_websocket_url
 
+import muxtrio.client
 from muxtrio.config import Config, Credential, ModelConfig, ProviderConfig, ProviderType, default_config
+from muxtrio.errors import MuxError
 from tests.e2e.clients import openai_client, raw_client
 from tests.e2e.conftest import CLIENT_KEY, Stack, provider_key, run_sync
 from tests.e2e.test_http_errors import FAMILIES, Family, assert_shape
@@ -244,3 +248,38 @@ async def test_official_endpoint_without_a_list_serves_its_family_and_says_so(st
     # A fine-tune id is in OpenAI's family: it reaches the provider (whose fake does not know it: its own 404).
     assert fine_tune.status_code == 404 and "ft:gpt-4o-mini:org::abc" in fine_tune.text
     assert [s.model for s in stack.all_requests()] == ["text", "ft:gpt-4o-mini:org::abc"]
+
+
+# ------------------------------------------------------------------------------------------------ WebSocket
+async def test_hostile_model_names_over_websockets_are_stream_errors(stack: Stack) -> None:
+    """Responses WebSocket mode and ``/v1/ws``: a hostile name is a 400 for that turn/stream only (naming the model),
+    the socket stays usable, and no provider is asked; a forced good name then works on the same socket."""
+    auth = [("authorization", f"Bearer {CLIENT_KEY}")]
+    hostile = [shape.format(p=p) for shape in HOSTILE for p in ("gem", "oai")]
+    async with gateway(stack) as url:
+        ws_base = "ws" + url.removeprefix("http")
+        async with open_websocket_url(ws_base + "/v1/responses", extra_headers=auth) as ws:
+            for model in hostile:
+                await ws.send_message(orjson.dumps({"type": "response.create", "model": model, "input": "hi"}).decode())
+                with trio.fail_after(20):
+                    error = orjson.loads(await ws.get_message())
+                assert error["type"] == "error" and error["status"] == 400, error
+                assert error["error"]["param"] == "model" and "model" in error["error"]["message"]
+            assert _paths_seen(stack) == []
+            create = {"type": "response.create", "model": "resp/text", "input": "hi"}
+            await ws.send_message(orjson.dumps(create).decode())
+            with trio.fail_after(20):
+                while (event := orjson.loads(await ws.get_message()))["type"] not in ("response.completed", "error"):
+                    pass
+            assert event["type"] == "response.completed", event
+        async with muxtrio.client.connect(ws_base + "/v1/ws", api_key=CLIENT_KEY) as mux:
+            for model in hostile:
+                with pytest.raises(MuxError) as caught:
+                    async with mux.stream("openai-chat", {"model": model, **_CHAT}) as events:
+                        async for _ in events:
+                            pass
+                assert caught.value.status == 400 and "model" in caught.value.message
+            async with mux.stream("openai-chat", {"model": "oai/text", **_CHAT}) as events:
+                chunks = [chunk async for chunk in events]
+            assert chunks
+    assert _paths_seen(stack) == [("responses", "/v1/responses"), ("openai", "/v1/chat/completions")]
