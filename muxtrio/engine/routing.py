@@ -40,6 +40,9 @@ def matches(pattern: str, name: str) -> bool:
 
 MAX_MODEL_NAME_LENGTH = 256
 _MAX_ESCAPE_LEVELS = 4  # a name still changing after this many percent-decodings is refused outright
+# The names of real models (``gpt-4o``, ``llama3:8b``, ``org/model``, ``models/gemini-2.5-pro``): segments of safe
+# characters that never start with a dot. These skip the full check (a request's only per-name cost).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-:@+][A-Za-z0-9._\-:@+]*(?:/[A-Za-z0-9_\-:@+][A-Za-z0-9._\-:@+]*)*")
 
 
 def _is_control(char: str) -> bool:
@@ -65,6 +68,8 @@ def check_model_name(model: str) -> None:
     Checked on the name and on each of its percent-decodings, so ``%2F..%2F`` or ``%3F`` are refused like the
     characters they stand for. Model names never need these; ``/`` alone is fine (``provider/model``,
     ``org/model`` on OpenAI-compatible providers)."""
+    if len(model) <= MAX_MODEL_NAME_LENGTH and _PLAIN_NAME.fullmatch(model):
+        return
     problem = None
     if len(model) > MAX_MODEL_NAME_LENGTH:
         problem = f"longer than {MAX_MODEL_NAME_LENGTH} characters"
