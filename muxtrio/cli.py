@@ -29,6 +29,7 @@ import attrs
 from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
 from muxtrio.engine.routing import Router
 from muxtrio.errors import ConfigError, mask_secret
+from muxtrio.upstream.providers import default_patterns
 
 _COMMANDS = ("serve", "check", "models")
 
@@ -165,8 +166,12 @@ def _provider_lines(config: Config, provider: ProviderConfig) -> list[str]:
             m.name if m.client_name == m.name else f"{m.client_name} -> {m.name}" for m in provider.models
         )
         lines.append(f"    models: {models}")
-    else:
+    elif default_patterns(provider.type, provider.base_url) == ("*",):
         lines.append("    models: any (no list: requested names are passed through)")
+    else:
+        families = ", ".join(default_patterns(provider.type, provider.base_url))
+        force = f"'{provider.name}/<model>'"
+        lines.append(f"    models: {families} (no list: these names are passed through; others with {force})")
     if provider.excluded_models:
         lines.append(f"    excluded: {', '.join(provider.excluded_models)}")
     if provider.timeouts is not None:
@@ -220,13 +225,14 @@ def _check(args: argparse.Namespace) -> int:
 
 def model_names(config: Config) -> list[tuple[str, str]]:
     """``(model, provider)`` for every name a client can send: listed models (minus excluded ones) of enabled
-    providers, ``*`` for a provider without a list, and routing aliases with ``-> target`` as their provider."""
+    providers, the name patterns of a provider without a list (``*`` for any name; the official OpenAI, Anthropic and
+    Gemini endpoints serve their own families), and routing aliases with ``-> target`` as their provider."""
     rows: list[tuple[str, str]] = []
     for provider in config.providers:
         if not provider.enabled:
             continue
         if not provider.models:
-            rows.append(("*", provider.name))
+            rows.extend((pattern, provider.name) for pattern in default_patterns(provider.type, provider.base_url))
         for model in provider.models:
             if not (provider.is_excluded(model.client_name) or provider.is_excluded(model.name)):
                 rows.append((model.client_name, provider.name))

@@ -66,6 +66,7 @@ __all__ = [
     "RoutingStrategy",
     "TLSConfig",
     "Timeouts",
+    "config_secrets",
     "default_config",
     "detect_local_ollama",
     "load_config",
@@ -355,6 +356,31 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def _headers_repr(headers: Mapping[str, str]) -> str:
     return repr(redact_headers(headers))
+
+
+def _url_userinfo(url: str | None) -> list[str]:
+    """The user-info of a proxy URL (``user:password``) and its parts: secrets a proxy error could echo."""
+    if not url:
+        return []
+    authority = url.partition("://")[2].partition("/")[0]
+    if "@" not in authority:
+        return []
+    userinfo = authority.rpartition("@")[0]
+    return [userinfo, *userinfo.split(":", 1)]
+
+
+def config_secrets(config: Config) -> tuple[str, ...]:
+    """Every secret value in ``config``: provider keys, gateway ``api-keys``, values of credential-like provider
+    headers, proxy user-info. :class:`muxtrio.redact.Scrubber` removes them from upstream text."""
+    found: list[str] = list(config.api_keys)
+    found += _url_userinfo(config.proxy_url)
+    for provider in config.providers:
+        found += [c.key for c in provider.credentials]
+        found += [v for name, v in provider.headers.items() if _SENSITIVE_HEADER.search(name)]
+        found += _url_userinfo(provider.proxy_url)
+        for credential in provider.credentials:
+            found += _url_userinfo(credential.proxy_url)
+    return tuple(dict.fromkeys(s for s in found if s))
 
 
 # --------------------------------------------------------------------------------------------------------- the classes

@@ -71,7 +71,7 @@ def test_check_prints_resolved_providers_with_keys_masked(config_file: Path, tmp
           claude  type=anthropic  base-url=https://api.anthropic.com
             credentials: 1 (****3333)
             headers: x-api-key: ****4444, X-Title: muxtrio
-            models: any (no list: requested names are passed through)
+            models: claude-* (no list: these names are passed through; others with 'claude/<model>')
           ollama  type=ollama  base-url=http://127.0.0.1:11434  (disabled)
             credentials: 0
             models: llama3
@@ -173,7 +173,7 @@ def test_models_lists_client_names_with_their_provider(config_file: Path, tmp_pa
     assert result.stdout.splitlines() == [
         "gpt-4o        openai",
         "mini          openai",
-        "*             claude",
+        "claude-*      claude",
         "muxtrio-echo  echo",
         "sonnet        -> claude-sonnet-4-5",
     ]
@@ -189,6 +189,8 @@ def test_check_without_a_config_file_uses_the_defaults(tmp_path: Path) -> None:
     assert "  openai  type=openai  base-url=https://api.openai.com/v1" in lines
     assert "    credentials: 1 (****5555)" in lines
     assert "  echo  type=echo  base-url=-" in lines
+    # The official endpoint without a list serves OpenAI's families only, and says so (issue 12 item 14).
+    assert any(line.startswith("    models: gpt-*, o1*") and "'openai/<model>'" in line for line in lines), lines
     assert "SECRET" not in result.stdout
 
 

@@ -44,6 +44,11 @@ def test_errors_module_is_pure() -> None:
     assert _violations(ROOT / "errors.py", FORBIDDEN_IN_PURE) == []
 
 
+def test_redact_module_is_pure() -> None:
+    """Codecs, the engine and the server all scrub text with it."""
+    assert _violations(ROOT / "redact.py", FORBIDDEN_IN_PURE) == []
+
+
 def test_nothing_below_server_imports_server() -> None:
     files = [f for f in ROOT.rglob("*.py") if "server" not in f.relative_to(ROOT).parts and f.name != "cli.py"]
     bad = {str(f.relative_to(ROOT)): v for f in files if (v := _violations(f, {"muxtrio.server"}))}

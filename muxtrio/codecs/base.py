@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
+from urllib.parse import quote
 
 from muxtrio.errors import CodecError, ErrorKind, MuxError, UpstreamError
 from muxtrio.ir.events import Event
@@ -88,6 +89,16 @@ class WireRequest:
     path: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+
+def path_segment(text: str) -> str:
+    """``text`` percent-encoded as exactly one URL path segment, for names (models) that codecs put into a provider
+    path: every reserved character (``/ ? # : % @``, spaces, controls) is escaped, and a segment made of dots only
+    (``.``, ``..``) is escaped too, so that no client text can change the path or the query of a provider URL."""
+    quoted = quote(text, safe="")
+    if not quoted.strip("."):
+        quoted = quoted.replace(".", "%2E")
+    return quoted
 
 
 class StreamDecoder(ABC):

@@ -77,6 +77,7 @@ from muxtrio.codecs.base import (
     client_status,
     is_context_length_message,
     kind_for_status,
+    path_segment,
 )
 from muxtrio.codecs.media import parse_data_url
 from muxtrio.codecs.schema import as_object, gemini_schema, normalize_schema
@@ -1302,9 +1303,24 @@ def _generate_body(request: Request) -> JSONObject:
     return body
 
 
+_COLLECTIONS = ("models", "tunedModels")
+
+
+def _model_resource(model: str) -> str:
+    """The resource name (``models/{m}``) as request bodies carry it; tuned models keep their own collection."""
+    collection, sep, rest = model.partition("/")
+    if sep and collection in _COLLECTIONS and rest and "/" not in rest:
+        return model
+    return f"models/{model}"
+
+
 def _model_path(model: str) -> str:
-    """``models/{m}``; tuned models (``tunedModels/...``) keep their own collection."""
-    return model if "/" in model else f"models/{model}"
+    """The resource name as a URL path: the collection, then the model id percent-encoded as one segment (a ``/``,
+    ``..``, ``?`` or ``#`` in a model name can never reach another endpoint)."""
+    collection, sep, rest = model.partition("/")
+    if sep and collection in _COLLECTIONS and rest and "/" not in rest:
+        return f"{collection}/{path_segment(rest)}"
+    return f"models/{path_segment(model)}"
 
 
 def _headers(target: Target) -> tuple[tuple[str, str], ...]:
@@ -1653,7 +1669,9 @@ class GeminiCodec(Codec):
         body: JSONObject
         if context:  # systemInstruction and tools only count inside a generateContentRequest (REST docs)
             body = {
-                "generateContentRequest": {"model": _model_path(target.model), "contents": list(contents), **context}
+                "generateContentRequest": {
+                    "model": _model_resource(target.model), "contents": list(contents), **context
+                }
             }
         else:
             body = {"contents": list(contents)}
@@ -1681,11 +1699,12 @@ class VertexCodec(GeminiCodec):
 
     def _resource(self, model: str) -> str:
         if model.startswith(("publishers/", "projects/")):
-            return f"/{VERTEX_API_VERSION}/{model}"
+            # Each segment percent-encoded on its own: a full resource path stays inside Vertex's API namespace.
+            return f"/{VERTEX_API_VERSION}/" + "/".join(path_segment(part) for part in model.split("/"))
         publisher, slash, name = model.partition("/")
         if not slash:
             publisher, name = "google", model
-        return f"/{VERTEX_API_VERSION}/publishers/{publisher}/models/{name}"
+        return f"/{VERTEX_API_VERSION}/publishers/{path_segment(publisher)}/models/{path_segment(name)}"
 
     def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
         contents, context = _contents_and_context(request)

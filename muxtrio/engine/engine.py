@@ -17,6 +17,8 @@ Invariants:
 - Usage given to the consumer is that of the attempts that produced the answer; failed attempts are counted in
   statistics only.
 - The engine never knows the client's format.
+- Every error an attempt raised is scrubbed (:mod:`muxtrio.redact`: configured secrets, key-shaped tokens) before it
+  is logged, judged, or handed on, so provider text echoing a key never reaches a client, a log or the statistics.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import trio
 
 from muxtrio.codecs.base import Codec, Format, Target, WireRequest
 from muxtrio.codecs.registry import get_codec, provider_codec
-from muxtrio.config import Config, ProviderConfig, ProviderType
+from muxtrio.config import Config, ProviderConfig, ProviderType, config_secrets
 from muxtrio.engine.pool import CredentialPool, CredentialState
 from muxtrio.engine.retry import Action, Verdict, backoff, classify
 from muxtrio.engine.routing import Deployment, Router
@@ -54,6 +56,7 @@ from muxtrio.ir.events import Event, Finish, Start, TextDelta, UsageUpdate
 from muxtrio.ir.request import Message, Request, Role, Text, Thinking, has_signatures, without_signatures
 from muxtrio.ir.response import Response, Usage
 from muxtrio.ir.tokens import estimate_tokens
+from muxtrio.redact import Scrubber, scrub_error
 from muxtrio.upstream.client import ClientSettings, UpstreamClient, UpstreamResponse
 from muxtrio.upstream.echo import EchoTransport
 from muxtrio.upstream.providers import kind_of
@@ -108,6 +111,8 @@ class Engine:
     ) -> None:
         self.config = config
         self.router = Router(config)
+        # Upstream error text loses every configured secret and key-shaped token before anyone sees it.
+        self.scrubber = Scrubber(config_secrets(config))
         self._transports = dict(transports or {})
         self._rng = rng or random.Random()
         self.pools: dict[str, CredentialPool] = {}
@@ -222,7 +227,10 @@ class Engine:
                                 raise codec.parse_error(r.status, r.headers, body)
                             return codec.parse_count_response(body), True
                 except (MuxError, trio.TooSlowError) as exc:
-                    log.info("count_tokens on %s failed (%s); using the local estimate", deployment.provider.name, exc)
+                    reason = scrub_error(exc, self.scrubber).message if isinstance(exc, MuxError) else "timeout"
+                    log.info(
+                        "count_tokens on %s failed (%s); using the local estimate", deployment.provider.name, reason
+                    )
                     return estimate_tokens(request), False
         return estimate_tokens(request), False
 
@@ -310,6 +318,7 @@ class Engine:
                 try:
                     await attempt(candidate, replace(req, model=candidate.deployment.upstream_model))
                 except MuxError as err:
+                    scrub_error(err, self.scrubber)
                     self.failed_attempts += 1
                     verdict = self._judge(candidate, err)
                     log.debug(
@@ -431,7 +440,7 @@ class Engine:
             async with client.open(wire, proxy_url=candidate.credential.proxy_url) as response:
                 if response.status >= 400:
                     body = await response.read(MAX_ERROR_BODY)
-                    error = codec.parse_error(response.status, response.headers, body)
+                    error = scrub_error(codec.parse_error(response.status, response.headers, body), self.scrubber)
                     error.headers = dict(response.headers)
                     raise error
                 scope.deadline = float("inf")

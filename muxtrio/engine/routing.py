@@ -1,12 +1,18 @@
 """The model registry: what a client's model name means, as an ordered list of deployments to try.
 
 Resolution of a requested name, in order:
+0. The name is checked (:func:`check_model_name`): a name that could steer a provider URL (control characters,
+   ``.``/``..`` segments, ``?``, ``#``, a backslash, or ``%``-escapes that decode to any of these) is a 400 naming
+   the ``model`` field. Codecs also percent-encode names they put into a URL (``codecs.base.path_segment``).
 1. ``aliases`` (llm-mux ``routing.aliases``) rename it once.
 2. ``provider-name://model`` or ``provider-name/model`` forces one provider (only when the prefix is a configured
-   provider's name, so model ids that contain ``/`` keep working).
+   provider's name, so model ids that contain ``/`` keep working). Forcing chooses among what the provider serves,
+   it never widens it: a provider with a ``models`` list serves only the entries of its list (by alias or by name);
+   a provider without one passes the name through.
 3. Every provider whose ``models`` list has that alias serves it (the same alias on several providers pools them,
    in config order); the upstream receives the entry's ``name``.
-4. Otherwise providers without a model list whose type patterns match (see ``upstream/providers.py``).
+4. Otherwise providers without a model list whose type patterns match (see ``upstream/providers.py``: the official
+   OpenAI, Anthropic and Gemini endpoints serve their own model families, other base URLs and Ollama any name).
 ``excluded-models`` patterns (``*`` anywhere, case-insensitive) remove a provider from any of these.
 ``fallbacks`` give the next model names to try, in order, once a model's deployments are exhausted.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import unquote
 
 from muxtrio.config import Config, ModelConfig, ProviderConfig, Timeouts
 from muxtrio.errors import ClientError, ErrorKind
@@ -29,6 +36,57 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
 
 def matches(pattern: str, name: str) -> bool:
     return _wildcard(pattern).match(name) is not None
+
+
+MAX_MODEL_NAME_LENGTH = 256
+_MAX_ESCAPE_LEVELS = 4  # a name still changing after this many percent-decodings is refused outright
+# The names of real models (``gpt-4o``, ``llama3:8b``, ``org/model``, ``models/gemini-2.5-pro``): segments of safe
+# characters that never start with a dot. These skip the full check (a request's only per-name cost).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-:@+][A-Za-z0-9._\-:@+]*(?:/[A-Za-z0-9_\-:@+][A-Za-z0-9._\-:@+]*)*")
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code < 0xA0
+
+
+def _unsafe_in(text: str) -> str | None:
+    if any(_is_control(c) for c in text):
+        return "contains a control character"
+    if "?" in text or "#" in text:
+        return "contains '?' or '#'"
+    if "\\" in text:
+        return "contains a backslash"
+    if any(segment in (".", "..") for segment in text.split("/")):
+        return "contains a '.' or '..' path segment"
+    return None
+
+
+def check_model_name(model: str) -> None:
+    """Refuse a model name that could change which provider URL is called (a 400 naming the ``model`` field).
+
+    Checked on the name and on each of its percent-decodings, so ``%2F..%2F`` or ``%3F`` are refused like the
+    characters they stand for. Model names never need these; ``/`` alone is fine (``provider/model``,
+    ``org/model`` on OpenAI-compatible providers)."""
+    if len(model) <= MAX_MODEL_NAME_LENGTH and _PLAIN_NAME.fullmatch(model):
+        return
+    problem = None
+    if len(model) > MAX_MODEL_NAME_LENGTH:
+        problem = f"longer than {MAX_MODEL_NAME_LENGTH} characters"
+    text = model
+    for level in range(_MAX_ESCAPE_LEVELS + 1):
+        if problem is not None:
+            break
+        problem = _unsafe_in(text)
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        if level == _MAX_ESCAPE_LEVELS:
+            problem = "has too many levels of percent-escapes"
+        text = decoded
+    if problem is not None:
+        shown = model if len(model) <= 80 else model[:77] + "..."
+        raise ClientError(ErrorKind.INVALID_REQUEST, f"invalid model name {shown!r}: {problem}", param="model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +137,12 @@ class Router:
             return self._deployment(provider, model, None)
         return None
 
+    def _listed(self, provider: ProviderConfig, name: str) -> ModelConfig | None:
+        """The entry of ``provider``'s model list that ``name`` means: by alias (the client name) first, then by the
+        upstream name."""
+        entry = next((e for e in provider.models if (e.alias or e.name) == name), None)
+        return entry or next((e for e in provider.models if e.name == name), None)
+
     def _forced(self, model: str) -> tuple[ProviderConfig, str] | None:
         for sep in ("://", "/"):
             name, found, rest = model.partition(sep)
@@ -94,7 +158,9 @@ class Router:
             provider, name = forced
             if self._excluded(provider, name):
                 return []
-            entry = next((e for e in provider.models if (e.alias or e.name) == name), None)
+            entry = self._listed(provider, name)
+            if entry is None and provider.models:
+                return []  # a provider with a list serves only its list: forcing never widens it
             return [self._deployment(provider, name, entry)]
         explicit = [
             d
@@ -125,10 +191,28 @@ class Router:
         """Raise the client-facing 404 when no deployment or fallback can serve ``model``."""
         if not model:
             raise ClientError(ErrorKind.INVALID_REQUEST, "a model name is required", param="model")
+        check_model_name(model)
         if not any(self.resolve(name) for name in self.chain(model)):
-            raise ClientError(
-                ErrorKind.NOT_FOUND, f"model {model!r} is not served by this gateway", param="model"
+            raise ClientError(ErrorKind.NOT_FOUND, self._not_served(model), param="model")
+
+    def _not_served(self, model: str) -> str:
+        """Why nothing serves ``model``, in words a client can act on."""
+        message = f"model {model!r} is not served by this gateway"
+        forced = self._forced(self.config.aliases.get(model, model))
+        if forced is not None:
+            provider, name = forced
+            if provider.models and not self._excluded(provider, name):
+                return f"{message}: provider {provider.name!r} serves only the models in its list"
+            return f"{message}: provider {provider.name!r} excludes it"
+        listless = [p for p in self.providers.values() if not p.models and default_patterns(p.type, p.base_url)]
+        if listless:
+            # Official endpoints serve their own families only (upstream/providers.py); say so, and how to force.
+            families = "; ".join(f"{p.name} ({', '.join(default_patterns(p.type, p.base_url))})" for p in listless)
+            return (
+                f"{message}: no provider lists it, and the providers without a model list serve these names: "
+                f"{families}; to send it to one anyway, name it: '{listless[0].name}/{model}'"
             )
+        return message
 
     def models(self) -> list[ModelEntry]:
         """The model ids clients can ask for (explicit lists only; pattern-served names cannot be listed)."""

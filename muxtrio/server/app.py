@@ -13,8 +13,9 @@ Request ids: a client's ``x-request-id`` (1-128 token characters) is the request
 returned in ``x-request-id``, logged, and sent to the provider through :data:`muxtrio.upstream.client.REQUEST_ID`.
 
 Invariants: every error reaches the client in the error shape of the format its path belongs to, with the right
-status; an unexpected exception is logged with its traceback and answered as a 500 in that shape, never with the
-traceback; ``/healthz`` answers 200 only once the engine is ready to route.
+status, its text scrubbed of secrets (:mod:`muxtrio.redact`); an unexpected exception is logged with its traceback
+and answered as a 500 in that shape, never with the traceback; ``/healthz`` answers 200 only once the engine is ready
+to route.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import httpx2
 import orjson
@@ -30,10 +31,11 @@ import trio
 
 from muxtrio.codecs.base import Format, RequestHints
 from muxtrio.codecs.registry import get_codec
-from muxtrio.config import Config
+from muxtrio.config import Config, config_secrets
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.routing import ModelEntry
 from muxtrio.errors import ClientError, ErrorKind, MuxError
+from muxtrio.redact import Scrubber, scrub_error
 from muxtrio.server import auth, models
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
 from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
@@ -108,7 +110,7 @@ def match(method: str, path: str, scope: Scope) -> Route:
         return Route(method, fmt, kind, hints)
     for prefix in ("/v1beta/models/", "/v1/models/"):
         if path.startswith(prefix) and len(path) > len(prefix):
-            rest = unquote(path[len(prefix) :])
+            rest = path[len(prefix) :]  # ASGI's path is percent-decoded once already: never decode it again
             model, sep, action = rest.rpartition(":")
             if sep and action in GEMINI_ACTIONS:
                 if method != "POST":
@@ -159,6 +161,7 @@ class MuxApp:
         self.transports = transports
         self.engine: Engine | None = None
         self.ready = False
+        self.scrubber = Scrubber(config_secrets(config))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -211,6 +214,7 @@ class MuxApp:
         except ClientGone:
             entry.status = 499
         except MuxError as err:
+            scrub_error(err, self.scrubber)
             entry.error = err.message
             entry.status = await send_error(send, get_codec(fmt), err, entry.request_id)
         except trio.Cancelled:

@@ -31,6 +31,7 @@ from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ErrorKind, MuxError
 from muxtrio.ir.events import UsageUpdate
 from muxtrio.ir.request import Request
+from muxtrio.redact import scrub_error
 from muxtrio.server.http import Headers, Receive, Scope, Send, read_body, send_whole, watch_disconnect
 
 access_log = logging.getLogger("muxtrio.access")
@@ -207,6 +208,7 @@ class Generation:
 
     async def _fail(self, send: Send, err: MuxError, started: bool, encoder: StreamEncoder | None) -> None:
         """End the request with ``err``: a real status before any output, the format's error framing after."""
+        scrub_error(err, self.engine.scrubber)
         self.log.error = err.message
         if not started or encoder is None:
             self.log.status = await send_error(send, self.codec, err, self.log.request_id)

@@ -11,7 +11,11 @@ Prefill defaults (override per model with ``prefill: true|false``):
 
 Model patterns for providers configured without a ``models`` list (``*`` wildcards, case-insensitive): an
 OpenAI-compatible provider on a custom base URL and Ollama serve any name; the official OpenAI, Anthropic and Gemini
-endpoints serve their own families only, so that several auto-detected providers can coexist.
+endpoints serve their own families only. **Decision (deliberate, documented in docs/config.md):** with keys for
+several official providers in the environment, each name must go to the one provider that has it; passing every
+unknown name to every list-less provider would pool them (``llama3`` sent to OpenAI with its key, then to
+Anthropic...) and turn a typo into paid upstream 404s. A name outside every family is a gateway 404 that lists the
+families and shows how to force it (``openai/llama3``: forcing a list-less provider passes any name through).
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ class ProviderKind:
 
 _KINDS: dict[str, ProviderKind] = {
     "openai": ProviderKind(
-        Format.OPENAI_CHAT, False, ("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "codex-*", "text-*", "davinci*")
+        Format.OPENAI_CHAT, False, ("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "codex-*", "text-*", "davinci*", "ft:*")
     ),
-    "openai-responses": ProviderKind(Format.OPENAI_RESPONSES, False, ("gpt-*", "o1*", "o3*", "o4*", "codex-*")),
+    "openai-responses": ProviderKind(Format.OPENAI_RESPONSES, False, ("gpt-*", "o1*", "o3*", "o4*", "codex-*", "ft:*")),
     "anthropic": ProviderKind(Format.ANTHROPIC, True, ("claude-*",)),
     "gemini": ProviderKind(Format.GEMINI, False, ("gemini-*", "gemma-*", "learnlm-*")),
     "vertex-compat": ProviderKind(Format.GEMINI, False, ("gemini-*",)),

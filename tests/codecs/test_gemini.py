@@ -935,6 +935,26 @@ def test_emit_request_paths() -> None:
 
 
 @pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        ("a/../../v1beta/cachedContents#", "/v1beta/models/a%2F..%2F..%2Fv1beta%2FcachedContents%23:generateContent"),
+        ("..", "/v1beta/models/%2E%2E:generateContent"),
+        ("x?alt=evil", "/v1beta/models/x%3Falt%3Devil:generateContent"),
+        ("tunedModels/..", "/v1beta/tunedModels/%2E%2E:generateContent"),
+        ("tunedModels/a/b", "/v1beta/models/tunedModels%2Fa%2Fb:generateContent"),
+        ("llama3:8b", "/v1beta/models/llama3%3A8b:generateContent"),
+        ("te\r\nxt", "/v1beta/models/te%0D%0Axt:generateContent"),
+    ],
+)
+def test_emit_request_encodes_the_model_as_one_path_segment(model: str, path: str) -> None:
+    """Whatever the name (routing refuses these before any codec sees them), it cannot leave its path segment."""
+    request = Request(model="x", messages=(user("hi"),))
+    assert CODEC.emit_request(request, Target(model, None, False)).path == path
+    count = CODEC.emit_count_request(request, Target(model, None, False))
+    assert count is not None and count.path == path.replace(":generateContent", ":countTokens")
+
+
+@pytest.mark.parametrize(
     ("text", "is_error", "response"),
     [
         ('{"temp_c": 18}', False, {"temp_c": 18}),
