@@ -544,6 +544,68 @@ def _unique_name(base: str, taken: set[str]) -> str:
     return f"{base}-{counter}"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _log_format(value: str) -> LogFormat:
+    try:
+        return LogFormat(value)
+    except ValueError:
+        raise _InvalidField((), f"expected one of {_choices(LogFormat)}, got {_show(value)}") from None
+
+
+_LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+
+def _log_level(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in _LOG_LEVELS:
+        raise _InvalidField((), f"expected one of {', '.join(_LOG_LEVELS)}, got {_show(value)}")
+
+
+@attrs.frozen
+class UsageConfig:
+    """Persistent usage records (llm-mux's ``usage:``). ``dsn`` None means the embedded default (a SQLite file in the
+    user's data directory); ``""`` turns persistence off; ``sqlite:///path`` or ``postgres://…`` choose a store."""
+
+    dsn: str | None = attrs.field(default=None, repr=_url_repr)
+    batch_size: int = attrs.field(default=100, validator=_int_at_least(1, 100_000))
+    flush_interval: float = attrs.field(default=5.0, validator=_number(positive=True))
+    retention_days: float = attrs.field(default=30.0, validator=_number(positive=False))
+    queue_limit: int = attrs.field(default=10_000, validator=_int_at_least(1))
+
+    @property
+    def enabled(self) -> bool:
+        return self.dsn != ""
+
+
+@attrs.frozen
+class MetricsConfig:
+    """``GET /metrics`` in the Prometheus text format. Loopback scrapers need no key unless ``require_key``; other
+    addresses need a gateway key."""
+
+    enabled: bool = attrs.field(default=True, validator=_bool)
+    require_key: bool = attrs.field(default=False, validator=_bool)
+
+
+@attrs.frozen
+class LoggingConfig:
+    """Log lines (text or JSON, stderr and optionally a size-rotated file) and per-request log files."""
+
+    format: LogFormat = attrs.field(default=LogFormat.TEXT, converter=_log_format)
+    level: str = attrs.field(default="info", validator=_log_level)
+    to_file: bool = attrs.field(default=False, validator=_bool)
+    file: str = attrs.field(default="logs/main.log", validator=_non_empty_str)
+    file_max_bytes: int = attrs.field(default=10 * MiB, validator=_int_at_least(1024))
+    file_backups: int = attrs.field(default=5, validator=_int_at_least(0))
+    request_log: bool = attrs.field(default=False, validator=_bool)
+    request_log_dir: str = attrs.field(default="logs/requests", validator=_non_empty_str)
+    request_log_max_files: int = attrs.field(default=1000, validator=_int_at_least(1))
+    request_log_max_bytes: int = attrs.field(default=256 * MiB, validator=_int_at_least(1024))
+    request_log_body_bytes: int = attrs.field(default=1 * MiB, validator=_int_at_least(0))
+
+
 @attrs.frozen
 class Config:
     """The whole gateway configuration. Build it in code, or with :func:`load_config` / :func:`parse_config`.
@@ -579,6 +641,9 @@ class Config:
     breaker_open_seconds: float = attrs.field(default=30.0, validator=_number(positive=True))
     workers: int = attrs.field(default=1, validator=_int_at_least(1))
     echo_model: bool = attrs.field(default=True, validator=_bool)
+    usage: UsageConfig = attrs.field(factory=UsageConfig)
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
+    logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     source: str | None = attrs.field(default=None, eq=False)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     legacy_mappings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -644,6 +709,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(ProviderType, _structure_enum)
     converter.register_structure_hook(RoutingStrategy, _structure_enum)
+    converter.register_structure_hook(LogFormat, _structure_enum)
     return converter
 
 
@@ -682,7 +748,13 @@ _TOP_KEYS: Final = (
     "host", "port", "api-keys", "disable-auth", "debug", "request-retry", "max-retry-interval", "stream-timeout",
     "proxy-url", "tls", "providers", "fallbacks", "aliases", "routing", "timeouts", "stream-buffer-bytes",
     "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "circuit-breaker", "workers",
-    "echo-model",
+    "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file", "request-log",
+)  # fmt: skip
+_USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
+_METRICS_KEYS: Final = ("enabled", "require-key")
+_LOGGING_KEYS: Final = (
+    "format", "level", "to-file", "file", "file-max-bytes", "file-backups", "request-log", "request-log-dir",
+    "request-log-max-files", "request-log-max-bytes", "request-log-body-bytes",
 )  # fmt: skip
 _PROVIDER_KEYS: Final = (
     "type", "name", "base-url", "api-key", "api-keys", "headers", "proxy-url", "models", "excluded-models", "http2",
@@ -698,8 +770,8 @@ _API_KEY_ENTRY_KEYS: Final = ("key", "api-key", "proxy-url")
 # llm-mux settings that muxtrio has no use for: a warning says so, rather than "unknown key".
 _LLM_MUX_IGNORED: Final = frozenset(
     {
-        "auth-dir", "remote-management", "logging-to-file", "request-log", "usage-statistics-enabled",
-        "usage-persistence", "usage", "disable-cooling", "quota-exceeded", "quota-window", "ws-auth",
+        "auth-dir", "remote-management", "usage-statistics-enabled",
+        "usage-persistence", "disable-cooling", "quota-exceeded", "quota-window", "ws-auth",
         "show-provider-prefixes", "use-canonical-translator", "ampcode", "oauth-excluded-models", "payload", "auth",
         "max-response-size",
     }
@@ -899,7 +971,39 @@ class _Reader:
         providers.extend(self._legacy(top, len(providers), {str(p["name"]) for p in providers}))
         if "providers" in top or providers:
             self._put(out, (), "providers", providers, "providers")
+        self._read_observability(top, out)
         return out
+
+    def _read_observability(self, top: Mapping[str, object], out: dict[str, object]) -> None:
+        """``usage:``, ``metrics:``, ``logging:`` and llm-mux's top-level ``log-format``, ``logging-to-file`` and
+        ``request-log`` (the top-level spellings win over the section's)."""
+        sizes = {"file-max-bytes", "request-log-max-bytes", "request-log-body-bytes"}
+        for section, known, durations in (
+            ("usage", _USAGE_KEYS, {"flush-interval"}),
+            ("metrics", _METRICS_KEYS, set()),
+            ("logging", _LOGGING_KEYS, set()),
+        ):
+            raw = self._mapping(top.get(section), section)
+            self._check_keys(raw, section, known)
+            values: dict[str, object] = {}
+            for key, value in raw.items():
+                where = f"{section}.{key}"
+                field = key.replace("-", "_")
+                if key in durations:
+                    value = self._duration(value, where)
+                elif key in sizes:
+                    value = self._size(value, where)
+                elif section == "logging" and key == "to-file":
+                    field = "to_file"
+                if section == "usage" and key == "dsn" and value is None:
+                    continue
+                self._put(values, (section,), field, value, where)
+            top_level = (("log-format", "format"), ("logging-to-file", "to_file"), ("request-log", "request_log"))
+            for key, field in top_level:
+                if section == "logging" and key in top:
+                    self._put(values, (section,), field, top[key], key)
+            if values:
+                self._put(out, (), section, values, section)
 
     def _tls(self, raw: object) -> dict[str, object]:
         tls = self._mapping(raw, "tls")
@@ -1342,6 +1446,18 @@ def _apply_env(out: dict[str, object], origin: dict[KeyPath, str], env: Mapping[
     if value := env.get("MUXTRIO_API_KEYS", "").strip():
         out["api_keys"] = tuple(key.strip() for key in value.split(",") if key.strip())
         origin[("api_keys",)] = "MUXTRIO_API_KEYS"
+    for name in ("MUXTRIO_USAGE_DSN", "LLM_MUX_USAGE_DSN"):
+        if name in env:  # an empty value is meaningful here: persistence off
+            usage = dict(out.get("usage") or {})  # type: ignore[call-overload]
+            usage["dsn"] = env[name].strip()
+            out["usage"] = usage
+            origin[("usage", "dsn")] = name
+            break
+    if value := env.get("MUXTRIO_LOG_FORMAT", "").strip():
+        logging_section = dict(out.get("logging") or {})  # type: ignore[call-overload]
+        logging_section["format"] = value
+        out["logging"] = logging_section
+        origin[("logging", "format")] = "MUXTRIO_LOG_FORMAT"
     for name, field in (("MUXTRIO_DISABLE_AUTH", "disable_auth"), ("MUXTRIO_DEBUG", "debug")):
         if value := env.get(name, "").strip():
             out[field] = _env_bool(name, value)

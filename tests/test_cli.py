@@ -216,7 +216,7 @@ def test_serve_flags_win_over_env_and_file(
     fake_runner: list[Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("host: 0.0.0.0\nport: 9000\nworkers: 2\ndebug: false\nusage: {dsn: x}\n")
+    path.write_text("host: 0.0.0.0\nport: 9000\nworkers: 2\ndebug: false\nws-auth: true\n")
     monkeypatch.setenv("MUXTRIO_PORT", "9100")
     monkeypatch.setenv("MUXTRIO_DEBUG", "true")
     assert cli.main(["serve", "--config", str(path), "--port", "9200", "--workers", "3"]) == 7
@@ -224,7 +224,7 @@ def test_serve_flags_win_over_env_and_file(
     assert (config.host, config.port, config.workers, config.debug) == ("0.0.0.0", 9200, 3, True)
     assert config.source == str(path)
     assert capsys.readouterr().err == (
-        "muxtrio: warning: usage: llm-mux setting not used by muxtrio; ignored\n"
+        "muxtrio: warning: ws-auth: llm-mux setting not used by muxtrio; ignored\n"
         "muxtrio: warning: host: 0.0.0.0 accepts remote connections but no api-keys are set, so remote clients will "
         "be refused (only loopback clients are served); set api-keys, or disable-auth: true\n"
     )

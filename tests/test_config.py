@@ -247,7 +247,6 @@ def test_llm_mux_documented_config_parses() -> None:
     assert config.fallbacks == {"claude-opus-4-5": ("claude-sonnet-4-5", "gpt-4o")}
     assert config.warnings == (
         "auth-dir: llm-mux setting not used by muxtrio; ignored",
-        "logging-to-file: llm-mux setting not used by muxtrio; ignored",
         "disable-cooling: llm-mux setting not used by muxtrio; ignored",
         "remote-management: llm-mux setting not used by muxtrio; ignored",
         "ws-auth: llm-mux setting not used by muxtrio; ignored",
@@ -306,11 +305,9 @@ def test_llm_mux_generated_default_config_parses_with_warnings_only() -> None:
     assert config.timeouts.first_byte == 600.0  # stream-timeout: 0 is llm-mux's "unset"
     ignored = [w.split(":")[0] for w in config.warnings]
     assert ignored == [
-        "request-log",
         "show-provider-prefixes",
         "remote-management",
         "auth-dir",
-        "logging-to-file",
         "usage-statistics-enabled",
         "usage-persistence",
         "disable-cooling",
