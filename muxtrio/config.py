@@ -52,6 +52,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from muxtrio.codecs.base import HostedToolPolicy
 from muxtrio.errors import ConfigError, mask_secret
 
 __all__ = [
@@ -59,10 +60,12 @@ __all__ = [
     "ECHO_MODEL",
     "Config",
     "Credential",
+    "HostedToolPolicy",
     "ModelConfig",
     "PartialTimeouts",
     "ProviderConfig",
     "ProviderType",
+    "ResponseModel",
     "RoutingStrategy",
     "TLSConfig",
     "Timeouts",
@@ -100,6 +103,15 @@ class RoutingStrategy(StrEnum):
 
     LEAST_BUSY = "least-busy"
     ROUND_ROBIN = "round-robin"
+
+
+class ResponseModel(StrEnum):
+    """Which model name answers carry (``response-model``): ``requested`` — the name the client asked for when its
+    route served (an alias stays the alias), the fallback's configured name when a fallback served; ``upstream`` —
+    the provider's model name."""
+
+    REQUESTED = "requested"
+    UPSTREAM = "upstream"
 
 
 DEFAULT_BASE_URLS: Final[Mapping[ProviderType, str]] = MappingProxyType(
@@ -327,6 +339,24 @@ def _routing_strategy(value: str) -> RoutingStrategy:
     except ValueError:
         raise _InvalidField(
             ("routing_strategy",), f"expected one of {_choices(RoutingStrategy)}, got {_show(value)}"
+        ) from None
+
+
+def _hosted_tools(value: str) -> HostedToolPolicy:
+    try:
+        return HostedToolPolicy(value)
+    except ValueError:
+        raise _InvalidField(
+            ("hosted_tools",), f"expected one of {_choices(HostedToolPolicy)}, got {_show(value)}"
+        ) from None
+
+
+def _response_model(value: str) -> ResponseModel:
+    try:
+        return ResponseModel(value)
+    except ValueError:
+        raise _InvalidField(
+            ("response_model",), f"expected one of {_choices(ResponseModel)}, got {_show(value)}"
         ) from None
 
 
@@ -644,6 +674,11 @@ class Config:
     usage: UsageConfig = attrs.field(factory=UsageConfig)
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
+    hosted_tools: HostedToolPolicy = attrs.field(default=HostedToolPolicy.MAP, converter=_hosted_tools)
+    response_model: ResponseModel = attrs.field(default=ResponseModel.REQUESTED, converter=_response_model)
+    thinking_cache_entries: int = attrs.field(default=4096, validator=_int_at_least(0))
+    thinking_cache_bytes: int = attrs.field(default=32 * MiB, validator=_int_at_least(0))
+    thinking_cache_ttl: float = attrs.field(default=3600.0, validator=_number(positive=True))
     source: str | None = attrs.field(default=None, eq=False)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     legacy_mappings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -710,6 +745,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(ProviderType, _structure_enum)
     converter.register_structure_hook(RoutingStrategy, _structure_enum)
     converter.register_structure_hook(LogFormat, _structure_enum)
+    converter.register_structure_hook(HostedToolPolicy, _structure_enum)
+    converter.register_structure_hook(ResponseModel, _structure_enum)
     return converter
 
 
@@ -748,7 +785,8 @@ _TOP_KEYS: Final = (
     "host", "port", "api-keys", "disable-auth", "debug", "request-retry", "max-retry-interval", "stream-timeout",
     "proxy-url", "tls", "providers", "fallbacks", "aliases", "routing", "timeouts", "stream-buffer-bytes",
     "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "circuit-breaker", "workers",
-    "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file", "request-log",
+    "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file", "request-log", "hosted-tools",
+    "response-model", "thinking-cache",
 )  # fmt: skip
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
@@ -765,6 +803,7 @@ _TIMEOUT_KEYS: Final = ("connect", "first-byte", "idle", "total")
 _TLS_KEYS: Final = ("enable", "cert", "key")
 _ROUTING_KEYS: Final = ("strategy", "aliases", "fallbacks")
 _BREAKER_KEYS: Final = ("failures", "open-seconds")
+_THINKING_CACHE_KEYS: Final = ("entries", "max-size", "ttl")
 _API_KEY_ENTRY_KEYS: Final = ("key", "api-key", "proxy-url")
 
 # llm-mux settings that muxtrio has no use for: a warning says so, rather than "unknown key".
@@ -929,7 +968,10 @@ class _Reader:
         top = self._mapping(raw, "")
         self._check_keys(top, "", (*_TOP_KEYS, *_LEGACY_LISTS), _LLM_MUX_IGNORED)
         out: dict[str, object] = {}
-        for key in ("host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model"):
+        for key in (
+            "host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model", "hosted-tools",
+            "response-model",
+        ):  # fmt: skip
             if key in top:
                 self._put(out, (), key.replace("-", "_"), top[key], key)
         for key, field in (
@@ -967,6 +1009,17 @@ class _Reader:
             if "open-seconds" in breaker:
                 where = "circuit-breaker.open-seconds"
                 self._put(out, (), "breaker_open_seconds", self._duration(breaker["open-seconds"], where), where)
+        if "thinking-cache" in top:
+            cache = self._mapping(top["thinking-cache"], "thinking-cache")
+            self._check_keys(cache, "thinking-cache", _THINKING_CACHE_KEYS)
+            if "entries" in cache:
+                self._put(out, (), "thinking_cache_entries", cache["entries"], "thinking-cache.entries")
+            if "max-size" in cache:
+                where = "thinking-cache.max-size"
+                self._put(out, (), "thinking_cache_bytes", self._size(cache["max-size"], where), where)
+            if "ttl" in cache:
+                where = "thinking-cache.ttl"
+                self._put(out, (), "thinking_cache_ttl", self._duration(cache["ttl"], where), where)
         providers = self._providers(top["providers"]) if "providers" in top else []
         providers.extend(self._legacy(top, len(providers), {str(p["name"]) for p in providers}))
         if "providers" in top or providers:

@@ -69,22 +69,27 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, assert_never, cast
 
 from muxtrio.codecs.base import (
+    Adaptation,
     Codec,
     Format,
+    HostedToolPolicy,
     RequestHints,
     StreamDecoder,
     StreamEncoder,
     StreamInfo,
     Target,
     WireRequest,
+    client_protocol_headers,
     client_status,
     is_context_length_message,
     kind_for_status,
+    record_client_headers,
 )
+from muxtrio.codecs.hosted import translate_hosted
 from muxtrio.codecs.ids import anthropic_tool_id
 from muxtrio.codecs.media import parse_data_url
 from muxtrio.codecs.schema import normalize_schema
@@ -106,6 +111,8 @@ from muxtrio.ir.request import (
     JSON,
     Effort,
     File,
+    HostedTool,
+    HostedToolKind,
     Image,
     JSONObject,
     Message,
@@ -665,6 +672,7 @@ def _extensions(body: Wire, extras: _RequestExtras, hints: RequestHints) -> dict
     ext: JSONObject = {}
     if hints.endpoint:
         ext["endpoint"] = hints.endpoint
+    record_client_headers(ext, hints)
     if extras.server_tools:
         ext["server_tools"] = extras.server_tools
     if extras.opaque_blocks:
@@ -929,6 +937,15 @@ def _emit_tools(request: Request, ext: Mapping[str, JSON]) -> list[Wire]:
     tools = function_tools
     for position, tool in sorted(server.items()):
         tools.insert(min(position, len(tools)), dict(cast(Wire, tool)))
+    names = {tool.get("name") for tool in tools}
+    for hosted in request.hosted_tools:
+        if hosted.kind is HostedToolKind.WEB_SEARCH and WEB_SEARCH_TOOL["name"] not in names:
+            search: Wire = dict(WEB_SEARCH_TOOL)
+            if hosted.allowed_domains:
+                search["allowed_domains"] = list(hosted.allowed_domains)
+            elif hosted.blocked_domains:  # Anthropic takes one of the two lists, never both
+                search["blocked_domains"] = list(hosted.blocked_domains)
+            tools.append(search)
     for entry in _ext_list(ext, "cache_control"):
         position = entry.get("tool")
         if isinstance(position, int) and position < len(tools):
@@ -1113,11 +1130,68 @@ def _emit_sampling(body: Wire, sampling: Sampling, thinking_on: bool) -> None:
         body["stop_sequences"] = list(sampling.stop)
 
 
-def _headers(target: Target) -> tuple[tuple[str, str], ...]:
-    headers = [("anthropic-version", ANTHROPIC_VERSION), ("content-type", "application/json")]
+WEB_SEARCH_TOOL: Final[Wire] = {"type": "web_search_20250305", "name": "web_search"}
+"""Anthropic's web search server tool: what a neutral web-search hosted tool becomes."""
+
+
+def _headers(target: Target, request: Request) -> tuple[tuple[str, str], ...]:
+    """The API key, the client's ``anthropic-version`` (else ours) and ``anthropic-beta`` when the client was an
+    Anthropic client: its beta body fields (``context_management``...) are only accepted with their beta header.
+    The transport merges ``anthropic-beta`` with the provider's configured one."""
+    client = dict(client_protocol_headers(request, Format.ANTHROPIC))
+    headers = [("anthropic-version", client.get("anthropic-version", ANTHROPIC_VERSION))]
+    if "anthropic-beta" in client:
+        headers.append(("anthropic-beta", client["anthropic-beta"]))
+    headers.append(("content-type", "application/json"))
     if target.api_key:
         headers.insert(0, ("x-api-key", target.api_key))
     return tuple(headers)
+
+
+def _hosted_neutral(tool: Wire) -> HostedTool | None:
+    """An Anthropic server tool in neutral form, when another format has the same kind (web search)."""
+    kind = tool.get("type")
+    if not (isinstance(kind, str) and kind.startswith("web_search_")):
+        return None
+
+    def domains(key: str) -> tuple[str, ...]:
+        value = tool.get(key)
+        return tuple(d for d in value if isinstance(d, str)) if isinstance(value, list) else ()
+
+    return HostedTool(
+        HostedToolKind.WEB_SEARCH,
+        allowed_domains=domains("allowed_domains"),
+        blocked_domains=domains("blocked_domains"),
+    )
+
+
+def adapt_anthropic_request(request: Request, target: Format, policy: HostedToolPolicy) -> Adaptation:
+    """An Anthropic client's request made fit for another format: server tools become neutral hosted tools or are
+    dropped (``policy``); content blocks the IR cannot hold (server tool results in the history...) are dropped
+    with them (their effect is in the text around them); body fields only Anthropic reads are reported as
+    ignored (``context_management`` and other beta fields: no other format has them)."""
+    ext = dict(_anthropic_extensions(request))
+    candidates = [
+        (str(cast(Wire, entry.get("tool", {})).get("type")), _hosted_neutral(cast(Wire, entry.get("tool", {}))))
+        for entry in _ext_list(ext, "server_tools")
+    ]
+    candidates += [
+        (f"{cast(Wire, entry.get('block', {})).get('type')} content block", None)
+        for entry in _ext_list(ext, "opaque_blocks")
+    ]
+    mapped, dropped = translate_hosted(candidates, target, policy)
+    extra = _raw_object(ext, "extra_body") or {}
+    ignored = tuple(sorted(extra))
+    if not candidates:
+        return Adaptation(request, ignored=ignored)
+    ext.pop("server_tools", None)
+    ext.pop("opaque_blocks", None)
+    adapted = replace(
+        request,
+        hosted_tools=(*request.hosted_tools, *mapped),
+        extensions={**request.extensions, FORMAT_KEY: ext},
+    )
+    return Adaptation(adapted, dropped=tuple(dropped), ignored=ignored)
 
 
 def require_anthropic_target(request: Request, target_format: Format) -> None:
@@ -1695,6 +1769,9 @@ class AnthropicCodec(Codec):
     def check_target(self, request: Request, target: Format) -> None:
         require_anthropic_target(request, target)
 
+    def adapt_to_target(self, request: Request, target: Format, policy: HostedToolPolicy) -> Adaptation:
+        return adapt_anthropic_request(request, target, policy)
+
     # ------------------------------------------------------------------ client side
     def parse_request(self, body: bytes, hints: RequestHints) -> Request:
         return parse_request_body(body, hints)
@@ -1713,7 +1790,7 @@ class AnthropicCodec(Codec):
         body = _request_body(request, target.model, count_only=False)
         if target.stream:
             body["stream"] = True
-        return WireRequest("POST", MESSAGES_PATH, _headers(target), jsonutil.dumps(body))
+        return WireRequest("POST", MESSAGES_PATH, _headers(target, request), jsonutil.dumps(body))
 
     def parse_response(self, body: bytes, seed: str) -> Response:
         return parse_response_body(body)
@@ -1728,7 +1805,7 @@ class AnthropicCodec(Codec):
     def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
         body = _request_body(request, target.model, count_only=True)
         body = {key: value for key, value in body.items() if key in _COUNT_TOKENS_KEYS}
-        return WireRequest("POST", COUNT_TOKENS_PATH, _headers(target), jsonutil.dumps(body))
+        return WireRequest("POST", COUNT_TOKENS_PATH, _headers(target, request), jsonutil.dumps(body))
 
     def parse_count_response(self, body: bytes) -> int:
         try:

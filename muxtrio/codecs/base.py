@@ -27,14 +27,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 from urllib.parse import quote
 
 from muxtrio.errors import CodecError, ErrorKind, MuxError, UpstreamError
 from muxtrio.ir.events import Event
-from muxtrio.ir.request import Request
+from muxtrio.ir.request import JSON, Request
 from muxtrio.ir.response import Response
 
 
@@ -46,6 +46,84 @@ class Format(StrEnum):
     OLLAMA = "ollama"
 
 
+PROTOCOL_HEADERS: Mapping[Format, frozenset[str]] = {
+    Format.ANTHROPIC: frozenset({"anthropic-beta", "anthropic-version"}),
+    Format.OPENAI_RESPONSES: frozenset({"openai-beta"}),
+    Format.OPENAI_CHAT: frozenset({"openai-beta"}),
+    Format.GEMINI: frozenset({"x-goog-api-client"}),
+    Format.OLLAMA: frozenset(),
+}
+"""Per client format, the request headers that change what the provider accepts (Anthropic betas unlock body fields
+such as ``context_management``; ``anthropic-version`` picks the API version; ``OpenAI-Beta`` opts into preview
+behaviour; ``x-goog-api-client`` identifies the client library). Forwarded to providers of the same format only."""
+
+MERGED_HEADERS: frozenset[str] = frozenset({"anthropic-beta", "openai-beta"})
+"""Comma-separated list headers: the client's values are merged with the provider's configured ones, never
+replace them (a subscription provider's own betas stay)."""
+
+CLIENT_HEADERS_KEY = "client_headers"
+"""Key of the client's protocol headers in ``request.extensions[format]`` (a list of ``[name, value]``)."""
+
+
+def record_client_headers(ext: dict[str, JSON], hints: RequestHints) -> None:
+    """Store ``hints.headers`` in a codec's own extensions (parse side)."""
+    if hints.headers:
+        ext[CLIENT_HEADERS_KEY] = [[name, value] for name, value in hints.headers]
+
+
+def client_protocol_headers(request: Request, fmt: Format) -> list[tuple[str, str]]:
+    """The protocol headers a client of format ``fmt`` sent, for a provider of the same format (emit side)."""
+    ext = request.extensions.get(fmt.value) or {}
+    raw = ext.get(CLIENT_HEADERS_KEY)
+    allowed = PROTOCOL_HEADERS[fmt]
+    out: list[tuple[str, str]] = []
+    if isinstance(raw, list):
+        for pair in raw:
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair):
+                name, value = str(pair[0]).lower(), str(pair[1])
+                if name in allowed:
+                    out.append((name, value))
+    return out
+
+
+def merge_header_lists(first: str, second: str) -> str:
+    """Two comma-separated header values joined, first's items first, duplicates removed."""
+    items: list[str] = []
+    for value in (first, second):
+        for item in value.split(","):
+            item = item.strip()
+            if item and item not in items:
+                items.append(item)
+    return ",".join(items)
+
+
+class HostedToolPolicy(StrEnum):
+    """What happens to a provider-run tool (Responses ``web_search``, Anthropic server tools, Gemini built-ins) when
+    the request goes to a provider of another format (config ``hosted-tools``).
+
+    ``map``: translated where the target has the same kind of tool (web search -> Anthropic ``web_search`` server
+    tool, Gemini ``googleSearch``, Responses ``web_search``), otherwise dropped with a warning. ``drop``: always
+    dropped with a warning (never run by another provider). ``reject``: translated where possible, otherwise the
+    request is refused (400) rather than run without the tool."""
+
+    MAP = "map"
+    DROP = "drop"
+    REJECT = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class Adaptation:
+    """A client request made fit for a provider of another format (:meth:`Codec.adapt_to_target`).
+
+    ``dropped``: provider-run tools (or their history blocks) that the target cannot run, left out; the client is
+    told (a warning header) and the engine logs it. ``ignored``: client-format-only body fields with no equivalent
+    in the target (e.g. Anthropic ``context_management``), which the target codec never sends; logged at DEBUG."""
+
+    request: Request
+    dropped: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = field(default=())
+
+
 @dataclass(frozen=True, slots=True)
 class RequestHints:
     """What the client's URL says, as opposed to its body.
@@ -54,11 +132,15 @@ class RequestHints:
     (``:streamGenerateContent``). ``endpoint``: a dialect of the format — ``"completions"`` (legacy OpenAI
     ``/v1/completions``), ``"generate"`` (Ollama ``/api/generate``), ``"json-array"`` (Gemini stream without
     ``alt=sse``). Codecs record the dialect in ``request.extensions[format]["endpoint"]`` so their encoders see it.
+    ``headers``: the client's protocol headers of this format (:data:`PROTOCOL_HEADERS`, lower-case names), which
+    codecs record in ``request.extensions[format]["client_headers"]`` so that a provider of the *same* format gets
+    them (:func:`client_protocol_headers`); no other format ever reads them.
     """
 
     model: str | None = None
     stream: bool | None = None
     endpoint: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +250,14 @@ class Codec(ABC):
         in ``request.extensions[self.format]`` that only this format can run and ``target`` is another provider
         format (e.g. Anthropic server tools). The engine asks every format present in the extensions."""
         return None
+
+    def adapt_to_target(self, request: Request, target: Format, policy: HostedToolPolicy) -> Adaptation:
+        """``request``, parsed by this (client) codec, made fit for a provider of format ``target`` (never this
+        format): provider-run tools in ``request.extensions[self.format]`` become neutral ``request.hosted_tools``
+        where ``target`` has the same kind and ``policy`` allows, or are reported in ``dropped``; with
+        ``HostedToolPolicy.REJECT`` one that cannot be translated raises ``CodecError(UNSUPPORTED)``. Called by
+        the engine for every format present in the extensions, before :meth:`check_target`."""
+        return Adaptation(request)
 
     # ------------------------------------------------------------------ token counting
     def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:

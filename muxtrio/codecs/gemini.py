@@ -61,24 +61,29 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, assert_never
 
 from muxtrio.codecs import ids
 from muxtrio.codecs.base import (
+    Adaptation,
     Codec,
     Format,
+    HostedToolPolicy,
     RequestHints,
     StreamDecoder,
     StreamEncoder,
     StreamInfo,
     Target,
     WireRequest,
+    client_protocol_headers,
     client_status,
     is_context_length_message,
     kind_for_status,
     path_segment,
+    record_client_headers,
 )
+from muxtrio.codecs.hosted import translate_hosted
 from muxtrio.codecs.media import parse_data_url
 from muxtrio.codecs.schema import as_object, gemini_schema, normalize_schema
 from muxtrio.errors import ClientError, CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
@@ -100,6 +105,8 @@ from muxtrio.ir.request import (
     JSON,
     Effort,
     File,
+    HostedTool,
+    HostedToolKind,
     Image,
     JSONObject,
     Message,
@@ -755,6 +762,7 @@ def _parse_request(body: bytes, hints: RequestHints) -> Request:
     ext: JSONObject = {}
     if hints.endpoint:
         ext["endpoint"] = hints.endpoint
+    record_client_headers(ext, hints)
     messages = _ContentsReader().read(contents, f"{prefix}contents")
     system = _read_system(_field(data, "systemInstruction", "system_instruction"), f"{prefix}systemInstruction")
     tools, builtins = _read_tools(data.get("tools"), f"{prefix}tools")
@@ -1282,6 +1290,11 @@ def _contents_and_context(request: Request) -> tuple[list[JSONObject], JSONObjec
     builtins = ext.get("tools")
     if isinstance(builtins, list):
         tools.extend(builtins)
+    for hosted in request.hosted_tools:
+        if hosted.kind is HostedToolKind.WEB_SEARCH and not any(
+            isinstance(t, dict) and ("googleSearch" in t or "google_search" in t) for t in tools
+        ):
+            tools.append({"googleSearch": {}})
     if tools:
         context["tools"] = tools
     tool_config = _tool_config(request, ext)
@@ -1323,8 +1336,34 @@ def _model_path(model: str) -> str:
     return f"models/{path_segment(model)}"
 
 
-def _headers(target: Target) -> tuple[tuple[str, str], ...]:
-    headers = [("content-type", _JSON_MIME)]
+WEB_SEARCH_BUILTINS = frozenset({"googleSearch", "google_search", "googleSearchRetrieval", "google_search_retrieval"})
+"""Gemini built-in tools that search the web (the neutral web-search kind)."""
+
+
+def adapt_gemini_request(request: Request, target: Format, policy: HostedToolPolicy) -> Adaptation:
+    """A Gemini client's request made fit for another format: built-in tools (``googleSearch``, ``codeExecution``,
+    ``urlContext``...) become neutral hosted tools or are dropped (``policy``); Gemini-only top-level fields
+    (``safetySettings``, ``cachedContent``...) are reported as ignored."""
+    ext = request.extensions.get(EXT) or {}
+    ignored = tuple(key for key in _TOP_LEVEL_EXTRAS if key in ext)
+    builtins = ext.get("tools")
+    if not isinstance(builtins, list) or not builtins:
+        return Adaptation(request, ignored=ignored)
+    candidates: list[tuple[str, HostedTool | None]] = []
+    for entry in builtins:
+        for key in entry if isinstance(entry, dict) else ():
+            neutral = HostedTool(HostedToolKind.WEB_SEARCH) if key in WEB_SEARCH_BUILTINS else None
+            candidates.append((key, neutral))
+    mapped, dropped = translate_hosted(candidates, target, policy)
+    rest = {key: value for key, value in ext.items() if key != "tools"}
+    adapted = replace(
+        request, hosted_tools=(*request.hosted_tools, *mapped), extensions={**request.extensions, EXT: rest}
+    )
+    return Adaptation(adapted, dropped=tuple(dropped), ignored=ignored)
+
+
+def _headers(target: Target, request: Request) -> tuple[tuple[str, str], ...]:
+    headers = [("content-type", _JSON_MIME), *client_protocol_headers(request, Format.GEMINI)]
     if target.api_key:
         headers.append(("x-goog-api-key", target.api_key))
     return tuple(headers)
@@ -1620,6 +1659,9 @@ def _retry_delay(details: list[Any]) -> float | None:
 class GeminiCodec(Codec):
     format = Format.GEMINI
 
+    def adapt_to_target(self, request: Request, target: Format, policy: HostedToolPolicy) -> Adaptation:
+        return adapt_gemini_request(request, target, policy)
+
     # ------------------------------------------------------------------ client side
     def parse_request(self, body: bytes, hints: RequestHints) -> Request:
         return _parse_request(body, hints)
@@ -1649,7 +1691,7 @@ class GeminiCodec(Codec):
     def emit_request(self, request: Request, target: Target) -> WireRequest:
         method = "streamGenerateContent?alt=sse" if target.stream else "generateContent"
         path = f"{self._resource(target.model)}:{method}"
-        return WireRequest("POST", path, _headers(target), jsonutil.dumps(_generate_body(request)))
+        return WireRequest("POST", path, _headers(target, request), jsonutil.dumps(_generate_body(request)))
 
     def parse_response(self, body: bytes, seed: str) -> Response:
         return _parse_response(body, seed)
@@ -1676,7 +1718,7 @@ class GeminiCodec(Codec):
         else:
             body = {"contents": list(contents)}
         path = f"{self._resource(target.model)}:countTokens"
-        return WireRequest("POST", path, _headers(target), jsonutil.dumps(body))
+        return WireRequest("POST", path, _headers(target, request), jsonutil.dumps(body))
 
     def parse_count_response(self, body: bytes) -> int:
         try:

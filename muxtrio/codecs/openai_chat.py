@@ -65,9 +65,11 @@ from muxtrio.codecs.base import (
     StreamInfo,
     Target,
     WireRequest,
+    client_protocol_headers,
     client_status,
     is_context_length_message,
     kind_for_status,
+    record_client_headers,
 )
 from muxtrio.codecs.ids import tool_call_id
 from muxtrio.codecs.media import data_url, parse_data_url
@@ -705,6 +707,7 @@ def _parse_chat_request(body: JSONObject, hints: RequestHints) -> Request:
     passthrough = _passthrough(body)
     if passthrough:
         extension["passthrough"] = passthrough
+    record_client_headers(extension, hints)
     return Request(
         model=_parse_model(body, hints),
         messages=messages,
@@ -1642,6 +1645,7 @@ class OpenAIChatCodec(Codec):
         headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
         if target.api_key is not None:
             headers = (("authorization", f"Bearer {target.api_key}"), *headers)
+        headers = (*headers, *client_protocol_headers(request, Format.OPENAI_CHAT))
         body = jsonutil.dumps(_request_body(request, target))
         return WireRequest("POST", CHAT_PATH, headers, body)
 

@@ -44,19 +44,24 @@ https://platform.openai.com/docs/api-reference/responses-streaming.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
 from muxtrio.codecs.base import (
+    Adaptation,
     Codec,
     Format,
+    HostedToolPolicy,
     RequestHints,
     StreamDecoder,
     StreamEncoder,
     StreamInfo,
     Target,
     WireRequest,
+    client_protocol_headers,
+    record_client_headers,
 )
+from muxtrio.codecs.hosted import translate_hosted
 from muxtrio.codecs.media import data_url, parse_data_url
 from muxtrio.codecs.openai_chat import parse_openai_error, upstream_error_from_object
 from muxtrio.codecs.schema import as_object, normalize_schema
@@ -79,6 +84,8 @@ from muxtrio.ir.request import (
     JSON,
     Effort,
     File,
+    HostedTool,
+    HostedToolKind,
     Image,
     JSONObject,
     Message,
@@ -100,6 +107,7 @@ from muxtrio.ir.request import (
 )
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import effort_for
+from muxtrio.ir.tools import namespaced_tool_name
 from muxtrio.wire.jsonutil import JSONDecodeError, dumps, loads, loads_object
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
 
@@ -317,11 +325,15 @@ def _parse_request(body: dict[str, Any], hints: RequestHints) -> Request:
         raise _invalid("`input` is required", "input")
 
     stream = _opt_bool(body, "stream")
+    tools, layout = _parse_tools(body.get("tools"))
+    extensions = _parse_extensions(body, hints)
+    if layout is not None:
+        extensions["tool_layout"] = layout
     return Request(
         model=model,
         messages=messages,
         system=tuple(system),
-        tools=_parse_tools(body.get("tools")),
+        tools=tools,
         tool_choice=_parse_tool_choice(body.get("tool_choice")),
         parallel_tool_calls=_opt_bool(body, "parallel_tool_calls"),
         sampling=Sampling(
@@ -337,7 +349,7 @@ def _parse_request(body: dict[str, Any], hints: RequestHints) -> Request:
         metadata=_parse_metadata(body.get("metadata")),
         service_tier=_opt_string(body, "service_tier"),
         previous_response_id=previous_response_id,
-        extensions={EXT: _parse_extensions(body, hints)},
+        extensions={EXT: extensions},
     )
 
 
@@ -364,6 +376,7 @@ def _parse_extensions(body: dict[str, Any], hints: RequestHints) -> JSONObject:
         ext["verbosity"] = text["verbosity"]
     if hints.endpoint is not None:
         ext["endpoint"] = hints.endpoint
+    record_client_headers(ext, hints)
     return ext
 
 
@@ -482,6 +495,9 @@ def _parse_message_item(item: dict[str, Any], param: str, history: _History) -> 
 def _parse_function_call_item(item: dict[str, Any], param: str, history: _History) -> None:
     call_id = _string(item, "call_id", param)
     name = _string(item, "name", param)
+    namespace = _opt_string(item, "namespace", param)
+    if namespace:
+        name = namespaced_tool_name(namespace, name)
     arguments = _string(item, "arguments", param)
     history.add_tool_call(ToolCall(id=call_id, name=name, arguments=arguments))
 
@@ -497,7 +513,11 @@ def _parse_function_output_item(item: dict[str, Any], param: str, history: _Hist
             _parse_tool_output_part(p, f"{param}.output[{j}]")
             for j, p in enumerate(_array(output, f"{param}.output", or_string=True))
         )
-    history.add_tool_result(call_id, content, _opt_string(item, "name", param))
+    name = _opt_string(item, "name", param)
+    namespace = _opt_string(item, "namespace", param)
+    if name is not None and namespace:
+        name = namespaced_tool_name(namespace, name)
+    history.add_tool_result(call_id, content, name)
 
 
 def _parse_tool_output_part(raw: Any, param: str) -> Text | Image:
@@ -590,26 +610,110 @@ def _parse_file(part: dict[str, Any], param: str) -> File:
     raise _invalid("`input_file` needs `file_id`, `file_data` or `file_url`", param)
 
 
-def _parse_tools(value: Any) -> tuple[Tool, ...]:
+def _parse_tools(value: Any) -> tuple[tuple[Tool, ...], list[JSON] | None]:
+    """Function tools (namespace members flattened to ``<namespace>__<name>``, see :mod:`muxtrio.ir.tools`), and
+    the tool list's layout when it holds more than plain functions: one entry per client tool, in order —
+    ``{"function": name}``, ``{"namespace": ..., "description": ..., "tools": [[flat, name], ...]}`` or
+    ``{"hosted": <the client's JSON>}`` — so a Responses provider gets the list exactly as sent and answers map back
+    into their namespace."""
     if value is None:
-        return ()
+        return (), None
     tools: list[Tool] = []
+    layout: list[JSON] = []
+    plain = True
     for i, raw in enumerate(_array(value, "tools")):
         param = f"tools[{i}]"
         tool = _object(raw, param)
         kind = tool.get("type")
-        if kind != "function":
-            raise _unsupported(f"tool type {kind!r} is not supported (only `function` tools are)", f"{param}.type")
-        parameters = tool.get("parameters")
-        tools.append(
-            Tool(
-                name=_string(tool, "name", param),
-                description=_opt_string(tool, "description", param),
-                parameters=_object(parameters, f"{param}.parameters") if parameters is not None else None,
-                strict=tool.get("strict") if isinstance(tool.get("strict"), bool) else None,
+        if kind == "function":
+            parsed = _parse_function_tool(tool, param)
+            tools.append(parsed)
+            layout.append({"function": parsed.name})
+        elif kind == "namespace":
+            plain = False
+            namespace = _string(tool, "name", param)
+            members: list[JSON] = []
+            for j, member_raw in enumerate(_array(tool.get("tools"), f"{param}.tools")):
+                member_param = f"{param}.tools[{j}]"
+                member = _object(member_raw, member_param)
+                if member.get("type") != "function":
+                    raise _unsupported(
+                        f"namespace tools of type {member.get('type')!r} are not supported (only `function` ones are)",
+                        f"{member_param}.type",
+                    )
+                parsed = _parse_function_tool(member, member_param)
+                flat = namespaced_tool_name(namespace, parsed.name)
+                tools.append(
+                    Tool(flat, _namespaced_description(tool, parsed), parsed.parameters, parsed.strict)
+                )
+                members.append([flat, parsed.name, parsed.description])
+            layout.append({"namespace": namespace, "description": tool.get("description"), "tools": members})
+        elif isinstance(kind, str) and kind not in _CLIENT_RUN_TYPES:
+            plain = False
+            layout.append({"hosted": tool})
+        else:
+            raise _unsupported(
+                f"tool type {kind!r} is not supported (`function`, `namespace` and provider-run tools are)",
+                f"{param}.type",
             )
-        )
-    return tuple(tools)
+    return tuple(tools), (None if plain else layout)
+
+
+_CLIENT_RUN_TYPES = frozenset({"custom"})
+"""Non-function tool types that the *client* runs (their calls come back as other item types): not provider-run
+tools, and not translatable to a function; refused with a clear 400."""
+
+WEB_SEARCH_TYPES = frozenset(
+    {"web_search", "web_search_preview", "web_search_preview_2025_03_11", "web_search_2025_08_26"}
+)
+"""Responses tool types that run a web search on OpenAI's side (openai-python ``WebSearchToolParam``,
+``WebSearchPreviewToolParam``)."""
+
+
+def _parse_function_tool(tool: dict[str, Any], param: str) -> Tool:
+    parameters = tool.get("parameters")
+    return Tool(
+        name=_string(tool, "name", param),
+        description=_opt_string(tool, "description", param),
+        parameters=_object(parameters, f"{param}.parameters") if parameters is not None else None,
+        strict=tool.get("strict") if isinstance(tool.get("strict"), bool) else None,
+    )
+
+
+def _namespaced_description(namespace: dict[str, Any], tool: Tool) -> str | None:
+    """A flattened member's description: its own, after the namespace's (which the model would otherwise lose)."""
+    group = namespace.get("description")
+    if isinstance(group, str) and group:
+        return f"{group}\n\n{tool.description}" if tool.description else group
+    return tool.description
+
+
+def _hosted_neutral(tool: Mapping[str, Any]) -> HostedTool | None:
+    """A Responses provider-run tool in neutral form, when another format has the same kind."""
+    if tool.get("type") not in WEB_SEARCH_TYPES:
+        return None
+    filters = tool.get("filters")
+    allowed = filters.get("allowed_domains") if isinstance(filters, dict) else None
+    domains = tuple(d for d in allowed if isinstance(d, str)) if isinstance(allowed, list) else ()
+    return HostedTool(HostedToolKind.WEB_SEARCH, allowed_domains=domains)
+
+
+def _layout(request: Request) -> list[dict[str, Any]]:
+    layout = request.extensions.get(EXT, {}).get("tool_layout")
+    return [entry for entry in layout if isinstance(entry, dict)] if isinstance(layout, list) else []
+
+
+def client_tool_names(request: Request) -> dict[str, tuple[str, str]]:
+    """Flattened tool name -> (namespace, name inside it), for the namespaces of a Responses client's request."""
+    names: dict[str, tuple[str, str]] = {}
+    for entry in _layout(request):
+        namespace = entry.get("namespace")
+        members = entry.get("tools")
+        if isinstance(namespace, str) and isinstance(members, list):
+            for member in members:
+                if isinstance(member, list) and len(member) >= 2 and isinstance(member[0], str):
+                    names[member[0]] = (namespace, str(member[1]))
+    return names
 
 
 def _parse_tool_choice(value: Any) -> ToolChoice | None:
@@ -709,18 +813,22 @@ def _reasoning_item(item_id: str, summary: str | None, encrypted: str | None) ->
     return item
 
 
-def _function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
-    return {
-        "id": item_id,
-        "type": "function_call",
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-        "status": status,
-    }
+def _function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str, names: Mapping[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """A ``function_call`` item; a call of a namespace member is shown as the Responses API shows it: the
+    member's own ``name`` and the ``namespace`` it belongs to."""
+    item: dict[str, Any] = {"id": item_id, "type": "function_call", "call_id": call_id}
+    if name in names:
+        namespace, name = names[name]
+        item["namespace"] = namespace
+    item["name"] = name
+    item["arguments"] = arguments
+    item["status"] = status
+    return item
 
 
-def _output_items(parts: Iterable[Part], base: str) -> list[dict[str, Any]]:
+def _output_items(parts: Iterable[Part], base: str, names: Mapping[str, tuple[str, str]]) -> list[dict[str, Any]]:
     """An answer's parts as output items: one item per part, in order (what the stream encoder produces too)."""
     items: list[dict[str, Any]] = []
     for part in parts:
@@ -736,7 +844,7 @@ def _output_items(parts: Iterable[Part], base: str) -> list[dict[str, Any]]:
                 if signature is not None:
                     items.append(_reasoning_item(f"rs_{base}_{n}", None, TOOL_SIGNATURE_MARKER + signature))
                     n += 1
-                items.append(_function_call_item(f"fc_{base}_{n}", call_id, name, arguments, "completed"))
+                items.append(_function_call_item(f"fc_{base}_{n}", call_id, name, arguments, "completed", names))
             case Image() | File() | ToolResult():
                 pass  # input-only parts; an answer never carries them
             case _:
@@ -778,7 +886,7 @@ def _response_object(
         "temperature": request.sampling.temperature,
         "text": {"format": _text_format_json(request.response_format)},
         "tool_choice": _tool_choice_json(request.tool_choice) if request.tool_choice is not None else "auto",
-        "tools": [_tool_json(tool, strict_default=tool.strict) for tool in request.tools],
+        "tools": _tools_json(request, strict_default=None, echo=True),
         "top_p": request.sampling.top_p,
         "truncation": ext.get("truncation", "disabled"),
         "usage": _usage_json(usage) if usage is not None else None,
@@ -838,12 +946,58 @@ def _tool_json(tool: Tool, *, strict_default: bool | None) -> dict[str, Any]:
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 
 
+def _tools_json(request: Request, *, strict_default: bool | None, echo: bool = False) -> list[dict[str, Any]]:
+    """The request's tools as a Responses ``tools`` list: in the client's own layout when it was a Responses client
+    with namespaces or provider-run tools (members back under their namespace), else one function per IR tool; IR
+    tools the layout does not name (added after parsing) follow. Neutral hosted tools (from another format) are
+    appended as Responses ``web_search``."""
+    by_name = {tool.name: tool for tool in request.tools}
+    used: set[str] = set()
+
+    def function(tool: Tool, name: str) -> dict[str, Any]:
+        used.add(tool.name)
+        out = _tool_json(tool, strict_default=tool.strict if echo else strict_default)
+        out["name"] = name
+        return out
+
+    tools: list[dict[str, Any]] = []
+    for entry in _layout(request):
+        if "hosted" in entry and isinstance(entry["hosted"], dict):
+            tools.append(dict(entry["hosted"]))
+        elif isinstance(entry.get("function"), str) and entry["function"] in by_name:
+            tools.append(function(by_name[entry["function"]], entry["function"]))
+        elif isinstance(entry.get("namespace"), str):
+            members: list[dict[str, Any]] = []
+            for member in entry.get("tools") or []:
+                if isinstance(member, list) and len(member) >= 2 and member[0] in by_name:
+                    out = function(by_name[member[0]], str(member[1]))
+                    description = member[2] if len(member) > 2 else None
+                    out.pop("description", None)
+                    if isinstance(description, str):
+                        out["description"] = description
+                    members.append(out)
+            if members:
+                namespace: dict[str, Any] = {"type": "namespace", "name": entry["namespace"]}
+                if isinstance(entry.get("description"), str):
+                    namespace["description"] = entry["description"]
+                namespace["tools"] = members
+                tools.append(namespace)
+    tools.extend(function(tool, tool.name) for tool in request.tools if tool.name not in used)
+    for hosted in request.hosted_tools:
+        if hosted.kind is HostedToolKind.WEB_SEARCH:
+            search: dict[str, Any] = {"type": "web_search"}
+            if hosted.allowed_domains:
+                search["filters"] = {"allowed_domains": list(hosted.allowed_domains)}
+            tools.append(search)
+    return tools
+
+
 def _emit_response(response: Response, info: StreamInfo) -> bytes:
     status, reason = FINISH_STATUS[response.finish_reason]
     body = _response_object(
         info,
         status=status,
-        output=_output_items(response.parts, _item_base(info.id)),
+        output=_output_items(response.parts, _item_base(info.id), client_tool_names(info.request)),
         usage=response.usage,
         incomplete_reason=reason,
         error=_FINISHED_WITH_ERROR if status == "failed" else None,
@@ -882,6 +1036,7 @@ class ResponsesStreamEncoder(StreamEncoder):
 
     def __init__(self, info: StreamInfo) -> None:
         self._info = info
+        self._names = client_tool_names(info.request)
         self._base = _item_base(info.id)
         self._seq = 0
         self._started = False
@@ -1021,7 +1176,7 @@ class ResponsesStreamEncoder(StreamEncoder):
         if kind == "reasoning":
             added = _reasoning_item(item.item_id, None, None)
         else:
-            added = _function_call_item(item.item_id, call_id, name, "", "in_progress")
+            added = _function_call_item(item.item_id, call_id, name, "", "in_progress", self._names)
         return self._frame("response.output_item.added", {"output_index": index, "item": added})
 
     def _close(self) -> bytes:
@@ -1058,7 +1213,7 @@ class ResponsesStreamEncoder(StreamEncoder):
             "response.function_call_arguments.done",
             {"item_id": item.item_id, "output_index": item.output_index, "arguments": arguments},
         )
-        done = _function_call_item(item.item_id, item.call_id, item.name, arguments, "completed")
+        done = _function_call_item(item.item_id, item.call_id, item.name, arguments, "completed", self._names)
         return out + self._item_done(item.output_index, done)
 
     def _whole_reasoning_item(self, encrypted: str) -> bytes:
@@ -1107,10 +1262,10 @@ def _request_body(request: Request, model: str, *, stream: bool) -> dict[str, An
     if request.system:
         body["instructions"] = request.system[0].text
     body["input"] = _input_items(request, store=store)
-    if request.tools:
-        # Responses treats an unset `strict` as true; tools from other formats are not written for strict mode.
-        strict_default = None if EXT in request.extensions else False
-        body["tools"] = [_tool_json(tool, strict_default=strict_default) for tool in request.tools]
+    # Responses treats an unset `strict` as true; tools from other formats are not written for strict mode.
+    tools = _tools_json(request, strict_default=None if EXT in request.extensions else False)
+    if tools:
+        body["tools"] = tools
     if request.tool_choice is not None:
         body["tool_choice"] = _tool_choice_json(request.tool_choice)
     _set(body, "parallel_tool_calls", request.parallel_tool_calls)
@@ -1197,8 +1352,9 @@ class _InputWriter:
     """IR messages -> Responses input items, keeping part order: content parts gather into a message item, and
     reasoning, tool calls and tool results become items of their own."""
 
-    def __init__(self, *, store: bool) -> None:
+    def __init__(self, *, store: bool, names: Mapping[str, tuple[str, str]]) -> None:
         self.items: list[dict[str, Any]] = []
+        self._names = names
         self._store = store
         self._content: list[dict[str, Any]] = []
         self._role = ""
@@ -1227,7 +1383,12 @@ class _InputWriter:
             case RedactedReasoning():
                 pass  # Anthropic's opaque data: a Responses provider cannot read it
             case ToolCall(id=call_id, name=name, arguments=arguments):
-                self._item({"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments})
+                item: dict[str, Any] = {"type": "function_call", "call_id": call_id}
+                if name in self._names:
+                    item["namespace"], name = self._names[name]
+                item["name"] = name
+                item["arguments"] = arguments
+                self._item(item)
             case ToolResult():
                 self._item(_function_output_json(part))
             case _:
@@ -1286,7 +1447,7 @@ def _function_output_json(result: ToolResult) -> dict[str, Any]:
 
 
 def _input_items(request: Request, *, store: bool) -> list[dict[str, Any]]:
-    writer = _InputWriter(store=store)
+    writer = _InputWriter(store=store, names=client_tool_names(request))
     # `instructions` holds the first system text; further ones lead the input so each stays a separate part.
     for text in request.system[1:]:
         writer.items.append(
@@ -1297,10 +1458,11 @@ def _input_items(request: Request, *, store: bool) -> list[dict[str, Any]]:
     return writer.items
 
 
-def _wire_request(path: str, body: dict[str, Any], target: Target) -> WireRequest:
+def _wire_request(path: str, body: dict[str, Any], target: Target, request: Request) -> WireRequest:
     headers: list[tuple[str, str]] = [("content-type", "application/json")]
     if target.api_key:
         headers.append(("authorization", f"Bearer {target.api_key}"))
+    headers.extend(client_protocol_headers(request, Format.OPENAI_RESPONSES))
     return WireRequest("POST", path, tuple(headers), dumps(body))
 
 
@@ -1477,11 +1639,11 @@ class ResponsesStreamDecoder(StreamDecoder):
         self._saw_tool_call = True
         signature, self._tool_signature = self._tool_signature, None
         call_id = raw.get("call_id") or raw.get("id")
-        events.append(
-            ToolCallStart(
-                self._block(item), _require_str(call_id, "call_id"), _require_str(raw["name"], "name"), signature
-            )
-        )
+        name = _require_str(raw["name"], "name")
+        namespace = raw.get("namespace")
+        if isinstance(namespace, str) and namespace:
+            name = namespaced_tool_name(namespace, name)
+        events.append(ToolCallStart(self._block(item), _require_str(call_id, "call_id"), name, signature))
 
     def _on_text_delta(self, payload: dict[str, Any], events: list[Event]) -> None:
         delta = _require_str(payload["delta"], "delta")
@@ -1634,10 +1796,22 @@ class OpenAIResponsesCodec(Codec):
     # ------------------------------------------------------------------ provider side
     def emit_request(self, request: Request, target: Target) -> WireRequest:
         _check_expressible(request)  # counting tokens needs no stop sequences, so only generation checks
-        return _wire_request("/responses", _request_body(request, target.model, stream=target.stream), target)
+        body = _request_body(request, target.model, stream=target.stream)
+        return _wire_request("/responses", body, target, request)
 
     def parse_response(self, body: bytes, seed: str) -> Response:
         return _parse_response(body, seed)
+
+    def adapt_to_target(self, request: Request, target: Format, policy: HostedToolPolicy) -> Adaptation:
+        """Provider-run tools of the client's layout become neutral hosted tools or are dropped (per ``policy``);
+        the layout itself is only read by this codec, so namespaces need nothing: their members are plain
+        functions in the IR already, and the client encoder maps calls back."""
+        hosted = [entry["hosted"] for entry in _layout(request) if isinstance(entry.get("hosted"), dict)]
+        if not hosted:
+            return Adaptation(request)
+        candidates = [(f"{tool.get('type')}", _hosted_neutral(tool)) for tool in hosted]
+        mapped, dropped = translate_hosted(candidates, target, policy)
+        return Adaptation(replace(request, hosted_tools=(*request.hosted_tools, *mapped)), dropped=tuple(dropped))
 
     def new_decoder(self, seed: str) -> StreamDecoder:
         return ResponsesStreamDecoder(seed)
@@ -1649,7 +1823,7 @@ class OpenAIResponsesCodec(Codec):
     def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
         body = _request_body(request, target.model, stream=False)
         count_body = {key: value for key, value in body.items() if key in COUNT_FIELDS}
-        return _wire_request("/responses/input_tokens", count_body, target)
+        return _wire_request("/responses/input_tokens", count_body, target, request)
 
     def parse_count_response(self, body: bytes) -> int:
         try:

@@ -113,6 +113,24 @@ class Tool:
     strict: bool | None = None
 
 
+class HostedToolKind(StrEnum):
+    """Tools that a provider runs itself and that more than one format can express."""
+
+    WEB_SEARCH = "web_search"
+
+
+@dataclass(frozen=True, slots=True)
+class HostedTool:
+    """A provider-run tool in neutral form (Responses ``web_search``, Anthropic ``web_search_20250305``, Gemini
+    ``googleSearch``). A client codec puts it here only when the request goes to another format that can run the
+    same kind (``Codec.adapt_to_target``); the same-format path keeps the client's own JSON in its extensions.
+    Domain filters are kept where the target has them (Anthropic: one of the two lists)."""
+
+    kind: HostedToolKind
+    allowed_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+
+
 class ToolChoiceMode(StrEnum):
     AUTO = "auto"
     NONE = "none"
@@ -187,6 +205,7 @@ class Request:
     messages: tuple[Message, ...]
     system: tuple[Text, ...] = ()
     tools: tuple[Tool, ...] = ()
+    hosted_tools: tuple[HostedTool, ...] = ()
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     sampling: Sampling = field(default_factory=Sampling)

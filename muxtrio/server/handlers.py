@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import trio
 
-from muxtrio.codecs.base import Codec, Format, RequestHints, StreamEncoder, StreamInfo
+from muxtrio.codecs.base import PROTOCOL_HEADERS, Codec, Format, RequestHints, StreamEncoder, StreamInfo
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config
 from muxtrio.engine.engine import Engine
@@ -99,7 +99,8 @@ class Generation:
 
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, scope, self.config.max_request_bytes)
-        request = self.codec.parse_request(body, self.hints)
+        hints = replace(self.hints, headers=protocol_headers(self.fmt, scope))
+        request = self.codec.parse_request(body, hints)
         self.log.model = request.model
         # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
         # them in the client's shape; a cancellation by the watcher (client gone) stays inside and ends here.
@@ -214,6 +215,19 @@ class Generation:
             self.log.status = await send_error(send, self.codec, err, self.log.request_id)
             return
         await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
+
+
+def protocol_headers(fmt: Format, scope: Scope) -> tuple[tuple[str, str], ...]:
+    """The client's protocol headers of its format (``PROTOCOL_HEADERS``), lower-case names, values as sent;
+    repeated headers are joined with commas (RFC 9110 list semantics)."""
+    allowed = PROTOCOL_HEADERS[fmt]
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        if name in allowed:
+            value = raw_value.decode("latin-1").strip()
+            found[name] = f"{found[name]},{value}" if name in found else value
+    return tuple(found.items())
 
 
 def new_request_id() -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx2
 
-from muxtrio.codecs.base import WireRequest
+from muxtrio.codecs.base import MERGED_HEADERS, WireRequest, merge_header_lists
 from muxtrio.errors import ErrorKind, UpstreamError, UpstreamTimeout
 
 SHRINK_BELOW = 16 * 1024
@@ -35,6 +35,19 @@ class ClientSettings:
     connect_timeout: float = 10.0
     proxy_url: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+
+
+def merge_headers(configured: tuple[tuple[str, str], ...], request: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The provider's configured headers, then the request's (case-insensitive names): a request header replaces a
+    configured one, except list headers (``anthropic-beta``, ``openai-beta``), whose values are joined so that a
+    provider's own betas and the client's betas both reach it."""
+    merged: dict[str, tuple[str, str]] = {}
+    for name, value in (*configured, *request):
+        key = name.lower()
+        if key in MERGED_HEADERS and key in merged:
+            value = merge_header_lists(merged[key][1], value)
+        merged[key] = (name, value)
+    return dict(merged.values())
 
 
 class UpstreamResponse:
@@ -118,8 +131,7 @@ class UpstreamClient:
     async def open(self, wire: WireRequest, *, proxy_url: str | None = None) -> AsyncIterator[UpstreamResponse]:
         """Send ``wire`` and yield the response with its body unread; the body is closed on exit."""
         client = self._client(proxy_url)
-        headers = dict(self.settings.headers)
-        headers.update(wire.headers)
+        headers = merge_headers(self.settings.headers, wire.headers)
         request_id = REQUEST_ID.get()
         if request_id is not None:
             headers["x-request-id"] = request_id
