@@ -42,6 +42,7 @@ from muxtrio.engine.pool import CredentialPool, CredentialState
 from muxtrio.engine.retry import Action, Verdict, backoff, classify
 from muxtrio.engine.routing import Deployment, Router
 from muxtrio.engine.stream import Batch, BytePool, EventStream, Failure, StreamMeta
+from muxtrio.engine.thinking_cache import AnswerTracker, ThinkingCache
 from muxtrio.errors import (
     CapacityError,
     ClientError,
@@ -120,6 +121,9 @@ class Engine:
         self._entered = False
         self.requests = 0
         self.failed_attempts = 0
+        self.thinking_cache = ThinkingCache(
+            config.thinking_cache_entries, config.thinking_cache_bytes, config.thinking_cache_ttl
+        )
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Engine:
@@ -308,12 +312,13 @@ class Engine:
                 meta.attempts += 1
                 meta.provider = candidate.deployment.provider.name
                 meta.model = candidate.deployment.upstream_model
-                req = request
+                meta.route = model
+                req = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta)
                 if progress.emitted:
                     built = self._continuation(request, progress)
                     if built is None:
                         raise original_error or last_error or StreamTruncated()
-                    req = built
+                    req = self._prepare(built, kind_of(candidate.deployment.provider.type).format, meta)
                 candidate.pool.begin(candidate.credential)
                 try:
                     await attempt(candidate, replace(req, model=candidate.deployment.upstream_model))
@@ -367,9 +372,48 @@ class Engine:
             raise last_error
         raise ClientError(ErrorKind.NOT_FOUND, f"model {request.model!r} is not served by this gateway", param="model")
 
+    def _adapt(self, request: Request, target: Format) -> tuple[Request, list[str], list[str]]:
+        """``request`` made fit for a provider of format ``target`` by the codec of each other format present in
+        its extensions (``Codec.adapt_to_target``, under the ``hosted-tools`` policy), then checked
+        (``Codec.check_target``). Returns the request, the dropped provider-run tools and the ignored fields;
+        raises UNSUPPORTED when the target cannot run it."""
+        dropped: list[str] = []
+        ignored: list[str] = []
+        for fmt in list(request.extensions):
+            if fmt in _FORMAT_NAMES and fmt != target.value:
+                adaptation = get_codec(fmt).adapt_to_target(request, target, self.config.hosted_tools)
+                request = adaptation.request
+                dropped.extend(adaptation.dropped)
+                ignored.extend(adaptation.ignored)
+        for fmt in request.extensions:
+            if fmt in _FORMAT_NAMES:
+                get_codec(fmt).check_target(request, target)
+        return request, dropped, ignored
+
+    def _prepare(self, request: Request, target: Format, meta: StreamMeta) -> Request:
+        """The request one attempt sends: adapted to the provider's format (dropped tools become a warning for the
+        client and a log line, ignored fields a DEBUG line), with signed thinking the client dropped restored from
+        the thinking cache where this gateway saw it (docs/resilience.md)."""
+        request, dropped, ignored = self._adapt(request, target)
+        for label in dropped:
+            warning = f"provider-run tool {label!r} dropped: a {target.value} provider cannot run it"
+            if warning not in meta.warnings:
+                meta.warnings.append(warning)
+                log.info("request for %s: %s (hosted-tools: %s)", request.model, warning, self.config.hosted_tools)
+        if ignored:
+            log.debug("request for %s: fields a %s provider has no equivalent for, not sent: %s",
+                      request.model, target.value, ", ".join(ignored))  # fmt: skip
+        if self.thinking_cache.enabled:
+            request, repaired = self.thinking_cache.restore(request, target.value, trio.current_time())
+            if repaired:
+                meta.notes.append(f"restored signed thinking before the tool calls of {repaired} turn(s)")
+                log.debug("request for %s: restored signed thinking for %d turn(s)", request.model, repaired)
+        return request
+
     def _fitting(self, request: Request, deployments: list[Deployment]) -> tuple[list[Deployment], MuxError | None]:
         """The deployments whose provider format can run what the client's format put in the request's
-        extensions (e.g. Anthropic server tools run on Anthropic only), and the reason for the first refusal."""
+        extensions (e.g. Anthropic server tools run on Anthropic only, unless the hosted-tools policy maps or drops
+        them), and the reason for the first refusal."""
         if not request.extensions:
             return deployments, None
         fitting: list[Deployment] = []
@@ -377,9 +421,7 @@ class Engine:
         for deployment in deployments:
             target = kind_of(deployment.provider.type).format
             try:
-                for fmt in request.extensions:
-                    if fmt in _FORMAT_NAMES:
-                        get_codec(fmt).check_target(request, target)
+                self._adapt(request, target)
             except MuxError as err:
                 refusal = refusal or err
                 continue
@@ -425,6 +467,8 @@ class Engine:
             answer = codec.parse_response(body, _seed())
         if total.cancelled_caught:
             raise UpstreamTimeout("total", timeouts.total or 0.0)
+        if request.tools:
+            self.thinking_cache.remember(codec.format.value, answer.parts, trio.current_time())
         return answer
 
     @asynccontextmanager
@@ -484,6 +528,8 @@ class Engine:
         timeouts = deployment.timeouts
         progress.attempt_usage = Usage()
         held: list[Event] = []  # Start/usage before the first content of this attempt
+        cache = self.thinking_cache
+        tracker = AnswerTracker(cache.max_bytes) if request.tools and cache.enabled else None
         with _total_deadline(timeouts.total) as total:
             first_deadline = trio.current_time() + timeouts.first_byte
             async with self._open(candidate, wire, codec, first_deadline) as response:
@@ -506,6 +552,8 @@ class Engine:
                         events = decoder.feed(chunk)
                         if events:
                             got_events = True
+                            if tracker is not None:
+                                tracker.add(events)
                             cost = await self._forward(events, cost, progress, held, send, watchdog)
                         pool.release(cost)
                         if got_events:
@@ -526,6 +574,8 @@ class Engine:
             raise UpstreamTimeout("total", timeouts.total or 0.0)
         if not progress.finished:
             raise StreamTruncated()
+        if tracker is not None:
+            self.thinking_cache.remember(codec.format.value, tracker.parts(), trio.current_time())
 
     async def _forward(
         self,

@@ -86,14 +86,17 @@ class Failure:
 
 @dataclass(slots=True)
 class StreamMeta:
-    """What the engine learned while serving: which provider and upstream model answered, and attempts made."""
+    """What the engine learned while serving: which provider and upstream model answered (and under which model
+    name of the route: the requested one or a fallback), attempts made, and warnings for the client."""
 
     provider: str = ""
     model: str = ""
+    route: str = ""  # the model name (the requested one or a fallback) whose route served
     attempts: int = 0
     failovers: int = 0
     continued: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # told to the client (a response header), e.g. dropped tools
 
 
 class EventStream:

@@ -25,7 +25,7 @@ import trio
 
 from muxtrio.codecs.base import PROTOCOL_HEADERS, Codec, Format, RequestHints, StreamEncoder, StreamInfo
 from muxtrio.codecs.registry import get_codec
-from muxtrio.config import Config
+from muxtrio.config import Config, ResponseModel
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ErrorKind, MuxError
@@ -121,11 +121,14 @@ class Generation:
         if error is not None:
             raise error
 
-    def _headers(self, content_type: str) -> Headers:
-        return [
+    def _headers(self, content_type: str, meta: StreamMeta | None = None) -> Headers:
+        headers: Headers = [
             (b"content-type", content_type.encode()),
             (b"x-request-id", self.log.request_id.encode()),
         ]
+        if meta is not None:
+            headers.extend(warning_headers(meta))
+        return headers
 
     async def _complete(self, request: Request, send: Send) -> None:
         meta = StreamMeta()
@@ -133,10 +136,11 @@ class Generation:
         self.log.ttfb = time.perf_counter() - self.log.start
         self.log.tokens_in, self.log.tokens_out = response.usage.input_tokens, response.usage.output_tokens
         self.log.provider = meta.provider or "-"
-        info = StreamInfo(self.response_id, response.model or request.model, int(time.time()), request)
+        model = shown_model(self.config, request, meta, response.model)
+        info = StreamInfo(self.response_id, model, int(time.time()), request)
         body = self.codec.emit_response(response, info)
         self.log.status = 200
-        await send_whole(send, 200, body, extra=self._headers("application/json")[1:])
+        await send_whole(send, 200, body, extra=self._headers("application/json", meta)[1:])
 
     async def _count(self, request: Request, send: Send) -> None:
         tokens, _exact = await self.engine.count_tokens(request)
@@ -152,11 +156,11 @@ class Generation:
         def new_encoder(model: str) -> StreamEncoder:
             return self.codec.new_encoder(StreamInfo(self.response_id, model, int(time.time()), request))
 
-        async def start(enc: StreamEncoder) -> None:
+        async def start(enc: StreamEncoder, meta: StreamMeta) -> None:
             nonlocal started
             started = True
             self.log.status = 200
-            headers = self._headers(enc.content_type)
+            headers = self._headers(enc.content_type, meta)
             if enc.content_type == "text/event-stream":
                 headers.append((b"cache-control", b"no-cache"))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -168,20 +172,20 @@ class Generation:
                         batch = await events.next_batch()
                     if idle.cancelled_caught:
                         if encoder is None:
-                            encoder = new_encoder(events.meta.model or request.model)
+                            encoder = new_encoder(shown_model(self.config, request, events.meta))
                         if encoder.keepalive is None:
                             continue
                         if not started:
-                            await start(encoder)
+                            await start(encoder, events.meta)
                         await send({"type": "http.response.body", "body": encoder.keepalive, "more_body": True})
                         continue
                     if batch is None:
                         break
                     if encoder is None:
-                        encoder = new_encoder(events.meta.model or request.model)
+                        encoder = new_encoder(shown_model(self.config, request, events.meta))
                     if not started:
                         self.log.ttfb = time.perf_counter() - self.log.start
-                        await start(encoder)
+                        await start(encoder, events.meta)
                     parts: list[bytes] = []
                     for event in batch:
                         parts.append(encoder.encode(event))
@@ -193,8 +197,8 @@ class Generation:
                         await send({"type": "http.response.body", "body": payload, "more_body": True})
                 self.log.provider = events.meta.provider or "-"
                 if encoder is None:
-                    encoder = new_encoder(events.meta.model or request.model)
-                    await start(encoder)
+                    encoder = new_encoder(shown_model(self.config, request, events.meta))
+                    await start(encoder, events.meta)
                 tail = encoder.finish()
         except MuxError as err:
             await self._fail(send, err, started, encoder)
@@ -215,6 +219,24 @@ class Generation:
             self.log.status = await send_error(send, self.codec, err, self.log.request_id)
             return
         await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
+
+
+def shown_model(config: Config, request: Request, meta: StreamMeta, upstream: str = "") -> str:
+    """The model name an answer carries (``response-model``). ``requested``: the client's own name while its route
+    serves (an alias stays the alias, so clients such as Claude Code do not see the model change under them), the
+    fallback's configured name once a fallback serves (the failover stays visible). ``upstream``: the provider's
+    name."""
+    if config.response_model is ResponseModel.UPSTREAM:
+        return upstream or meta.model or request.model
+    if not meta.route or meta.route == request.model:
+        return request.model
+    return meta.route
+
+
+def warning_headers(meta: StreamMeta) -> Headers:
+    """One ``x-muxtrio-warning`` header per thing the gateway left out of the client's request (e.g. a provider-run
+    tool the serving provider cannot run)."""
+    return [(b"x-muxtrio-warning", warning.encode("ascii", "replace")) for warning in meta.warnings]
 
 
 def protocol_headers(fmt: Format, scope: Scope) -> tuple[tuple[str, str], ...]:

@@ -57,7 +57,7 @@ from muxtrio.ir.events import Event, Finish, Start, UsageUpdate
 from muxtrio.ir.request import Message, Part, Request, Role, ToolCall, ToolResult
 from muxtrio.ir.response import Usage
 from muxtrio.server import auth
-from muxtrio.server.handlers import ID_PREFIX, RequestLog, internal_error, new_request_id
+from muxtrio.server.handlers import ID_PREFIX, RequestLog, internal_error, new_request_id, shown_model
 from muxtrio.server.http import Receive, Scope, Send
 from muxtrio.wire.ndjson import NDJSONDecoder
 from muxtrio.wire.sse import SSEDecoder
@@ -244,10 +244,10 @@ async def _generate(
             if observe is not None:
                 for event in batch:
                     observe(event)
-            frames = encoding.encode(batch, events.meta.model or request.model)
+            frames = encoding.encode(batch, shown_model(engine.config, request, events.meta))
             if frames:
                 await emit(frames)
-        frames = encoding.finish(events.meta.model or request.model)
+        frames = encoding.finish(shown_model(engine.config, request, events.meta))
         if frames:
             await emit(frames)
         return events.meta
@@ -477,7 +477,7 @@ class MuxConnection(_Connection):
                     "id": stream.id,
                     "usage": usage_to_json(usage),
                     "finish_reason": finish.reason.value if finish is not None else None,
-                    "model": meta.model or request.model,
+                    "model": shown_model(self.engine.config, request, meta),
                 }
                 await self.write(stream, orjson.dumps(done))
         except MuxError as err:

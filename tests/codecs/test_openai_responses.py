@@ -1024,11 +1024,15 @@ def test_invalid_requests(body: dict[str, Any], param: str) -> None:
     ("body", "param", "fragment"),
     [
         ({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]", "item_reference"),
-        ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type", "'web_search'"),
+        ({"model": "m", "input": "x", "tools": [{"type": "custom", "name": "patch"}]}, "tools[0].type", "'custom'"),
         (
-            {"model": "m", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": []}]},
-            "tools[0].type",
-            "file_search",
+            {
+                "model": "m",
+                "input": "x",
+                "tools": [{"type": "namespace", "name": "ns", "description": "d", "tools": [{"type": "custom"}]}],
+            },
+            "tools[0].tools[0].type",
+            "custom",
         ),
         ({"model": "m", "input": [{"type": "computer_call", "call_id": "c"}]}, "input[0].type", "computer_call"),
         ({"model": "m", "input": "x", "tool_choice": {"type": "web_search_preview"}}, "tool_choice.type", "web_search"),

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import trio
 
-from muxtrio.config import Config, Credential, ModelConfig, ProviderConfig, ProviderType, Timeouts
+from muxtrio.config import Config, Credential, HostedToolPolicy, ModelConfig, ProviderConfig, ProviderType, Timeouts
 from muxtrio.errors import ClientError
 from muxtrio.server import auth
 from tests.engine.fault_provider import FaultProvider
@@ -157,17 +157,34 @@ async def test_echo_model_streams_on_every_format() -> None:
     assert resp.json()["output"][0]["content"][0]["text"] == "one two three"
 
 
-async def test_anthropic_server_tools_are_refused_toward_another_format() -> None:
-    body = {
-        "model": "m",
-        "max_tokens": 20,
-        "messages": [{"role": "user", "content": "search the web"}],
-        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
-    }
+_SERVER_TOOL_BODY = {
+    "model": "m",
+    "max_tokens": 20,
+    "messages": [{"role": "user", "content": "search the web"}],
+    "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}],
+}
+
+
+async def test_anthropic_server_tools_are_refused_toward_another_format_with_hosted_tools_reject() -> None:
     fake = FaultProvider()
-    async with serving(fake_config({"m": "ok"}), {"fake": fake}) as base, httpx2.AsyncClient() as c:
-        r = await c.post(base + "/v1/messages", json=body, headers={"x-api-key": "gw-key"})
+    cfg = fake_config({"m": "ok"}, hosted_tools=HostedToolPolicy.REJECT)
+    async with serving(cfg, {"fake": fake}) as base, httpx2.AsyncClient() as c:
+        r = await c.post(base + "/v1/messages", json=_SERVER_TOOL_BODY, headers={"x-api-key": "gw-key"})
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "invalid_request_error"
     assert "web_search_20250305" in r.json()["error"]["message"]
     assert fake.seen == []  # refused before any upstream call
+
+
+@pytest.mark.parametrize("policy", [HostedToolPolicy.MAP, HostedToolPolicy.DROP])
+async def test_anthropic_server_tools_toward_chat_are_dropped_with_a_warning(policy: HostedToolPolicy) -> None:
+    """OpenAI Chat has no provider-run tools: the web search is left out, the client is told in a header."""
+    fake = FaultProvider()
+    cfg = fake_config({"m": "ok"}, hosted_tools=policy)
+    async with serving(cfg, {"fake": fake}) as base, httpx2.AsyncClient() as c:
+        r = await c.post(base + "/v1/messages", json=_SERVER_TOOL_BODY, headers={"x-api-key": "gw-key"})
+    assert r.status_code == 200
+    assert r.headers["x-muxtrio-warning"] == (
+        "provider-run tool 'web_search_20250305' dropped: a openai-chat provider cannot run it"
+    )
+    assert [s.body.get("tools") for s in fake.seen] == [None]
