@@ -57,7 +57,7 @@ ERRORS: dict[str, Any] = json.loads((TRANSCRIPTS / "errors.json").read_text(enco
 
 BEHAVIOURS = (
     "text", "think", "tool", "thinktool", "ratelimit", "ctxlimit", "hold", "cut", "endless", "keyed", "continue",
-    "midstream", "badrequest", "flaky", "down", "silent", "tools2",
+    "midstream", "badrequest", "flaky", "down", "silent", "tools2", "nstool",
 )  # fmt: skip
 CREATED = 1_700_000_000
 CREATED_AT = "2025-01-01T00:00:00.000000Z"
@@ -345,7 +345,7 @@ def _responses_items(steps: list[tuple[str, Any]], c: Ctx) -> list[dict[str, Any
         elif kind == "tool":
             items.append({"id": f"fc_fake{n}", "type": "function_call", "status": "completed",
                           "arguments": "".join(value["fragments"]), "call_id": c.call_id(value["n"]),
-                          "name": value["name"]})
+                          **_namespace_of(value), "name": value["name"]})
     return items
 
 
@@ -421,7 +421,7 @@ def responses_stream(steps: list[tuple[str, Any]], c: Ctx) -> list[Frame]:
             index = len(done)
             args = "".join(value["fragments"])
             item = {"id": f"fc_fake{index}", "type": "function_call", "status": "in_progress", "arguments": "",
-                    "call_id": c.call_id(value["n"]), "name": value["name"]}
+                    "call_id": c.call_id(value["n"]), **_namespace_of(value), "name": value["name"]}
             frames.append(event("response.output_item.added", output_index=index, item=dict(item)))
             for fragment in value["fragments"]:
                 frames.append(event("response.function_call_arguments.delta", item_id=item["id"],
@@ -981,7 +981,7 @@ class FakeProvider:
             return error_reply(family, "flaky")
         name = behaviour
         tool_result = tool_result_of(seen.api, seen.body)
-        if behaviour == "tool":
+        if behaviour in ("tool", "nstool"):
             name = "tool_answer" if tool_result is not None else "tool_call"
         elif behaviour == "tools2":
             name = "tool_answer" if tool_result is not None else "two_tool_calls"
@@ -997,6 +997,8 @@ class FakeProvider:
             steps = continuation(seen.api, seen.body, seen.api)
         else:
             steps = script(name, seen.api, tool_result or "")
+        if behaviour == "nstool":
+            steps = call_offered_tool(seen.api, seen.body, steps)
         stream_fn, whole_fn, content_type = _RENDER[seen.api]
         include_usage = bool(((seen.body or {}).get("stream_options") or {}).get("include_usage"))
         ctx = Ctx(seen.api, seen.model, include_usage=include_usage)
@@ -1035,6 +1037,9 @@ class FakeProvider:
             return Whole(400, dumps({"type": "error", "error": {"type": "invalid_request_error",
                                                                 "message": "anthropic-version: header is required"}}))
         body = seen.body if isinstance(seen.body, dict) else {}
+        refusal = anthropic_rule_violation(seen.headers, body)
+        if refusal is not None:
+            return Whole(400, dumps({"type": "error", "error": {"type": "invalid_request_error", "message": refusal}}))
         seen.model = str(body.get("model", ""))
         seen.stream = body.get("stream") is True
         if seen.path == "/v1/messages/count_tokens":
@@ -1069,6 +1074,66 @@ class FakeProvider:
         seen.model = str(body.get("model", ""))
         seen.stream = body.get("stream", True) is not False  # Ollama streams unless told not to
         return self._generate(seen, "ollama")
+
+
+# ------------------------------------------------------------------------- rules the real APIs enforce (cited)
+# tests/fixtures/transcripts/provider_rules.source.txt gives the documentation behind each rule.
+ANTHROPIC_BETA_FIELDS = {"context_management": "context-management-2025-06-27", "mcp_servers": "mcp-client-2025-04-04"}
+"""Anthropic body fields accepted only with their ``anthropic-beta`` header (without it: "Extra inputs are not
+permitted")."""
+
+
+def anthropic_rule_violation(headers: dict[str, str], body: dict[str, Any]) -> str | None:
+    """The 400 message Anthropic answers for a request breaking one of the rules the fakes enforce, else None."""
+    betas = {b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip()}
+    for field_name, beta in ANTHROPIC_BETA_FIELDS.items():
+        if field_name in body and beta not in betas:
+            return f"{field_name}: Extra inputs are not permitted"
+    thinking = body.get("thinking")
+    if not (isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")):
+        return None
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    ends_with_results = (
+        last.get("role") == "user"
+        and isinstance(last.get("content"), list)
+        and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in last["content"])
+    )
+    if not ends_with_results or len(messages) < 2:
+        return None
+    assistant = messages[-2]
+    blocks = assistant.get("content") if isinstance(assistant.get("content"), list) else []
+    first = blocks[0] if blocks and isinstance(blocks[0], dict) else {}
+    signed = (first.get("type") == "thinking" and first.get("signature")) or first.get("type") == "redacted_thinking"
+    if not signed:
+        return (
+            f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+            f"`{first.get('type')}`. When `thinking` is enabled, a final `assistant` message must start with a "
+            "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you "
+            "include thinking blocks from previous turns. To avoid this requirement, disable `thinking`."
+        )
+    return None
+
+
+def _namespace_of(value: dict[str, Any]) -> dict[str, Any]:
+    return {"namespace": value["namespace"]} if value.get("namespace") else {}
+
+
+def call_offered_tool(api: str, body: Any, steps: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``nstool``: the call goes to the tool the request offers whose name ends with ``get_weather`` (a namespace
+    member flattened by the gateway), under that name; a Responses request's namespace member is called as the
+    Responses API calls it: its own ``name`` plus the ``namespace``."""
+    name, namespace = "get_weather", None
+    for tool in (body or {}).get("tools") or []:
+        members = tool.get("tools") or [] if tool.get("type") == "namespace" else []
+        if api == "responses" and any(t.get("name") == "get_weather" for t in members):
+            namespace = tool.get("name")
+        candidates = [tool.get("name"), (tool.get("function") or {}).get("name")]
+        candidates += [d.get("name") for d in tool.get("functionDeclarations") or []]
+        for candidate in candidates:
+            if isinstance(candidate, str) and candidate.endswith("get_weather"):
+                name = candidate
+    return [(k, {**v, "name": name, "namespace": namespace} if k == "tool" else v) for k, v in steps]
 
 
 def _broken_body(steps: list[tuple[str, Any]]) -> list[Frame]:
