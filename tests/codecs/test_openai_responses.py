@@ -17,7 +17,7 @@ from openai.types.responses import InputTokenCountResponse, ResponseStreamEvent
 from openai.types.responses import Response as SDKResponse
 from pydantic import TypeAdapter
 
-from muxtrio.codecs.base import Format, RequestHints, StreamInfo, Target
+from muxtrio.codecs.base import Format, HostedToolPolicy, RequestHints, StreamInfo, Target
 from muxtrio.codecs.openai_responses import CODEC, EXT, ResponsesStreamDecoder
 from muxtrio.errors import ClientError, CodecError, ErrorKind, StreamTruncated, UpstreamError
 from muxtrio.ir import (
@@ -26,6 +26,8 @@ from muxtrio.ir import (
     File,
     Finish,
     FinishReason,
+    HostedTool,
+    HostedToolKind,
     Image,
     Message,
     Reasoning,
@@ -1518,3 +1520,102 @@ def test_emit_error(
 def test_codec_identity() -> None:
     assert CODEC.format is Format.OPENAI_RESPONSES
     assert EXT == "openai-responses"
+
+
+# ------------------------------------------------------------------------------------------------ namespace tools
+NAMESPACE_TOOLS: list[dict[str, Any]] = [
+    {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}, "strict": False},
+    {
+        "type": "namespace",
+        "name": "multi_agent_v1",
+        "description": "Sub-agents.",
+        "tools": [
+            {"type": "function", "name": "spawn_agent", "description": "Start one.", "strict": False,
+             "parameters": {"type": "object", "properties": {"task": {"type": "string"}}}},
+        ],
+    },
+    {"type": "web_search", "external_web_access": False},
+]
+
+
+def test_namespace_members_are_flattened_with_the_namespace_description() -> None:
+    request = parse({"model": "m", "input": "x", "tools": NAMESPACE_TOOLS})
+    assert [(t.name, t.description) for t in request.tools] == [
+        ("shell", None),
+        ("multi_agent_v1__spawn_agent", "Sub-agents.\n\nStart one."),
+    ]
+    assert request.hosted_tools == ()  # the web search stays the client's own until a target is known
+
+
+def test_namespace_tools_go_back_to_a_responses_provider_as_sent() -> None:
+    request = parse({"model": "m", "input": "x", "tools": NAMESPACE_TOOLS})
+    assert emitted_body(request)["tools"] == NAMESPACE_TOOLS
+
+
+def test_namespaced_history_items_round_trip() -> None:
+    history = [
+        {"role": "user", "content": "x"},
+        {"type": "function_call", "call_id": "c1", "namespace": "multi_agent_v1", "name": "spawn_agent",
+         "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+    ]
+    request = parse({"model": "m", "input": history, "tools": NAMESPACE_TOOLS})
+    call = request.messages[1].parts[0]
+    assert call == ToolCall("c1", "multi_agent_v1__spawn_agent", "{}")
+    sent = [i for i in emitted_body(request)["input"] if i["type"] == "function_call"]
+    assert sent == [{"type": "function_call", "call_id": "c1", "namespace": "multi_agent_v1", "name": "spawn_agent",
+                     "arguments": "{}"}]
+
+
+def test_calls_of_namespace_members_are_shown_in_their_namespace() -> None:
+    request = parse({"model": "m", "input": "x", "tools": NAMESPACE_TOOLS})
+    answer = Response("resp_mux123", "gpt-5", (ToolCall("c1", "multi_agent_v1__spawn_agent", "{}"),),
+                      FinishReason.TOOL_CALLS, Usage(5, 1))
+    whole = SDKResponse.model_validate_json(CODEC.emit_response(answer, _info(request)))
+    assert [(o.namespace, o.name) for o in whole.output if o.type == "function_call"] == [
+        ("multi_agent_v1", "spawn_agent")
+    ]
+    events = [Start("resp_mux123", "gpt-5"), ToolCallStart(0, "c1", "multi_agent_v1__spawn_agent"),
+              ToolCallDelta(0, "{}"), ToolCallEnd(0), Finish(FinishReason.TOOL_CALLS)]
+    streamed = [STREAM_EVENT.validate_json(e.data) for e in SSEDecoder().feed(encode_stream(events, request))]
+    done = [e.item for e in streamed if e.type == "response.output_item.done"]
+    assert [(i.namespace, i.name) for i in done] == [("multi_agent_v1", "spawn_agent")]
+
+
+def test_a_responses_provider_namespaced_call_reads_as_the_flattened_name() -> None:
+    item = {"type": "function_call", "id": "fc_1", "call_id": "c1", "namespace": "multi_agent_v1",
+            "name": "spawn_agent", "arguments": "{}", "status": "completed"}
+    body = {"id": "resp_1", "object": "response", "status": "completed", "model": "gpt-5", "output": [item],
+            "usage": {"input_tokens": 1, "output_tokens": 1}}
+    answer = CODEC.parse_response(orjson.dumps(body), "seed")
+    assert answer.parts == (ToolCall("c1", "multi_agent_v1__spawn_agent", "{}"),)
+
+
+@pytest.mark.parametrize(
+    ("target", "policy", "hosted", "dropped"),
+    [
+        (Format.ANTHROPIC, HostedToolPolicy.MAP, (HostedTool(HostedToolKind.WEB_SEARCH),), ()),
+        (Format.GEMINI, HostedToolPolicy.MAP, (HostedTool(HostedToolKind.WEB_SEARCH),), ()),
+        (Format.OPENAI_CHAT, HostedToolPolicy.MAP, (), ("web_search",)),
+        (Format.ANTHROPIC, HostedToolPolicy.DROP, (), ("web_search",)),
+    ],
+)
+def test_hosted_tools_toward_other_formats(
+    target: Format, policy: HostedToolPolicy, hosted: tuple[HostedTool, ...], dropped: tuple[str, ...]
+) -> None:
+    request = parse({"model": "m", "input": "x", "tools": NAMESPACE_TOOLS})
+    adaptation = CODEC.adapt_to_target(request, target, policy)
+    assert (adaptation.request.hosted_tools, adaptation.dropped) == (hosted, dropped)
+
+
+def test_hosted_tools_reject_refuses_what_cannot_be_translated() -> None:
+    request = parse({"model": "m", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["v"]}]})
+    with pytest.raises(CodecError) as info:
+        CODEC.adapt_to_target(request, Format.ANTHROPIC, HostedToolPolicy.REJECT)
+    assert info.value.kind is ErrorKind.UNSUPPORTED and "file_search" in info.value.message
+
+
+def test_client_protocol_headers_reach_a_responses_provider_only() -> None:
+    request = parse({"model": "m", "input": "x"}, RequestHints(headers=(("openai-beta", "responses=experimental"),)))
+    wire = CODEC.emit_request(request, Target("gpt-5", "sk-x", stream=False))
+    assert ("openai-beta", "responses=experimental") in wire.headers

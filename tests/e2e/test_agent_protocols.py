@@ -17,8 +17,8 @@ import json
 from typing import Any
 
 import anthropic
-from anthropic._constants import ANTHROPIC_API_VERSION
 import pytest
+from anthropic._constants import ANTHROPIC_API_VERSION
 
 from muxtrio.config import HostedToolPolicy, ResponseModel
 from tests.e2e import clients
@@ -40,7 +40,8 @@ CODEX_TOOLS: list[dict[str, Any]] = [
     },
     {"type": "web_search", "external_web_access": False},
 ]
-GEMINI_RESULT = json.dumps({"result": "sunny"}, separators=(",", ":"))  # how the gateway renders a Gemini functionResponse
+# The gateway renders a Gemini functionResponse object as compact JSON text.
+GEMINI_RESULT = json.dumps({"result": "sunny"}, separators=(",", ":"))
 CONTEXT_BETA = "context-management-2025-06-27"
 CONTEXT_MANAGEMENT = {"edits": [{"type": "clear_tool_uses_20250919"}]}
 
