@@ -53,7 +53,10 @@ Invariants and decisions
   URL is sent as ``fileData`` (Gemini fetches Google-hosted URIs; it may reject others); Gemini-only request fields
   (``safetySettings``, ``cachedContent``, built-in tools such as ``googleSearch``, ``allowedFunctionNames``, mode
   ``VALIDATED``, ``thinkingLevel``, other ``generationConfig`` keys) are kept in ``request.extensions["gemini"]``
-  and only this codec sends them on.
+  and only this codec sends them on. Toward another format (:func:`adapt_gemini_request`, ``hosted-tools`` policy)
+  ``googleSearch`` becomes the neutral web-search hosted tool and the other built-ins are dropped with a warning;
+  a neutral web search from another client format is sent as ``{"googleSearch": {}}``.
+- The client's ``x-goog-api-client`` header is forwarded to a Gemini provider (``client_protocol_headers``).
 """
 
 from __future__ import annotations

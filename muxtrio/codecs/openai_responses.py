@@ -20,8 +20,20 @@ Invariants
   muxtrio's own and never go to a provider.
 - The decoder raises ``UpstreamError`` for ``error`` / ``response.failed`` events, ``CodecError`` for malformed
   bytes or oversized events, and ``StreamTruncated`` from ``flush()`` when no terminal event came.
-- A field the target cannot express raises ``CodecError(kind=UNSUPPORTED)`` naming it (built-in tools,
-  ``item_reference``, ``stop`` sequences, ``n > 1``, ``background``, ``conversation``, ``prompt`` templates).
+- A field the target cannot express raises ``CodecError(kind=UNSUPPORTED)`` naming it (``custom`` tools,
+  built-in tool call items in the input, ``item_reference``, ``stop`` sequences, ``n > 1``, ``background``,
+  ``conversation``, ``prompt`` templates).
+- ``namespace`` tools (Codex CLI's tool groups): each member becomes an IR function named
+  ``<namespace>__<name>`` (:func:`muxtrio.ir.tools.namespaced_tool_name`; the namespace's description leads the
+  member's), and the client's tool list is kept as ``extensions["openai-responses"]["tool_layout"]``. Calls of a
+  member are shown to the client as the Responses API shows them (``function_call`` with the member's ``name`` and
+  its ``namespace``); history items with a ``namespace`` read back to the flattened name. Toward a Responses
+  provider the layout is sent back as the client sent it, and a provider's namespaced call reads as the flattened
+  name.
+- Provider-run tools (``web_search``, ``file_search``, ``code_interpreter``, ``mcp``...) go to a Responses provider
+  as sent; toward another format ``adapt_to_target`` applies the ``hosted-tools`` policy (a web search becomes the
+  neutral hosted tool, others are dropped with a warning). The client's ``OpenAI-Beta`` header reaches a Responses
+  provider.
 
 Deliberate losses (documented, not silent for anything a client relies on)
 - Sampling hints the Responses API has no field for (``top_k``, ``seed``, frequency/presence penalties) are not
