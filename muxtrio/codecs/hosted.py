@@ -47,7 +47,8 @@ def translate_hosted(
             continue
         if policy is HostedToolPolicy.REJECT:
             raise CodecError(
-                f"a {target.value} provider cannot run the provider-side tool {label!r} (hosted-tools: reject)",
+                f"the serving provider ({target.value} format) cannot run the provider-run tool {label!r} "
+                "(hosted-tools: reject)",
                 kind=ErrorKind.UNSUPPORTED,
                 param="tools",
             )

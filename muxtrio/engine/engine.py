@@ -282,6 +282,7 @@ class Engine:
         max_wait = self.config.max_retry_interval
         last_error: MuxError | None = None
         original_error: MuxError | None = None  # the cut that a continuation is repairing
+        restore = True  # put signed thinking the client dropped back from the thinking cache
         for model in self.router.chain(request.model):
             deployments, unfit = self._fitting(request, self.router.resolve(model))
             if not deployments:
@@ -313,12 +314,12 @@ class Engine:
                 meta.provider = candidate.deployment.provider.name
                 meta.model = candidate.deployment.upstream_model
                 meta.route = model
-                req = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta)
+                req = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta, restore)
                 if progress.emitted:
                     built = self._continuation(request, progress)
                     if built is None:
                         raise original_error or last_error or StreamTruncated()
-                    req = self._prepare(built, kind_of(candidate.deployment.provider.type).format, meta)
+                    req = self._prepare(built, kind_of(candidate.deployment.provider.type).format, meta, restore)
                 candidate.pool.begin(candidate.credential)
                 try:
                     await attempt(candidate, replace(req, model=candidate.deployment.upstream_model))
@@ -344,6 +345,7 @@ class Engine:
                         if _rejects_signatures(err) and has_signatures(request):
                             # The history carries another provider's signatures: retry once without them.
                             request = without_signatures(request)
+                            restore = False  # and do not put cached signatures back either
                             meta.notes.append("retried without reasoning signatures the provider rejected")
                             continue
                         raise
@@ -390,20 +392,20 @@ class Engine:
                 get_codec(fmt).check_target(request, target)
         return request, dropped, ignored
 
-    def _prepare(self, request: Request, target: Format, meta: StreamMeta) -> Request:
+    def _prepare(self, request: Request, target: Format, meta: StreamMeta, restore: bool) -> Request:
         """The request one attempt sends: adapted to the provider's format (dropped tools become a warning for the
         client and a log line, ignored fields a DEBUG line), with signed thinking the client dropped restored from
         the thinking cache where this gateway saw it (docs/resilience.md)."""
         request, dropped, ignored = self._adapt(request, target)
         for label in dropped:
-            warning = f"provider-run tool {label!r} dropped: a {target.value} provider cannot run it"
+            warning = f"provider-run tool {label!r} dropped: the serving provider ({target.value} format) cannot run it"
             if warning not in meta.warnings:
                 meta.warnings.append(warning)
                 log.info("request for %s: %s (hosted-tools: %s)", request.model, warning, self.config.hosted_tools)
         if ignored:
             log.debug("request for %s: fields a %s provider has no equivalent for, not sent: %s",
                       request.model, target.value, ", ".join(ignored))  # fmt: skip
-        if self.thinking_cache.enabled:
+        if restore and self.thinking_cache.enabled:
             request, repaired = self.thinking_cache.restore(request, target.value, trio.current_time())
             if repaired:
                 meta.notes.append(f"restored signed thinking before the tool calls of {repaired} turn(s)")

@@ -114,7 +114,7 @@ async def test_codex_namespace_tool_round_trip(stack: Stack, upstream: str, stre
     else:
         target = "openai-chat" if upstream == "openai" else "ollama"
         assert headers["x-muxtrio-warning"] == (
-            f"provider-run tool 'web_search' dropped: a {target} provider cannot run it"
+            f"provider-run tool 'web_search' dropped: the serving provider ({target} format) cannot run it"
         )
 
     # Turn 2, as Codex sends it: the call item back verbatim (namespace and all) and its output.

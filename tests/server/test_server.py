@@ -185,6 +185,6 @@ async def test_anthropic_server_tools_toward_chat_are_dropped_with_a_warning(pol
         r = await c.post(base + "/v1/messages", json=_SERVER_TOOL_BODY, headers={"x-api-key": "gw-key"})
     assert r.status_code == 200
     assert r.headers["x-muxtrio-warning"] == (
-        "provider-run tool 'web_search_20250305' dropped: a openai-chat provider cannot run it"
+        "provider-run tool 'web_search_20250305' dropped: the serving provider (openai-chat format) cannot run it"
     )
     assert [s.body.get("tools") for s in fake.seen] == [None]
