@@ -60,8 +60,13 @@ Anthropic-only extras ride in ``request.extensions["anthropic"]`` (only this cod
 ``opaque_blocks`` ([{message, part, block}]: content blocks the IR cannot hold, e.g. ``server_tool_use`` or an image
 by file id, re-inserted before IR part ``part`` of IR message ``message``), ``cache_control`` ([{system|tool|message,
 part, value}]), ``top_cache_control``, ``thinking`` and ``output_config`` (raw), ``extra_body`` (unknown top-level
-keys, forwarded to Anthropic only). :func:`require_anthropic_target` tells the engine when a request cannot go
-anywhere else (server tools or opaque blocks).
+keys, forwarded to Anthropic only), ``client_headers`` (the client's ``anthropic-beta`` / ``anthropic-version``,
+sent to an Anthropic provider: beta body fields such as ``context_management`` are refused without their beta
+header). Toward another format :func:`adapt_anthropic_request` applies the ``hosted-tools`` policy (``web_search_*``
+becomes the neutral web-search tool; other server tools and opaque blocks are dropped with a warning, or refused
+under ``reject``) and reports ``extra_body`` keys as ignored; :func:`require_anthropic_target` then refuses what is
+left that only Anthropic can run. A neutral web search from another client format is sent as the
+``web_search_20250305`` server tool.
 """
 
 from __future__ import annotations
