@@ -1755,7 +1755,7 @@ class VertexCodec(GeminiCodec):
         contents, context = _contents_and_context(request)
         body: JSONObject = {"contents": list(contents), **context}
         path = f"{self._resource(target.model)}:countTokens"
-        return WireRequest("POST", path, _headers(target), jsonutil.dumps(body))
+        return WireRequest("POST", path, _headers(target, request), jsonutil.dumps(body))
 
 
 CODEC = GeminiCodec()
