@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import json
 import math
 import os
 import re
@@ -62,7 +63,10 @@ __all__ = [
     "Credential",
     "HostedToolPolicy",
     "ModelConfig",
+    "ModelRuleConfig",
     "PartialTimeouts",
+    "PayloadMatch",
+    "PayloadRuleConfig",
     "ProviderConfig",
     "ProviderType",
     "ResponseModel",
@@ -636,6 +640,65 @@ class LoggingConfig:
     request_log_body_bytes: int = attrs.field(default=1 * MiB, validator=_int_at_least(0))
 
 
+PROTOCOL_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "openai": "openai-chat", "openai-chat": "openai-chat", "openai-response": "openai-responses",
+        "openai-responses": "openai-responses", "codex": "openai-responses", "claude": "anthropic",
+        "anthropic": "anthropic", "gemini": "gemini", "gemini-cli": "gemini", "antigravity": "gemini",
+        "aistudio": "gemini", "vertex": "gemini", "vertex-compat": "gemini", "ollama": "ollama",
+    }
+)  # fmt: skip
+"""``protocol`` names in ``payload`` and ``model-rules`` entries (llm-mux's translator format names and muxtrio's
+own format names, case-insensitive) -> the provider wire format they mean."""
+
+SAMPLING_FIELD_NAMES: Final = frozenset(
+    {"temperature", "top_p", "top_k", "frequency_penalty", "presence_penalty", "seed"}
+)
+"""Sampling fields a model rule may name (the same set as ``codecs.model_rules.SAMPLING_FIELDS``; a test keeps them
+equal: this module does not import the codecs)."""
+
+
+@attrs.frozen
+class PayloadMatch:
+    """One ``models`` entry of a payload rule: a model name pattern (``*`` wildcards) and, optionally, the provider
+    wire format (``openai-chat``, ``openai-responses``, ``anthropic``, ``gemini``, ``ollama``) it is limited to."""
+
+    name: str = attrs.field(validator=_non_empty_str)
+    protocol: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+
+
+@attrs.frozen
+class PayloadRuleConfig:
+    """One llm-mux payload rule. ``params``: (dot path, value as JSON text) pairs in config order; JSON text keeps the
+    config hashable and picklable whatever the value's shape."""
+
+    models: tuple[PayloadMatch, ...] = attrs.field(validator=_tuple_of(PayloadMatch, "a PayloadMatch"))
+    params: tuple[tuple[str, str], ...] = ()
+
+
+@attrs.frozen
+class ModelRuleConfig:
+    """An operator's model rule (``model-rules:``), tried before the built-in table of ``codecs/model_rules.py``.
+    Field meanings are those of ``codecs.model_rules.ModelRule``; ``protocol`` limits it to one provider format."""
+
+    models: tuple[str, ...] = attrs.field(validator=_tuple_of(str, "a non-empty pattern"))
+    protocol: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+    drop: tuple[str, ...] = ()
+    drop_with_reasoning: tuple[str, ...] = ()
+    reasoning_by_default: bool = attrs.field(default=False, validator=_bool)
+    one_of: tuple[str, ...] = ()
+    output_limit_field: str | None = None
+    thinking_budget_min: int | None = attrs.field(default=None, validator=_optional(_int_at_least(0)))
+    thinking_budget_max: int | None = attrs.field(default=None, validator=_optional(_int_at_least(1)))
+    thinking_off: bool = attrs.field(default=True, validator=_bool)
+    source: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        low, high = self.thinking_budget_min, self.thinking_budget_max
+        if low is not None and high is not None and low > high:
+            raise _InvalidField(("thinking_budget_min",), f"{low} is above thinking-budget-max {high}")
+
+
 @attrs.frozen
 class Config:
     """The whole gateway configuration. Build it in code, or with :func:`load_config` / :func:`parse_config`.
@@ -679,6 +742,15 @@ class Config:
     thinking_cache_entries: int = attrs.field(default=4096, validator=_int_at_least(0))
     thinking_cache_bytes: int = attrs.field(default=32 * MiB, validator=_int_at_least(0))
     thinking_cache_ttl: float = attrs.field(default=3600.0, validator=_number(positive=True))
+    payload_default: tuple[PayloadRuleConfig, ...] = attrs.field(
+        default=(), validator=_tuple_of(PayloadRuleConfig, "a PayloadRuleConfig")
+    )
+    payload_override: tuple[PayloadRuleConfig, ...] = attrs.field(
+        default=(), validator=_tuple_of(PayloadRuleConfig, "a PayloadRuleConfig")
+    )
+    model_rules: tuple[ModelRuleConfig, ...] = attrs.field(
+        default=(), validator=_tuple_of(ModelRuleConfig, "a ModelRuleConfig")
+    )
     source: str | None = attrs.field(default=None, eq=False)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     legacy_mappings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -786,7 +858,7 @@ _TOP_KEYS: Final = (
     "proxy-url", "tls", "providers", "fallbacks", "aliases", "routing", "timeouts", "stream-buffer-bytes",
     "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "circuit-breaker", "workers",
     "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file", "request-log", "hosted-tools",
-    "response-model", "thinking-cache",
+    "response-model", "thinking-cache", "payload", "model-rules",
 )  # fmt: skip
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
@@ -805,13 +877,22 @@ _ROUTING_KEYS: Final = ("strategy", "aliases", "fallbacks")
 _BREAKER_KEYS: Final = ("failures", "open-seconds")
 _THINKING_CACHE_KEYS: Final = ("entries", "max-size", "ttl")
 _API_KEY_ENTRY_KEYS: Final = ("key", "api-key", "proxy-url")
+_PAYLOAD_KEYS: Final = ("default", "override")
+_LLM_MUX_IGNORED_PAYLOAD: Final = frozenset({"default-raw", "override-raw", "filter"})
+_PAYLOAD_RULE_KEYS: Final = ("models", "params")
+_PAYLOAD_MODEL_KEYS: Final = ("name", "protocol")
+_MODEL_RULE_KEYS: Final = (
+    "models", "protocol", "drop", "drop-with-reasoning", "reasoning-by-default", "one-of", "output-limit-field",
+    "thinking-budget-min", "thinking-budget-max", "thinking-off", "source",
+)  # fmt: skip
+_OUTPUT_LIMIT_FIELDS: Final = ("max_tokens", "max_completion_tokens")
 
 # llm-mux settings that muxtrio has no use for: a warning says so, rather than "unknown key".
 _LLM_MUX_IGNORED: Final = frozenset(
     {
         "auth-dir", "remote-management", "usage-statistics-enabled",
         "usage-persistence", "disable-cooling", "quota-exceeded", "quota-window", "ws-auth",
-        "show-provider-prefixes", "use-canonical-translator", "ampcode", "oauth-excluded-models", "payload", "auth",
+        "show-provider-prefixes", "use-canonical-translator", "ampcode", "oauth-excluded-models", "auth",
         "max-response-size",
     }
 )  # fmt: skip
@@ -1025,7 +1106,113 @@ class _Reader:
         if "providers" in top or providers:
             self._put(out, (), "providers", providers, "providers")
         self._read_observability(top, out)
+        self._read_payload(top, out)
+        if "model-rules" in top:
+            rules = self._list(top["model-rules"], "model-rules", "model rules")
+            parsed = [self._model_rule(rule, f"model-rules[{i}]", ("model_rules", i)) for i, rule in enumerate(rules)]
+            self._put(out, (), "model_rules", parsed, "model-rules")
         return out
+
+    def _protocol(self, raw: object, ypath: str) -> str | None:
+        if self._blank(raw):
+            return None
+        name = raw.strip().lower() if isinstance(raw, str) else None
+        if name is None or name not in PROTOCOL_NAMES:
+            raise ConfigError(ypath, f"expected one of {', '.join(sorted(PROTOCOL_NAMES))}, got {_show(raw)}")
+        return PROTOCOL_NAMES[name]
+
+    def _patterns(self, raw: object, ypath: str) -> list[str]:
+        items = [raw] if isinstance(raw, str) else self._list(raw, ypath, "model name patterns")
+        for index, item in enumerate(items):
+            if not isinstance(item, str) or not item.strip():
+                raise ConfigError(f"{ypath}[{index}]", f"expected a model name pattern, got {_show(item)}")
+        if not items:
+            raise ConfigError(ypath, "expected at least one model name pattern")
+        return [str(item).strip() for item in items]
+
+    def _read_payload(self, top: Mapping[str, object], out: dict[str, object]) -> None:
+        payload = self._mapping(top.get("payload"), "payload")
+        self._check_keys(payload, "payload", _PAYLOAD_KEYS, _LLM_MUX_IGNORED_PAYLOAD)
+        for key in _PAYLOAD_KEYS:
+            ypath = f"payload.{key}"
+            rules = self._list(payload.get(key), ypath, "payload rules")
+            if rules:
+                field = f"payload_{key}"
+                parsed = [self._payload_rule(rule, f"{ypath}[{i}]", (field, i)) for i, rule in enumerate(rules)]
+                self._put(out, (), field, parsed, ypath)
+
+    def _payload_rule(self, raw: object, ypath: str, npath: KeyPath) -> dict[str, object]:
+        rule = self._mapping(raw, ypath)
+        self._check_keys(rule, ypath, _PAYLOAD_RULE_KEYS)
+        self.origin[npath] = ypath
+        models: list[dict[str, object]] = []
+        entries = self._list(rule.get("models"), f"{ypath}.models", "{name, protocol} entries")
+        if not entries:
+            raise ConfigError(f"{ypath}.models", "required: at least one {name, protocol} entry")
+        for index, entry in enumerate(entries):
+            where = f"{ypath}.models[{index}]"
+            if isinstance(entry, str):
+                entry = {"name": entry}
+            mapping = self._mapping(entry, where)
+            self._check_keys(mapping, where, _PAYLOAD_MODEL_KEYS)
+            name = mapping.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"{where}.name", f"expected a model name pattern, got {_show(name)}")
+            models.append(
+                {"name": name.strip(), "protocol": self._protocol(mapping.get("protocol"), f"{where}.protocol")}
+            )
+        params: list[tuple[str, str]] = []
+        for path, value in self._mapping(rule.get("params"), f"{ypath}.params").items():
+            where = _format_path((str(path),), f"{ypath}.params")
+            if (
+                not isinstance(path, str)
+                or not path.strip()
+                or any(not s for s in re.split(r"(?<!\\)\.", path.strip()))
+            ):
+                raise ConfigError(
+                    where,
+                    f"expected a dot path such as generationConfig.thinkingConfig.thinkingBudget, got {_show(path)}",
+                )
+            try:
+                text = json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise ConfigError(where, f"expected a JSON value, got {_show(value)}") from None
+            params.append((path.strip(), text))
+        if not params:
+            raise ConfigError(f"{ypath}.params", "required: at least one path: value")
+        return {"models": models, "params": tuple(params)}
+
+    def _model_rule(self, raw: object, ypath: str, npath: KeyPath) -> dict[str, object]:
+        rule = self._mapping(raw, ypath)
+        self._check_keys(rule, ypath, _MODEL_RULE_KEYS)
+        self.origin[npath] = ypath
+        out: dict[str, object] = {"models": tuple(self._patterns(rule.get("models"), f"{ypath}.models"))}
+        out["protocol"] = self._protocol(rule.get("protocol"), f"{ypath}.protocol")
+        for key in ("drop", "drop-with-reasoning", "one-of"):
+            if key not in rule:
+                continue
+            where = f"{ypath}.{key}"
+            names = self._list(rule[key], where, "sampling field names")
+            for index, name in enumerate(names):
+                if name not in SAMPLING_FIELD_NAMES:
+                    raise ConfigError(
+                        f"{where}[{index}]",
+                        f"expected one of {', '.join(sorted(SAMPLING_FIELD_NAMES))}, got {_show(name)}",
+                    )
+            self._put(out, npath, key.replace("-", "_"), tuple(str(n) for n in names), where)
+        limit = rule.get("output-limit-field")
+        if not self._blank(limit):
+            if limit not in _OUTPUT_LIMIT_FIELDS:
+                raise ConfigError(
+                    f"{ypath}.output-limit-field",
+                    f"expected one of {', '.join(_OUTPUT_LIMIT_FIELDS)}, got {_show(limit)}",
+                )
+            self._put(out, npath, "output_limit_field", limit, f"{ypath}.output-limit-field")
+        for key in ("reasoning-by-default", "thinking-budget-min", "thinking-budget-max", "thinking-off", "source"):
+            if rule.get(key) is not None:
+                self._put(out, npath, key.replace("-", "_"), rule[key], f"{ypath}.{key}")
+        return out
+
 
     def _read_observability(self, top: Mapping[str, object], out: dict[str, object]) -> None:
         """``usage:``, ``metrics:``, ``logging:`` and llm-mux's top-level ``log-format``, ``logging-to-file`` and

@@ -314,7 +314,6 @@ def test_llm_mux_generated_default_config_parses_with_warnings_only() -> None:
         "quota-exceeded",
         "ws-auth",
         "ampcode",
-        "payload",
         "use-canonical-translator",
     ]
 

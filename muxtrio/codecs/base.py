@@ -156,11 +156,16 @@ class StreamInfo:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a request goes: the upstream model name, the credential, and whether to ask for a stream."""
+    """Where a request goes: the upstream model name, the credential, and whether to ask for a stream.
+
+    ``max_tokens_field``: the wire name of the output-token limit where a format has a choice (OpenAI Chat:
+    ``max_completion_tokens`` for reasoning models), from the model's rule (``codecs/model_rules.py``); None leaves
+    the codec's own choice."""
 
     model: str
     api_key: str | None
     stream: bool
+    max_tokens_field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ Invariants:
 ``request.extensions["openai-chat"]`` (written by ``parse_request``, read by this codec only):
     ``endpoint``          "completions" for the legacy dialect.
     ``reasoning_effort``  the client's raw value when the IR cannot say it exactly ("max" -> XHIGH, "none").
-    ``max_tokens_field``  "max_completion_tokens" when the client used it (o-series models reject ``max_tokens``).
+    ``max_tokens_field``  "max_completion_tokens" when the client used it (o-series models reject ``max_tokens``);
+                          ``Target.max_tokens_field`` (the model's rule, ``codecs/model_rules.py``) takes precedence.
     ``passthrough``       OpenAI-only fields (``_PASSTHROUGH_FIELDS``) re-sent verbatim to OpenAI-compatible upstreams;
                           ``check_target`` refuses a non-empty ``logit_bias`` toward other provider formats.
 
@@ -1170,7 +1171,9 @@ def _reasoning_effort(request: Request, extension: Mapping[str, Any]) -> str | N
     return EFFORT_TO_OPENAI[effort]
 
 
-def _sampling_json(body: dict[str, Any], sampling: Sampling, extension: Mapping[str, Any]) -> None:
+def _sampling_json(
+    body: dict[str, Any], sampling: Sampling, extension: Mapping[str, Any], max_tokens_field: str | None
+) -> None:
     if sampling.n is not None and sampling.n > 1:
         raise CodecError(
             "muxtrio answers with one choice; n > 1 is not supported", kind=ErrorKind.UNSUPPORTED, param="n"
@@ -1187,7 +1190,7 @@ def _sampling_json(body: dict[str, Any], sampling: Sampling, extension: Mapping[
         if value is not None:
             body[key] = value
     if sampling.max_tokens is not None:
-        field = extension.get("max_tokens_field")
+        field = max_tokens_field or extension.get("max_tokens_field")
         body[field if field == "max_completion_tokens" else "max_tokens"] = sampling.max_tokens
     if sampling.stop:
         body["stop"] = list(sampling.stop)
@@ -1207,7 +1210,7 @@ def _request_body(request: Request, target: Target) -> dict[str, Any]:
             body["parallel_tool_calls"] = request.parallel_tool_calls
     if request.tool_choice is not None:
         body["tool_choice"] = _tool_choice_json(request.tool_choice)
-    _sampling_json(body, request.sampling, extension)
+    _sampling_json(body, request.sampling, extension, target.max_tokens_field)
     effort = _reasoning_effort(request, extension)
     if effort is not None:
         body["reasoning_effort"] = effort

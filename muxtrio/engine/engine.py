@@ -23,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -36,8 +37,10 @@ import httpx2
 import trio
 
 from muxtrio.codecs.base import Codec, Format, Target, WireRequest
+from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
+from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
 from muxtrio.codecs.registry import get_codec, provider_codec
-from muxtrio.config import Config, ProviderConfig, ProviderType, config_secrets
+from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, ProviderType, config_secrets
 from muxtrio.engine.pool import CredentialPool, CredentialState
 from muxtrio.engine.retry import Action, Verdict, backoff, classify
 from muxtrio.engine.routing import Deployment, Router
@@ -114,6 +117,11 @@ class Engine:
         self.router = Router(config)
         # Upstream error text loses every configured secret and key-shaped token before anyone sees it.
         self.scrubber = Scrubber(config_secrets(config))
+        self.model_rules = ModelRules(model_rule_of(rule, index) for index, rule in enumerate(config.model_rules))
+        self.payload_rules = PayloadRules(
+            tuple(payload_rule_of(rule) for rule in config.payload_default),
+            tuple(payload_rule_of(rule) for rule in config.payload_override),
+        )
         self._transports = dict(transports or {})
         self._rng = rng or random.Random()
         self.pools: dict[str, CredentialPool] = {}
@@ -460,7 +468,7 @@ class Engine:
     async def _complete_once(self, candidate: _Candidate, request: Request) -> Response:
         deployment = candidate.deployment
         codec = self._codec(deployment.provider)
-        wire = codec.emit_request(request, Target(deployment.upstream_model, candidate.credential.key, stream=False))
+        wire = self._wire_request(codec, candidate, request, stream=False)
         timeouts = deployment.timeouts
         with _total_deadline(timeouts.total) as total:
             deadline = trio.current_time() + timeouts.first_byte
@@ -472,6 +480,31 @@ class Engine:
         if request.tools:
             self.thinking_cache.remember(codec.format.value, answer.parts, trio.current_time())
         return answer
+
+    def _wire_request(self, codec: Codec, candidate: _Candidate, request: Request, *, stream: bool) -> WireRequest:
+        """The provider request for one attempt: the model family's parameter rules applied to the IR, the codec's
+        translation, then the operator's payload rules on the provider-format body (docs/config.md)."""
+        deployment = candidate.deployment
+        model = deployment.upstream_model
+        rule = self.model_rules.find(model, codec.format)
+        if rule is not None:
+            request, notes = apply_rule(request, rule)
+            for note in notes:
+                log.debug("model rule for %s: %s", model, note)
+        target = Target(
+            model,
+            candidate.credential.key,
+            stream=stream,
+            max_tokens_field=rule.output_limit_field if rule is not None else None,
+        )
+        wire = codec.emit_request(request, target)
+        if self.payload_rules:
+            rules = matching(self.payload_rules, (model, deployment.alias, request.model), codec.format)
+            if rules:
+                wire, changes = apply_payload_rules(wire, rules)
+                for change in changes:
+                    log.debug("payload rule for %s: %s", model, change)
+        return wire
 
     @asynccontextmanager
     async def _open(
@@ -526,7 +559,7 @@ class Engine:
     ) -> None:
         deployment = candidate.deployment
         codec = self._codec(deployment.provider)
-        wire = codec.emit_request(request, Target(deployment.upstream_model, candidate.credential.key, stream=True))
+        wire = self._wire_request(codec, candidate, request, stream=True)
         timeouts = deployment.timeouts
         progress.attempt_usage = Usage()
         held: list[Event] = []  # Start/usage before the first content of this attempt
@@ -683,6 +716,32 @@ class Engine:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def model_rule_of(rule: ModelRuleConfig, index: int) -> ModelRule:
+    """A ``model-rules:`` entry of the config as a table rule (config rules are tried before the built-in ones)."""
+    return ModelRule(
+        name=f"model-rules[{index}]",
+        models=rule.models,
+        formats=(Format(rule.protocol),) if rule.protocol is not None else (),
+        drop=rule.drop,
+        drop_with_reasoning=rule.drop_with_reasoning,
+        reasoning_by_default=rule.reasoning_by_default,
+        one_of=rule.one_of,
+        output_limit_field=rule.output_limit_field,
+        budget_min=rule.thinking_budget_min,
+        budget_max=rule.thinking_budget_max,
+        thinking_off=rule.thinking_off,
+        source=rule.source or "config",
+    )
+
+
+def payload_rule_of(rule: PayloadRuleConfig) -> PayloadRule:
+    """A ``payload:`` rule of the config with its values parsed once (the config keeps them as JSON text)."""
+    return PayloadRule(
+        tuple(PayloadModel(m.name, Format(m.protocol) if m.protocol is not None else None) for m in rule.models),
+        tuple((path, json.loads(value)) for path, value in rule.params),
+    )
+
+
 def vars_of(obj: object) -> dict[str, object]:
     return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
 
