@@ -35,6 +35,7 @@ from muxtrio.config import Config, Credential, ModelConfig, ProviderConfig, Prov
 from muxtrio.server.app import MuxApp
 from muxtrio.server.runner import hypercorn_config
 from tests.e2e.fakes import BEHAVIOURS, FakeProvider, Seen
+from tests.e2e.family_rules import FAMILY_ALIASES
 
 CLIENT_KEY = "test-key"
 BAD_CLIENT_KEY = "wrong-key"
@@ -84,7 +85,8 @@ def build_config(fakes: dict[str, FakeProvider], dead_url: str, **overrides: Any
                 name=upstream,
                 base_url=base_url,
                 credentials=(Credential(key),) if key else (),
-                models=tuple(ModelConfig(name=b, alias=f"{upstream}-{b}") for b in BEHAVIOURS),
+                models=tuple(ModelConfig(name=b, alias=f"{upstream}-{b}") for b in BEHAVIOURS)
+                + tuple(ModelConfig(name=m, alias=f"{upstream}-{m}") for m in FAMILY_ALIASES.get(upstream, ())),
             )
         )
         providers.append(

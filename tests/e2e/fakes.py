@@ -51,6 +51,8 @@ import h11
 import orjson
 import trio
 
+from tests.e2e.family_rules import FAMILY_MODELS, family_refusal
+
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
 SCRIPTS: dict[str, Any] = json.loads((TRANSCRIPTS / "scripts.json").read_text(encoding="utf-8"))
 ERRORS: dict[str, Any] = json.loads((TRANSCRIPTS / "errors.json").read_text(encoding="utf-8"))
@@ -967,7 +969,10 @@ class FakeProvider:
             return Whole(599, json.dumps({"fake_error": repr(exc)}).encode())
 
     def _generate(self, seen: Seen, family: str) -> Reply:
-        behaviour = seen.model
+        refusal = family_refusal(seen.api, seen.model, seen.body)  # what the real model family refuses (400)
+        if refusal is not None:
+            return Whole(400, dumps(refusal))
+        behaviour = FAMILY_MODELS.get(seen.model, seen.model)
         if behaviour not in BEHAVIOURS:
             return error_reply(family, "not_found", seen.model)
         if behaviour == "ratelimit" or (behaviour == "keyed" and (seen.key or "").endswith("-first")):

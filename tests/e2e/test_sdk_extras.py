@@ -22,6 +22,7 @@ from tests.e2e.checks import check_request, user_text
 from tests.e2e.clients import PER_CLIENT, PROMPT
 from tests.e2e.conftest import CLIENT_KEY, DEAD, PER_UPSTREAM, STITCH, STREAM_OR_NOT, UPSTREAM_NAMES, Stack, run_sync
 from tests.e2e.fakes import BEHAVIOURS, COUNT_TOKENS, script_text
+from tests.e2e.family_rules import FAMILY_ALIASES
 
 UPSTREAM = PER_UPSTREAM
 STREAM = STREAM_OR_NOT
@@ -31,6 +32,7 @@ NATIVE_COUNT = {"anthropic": "/v1/messages/count_tokens", "gemini": "/v1beta/mod
 
 def _aliases(stack: Stack) -> set[str]:
     names = {stack.model(u, b) for u in UPSTREAM_NAMES for b in BEHAVIOURS}
+    names |= {stack.model(u, m) for u, models in FAMILY_ALIASES.items() for m in models}
     return names | {f"{u}-pool" for u in UPSTREAM_NAMES} | {"muxtrio-echo", STITCH, DEAD}
 
 
