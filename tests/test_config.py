@@ -1098,3 +1098,87 @@ def test_detect_local_ollama_false_when_nothing_listens() -> None:
     port = probe.getsockname()[1]
     probe.close()
     assert detect_local_ollama("127.0.0.1", port) is False
+
+
+# ------------------------------------------------------------------------------------------- payload, model-rules
+def test_llm_mux_payload_rules_are_read_with_protocols_mapped_to_formats() -> None:
+    config = parse_yaml(
+        """
+        payload:
+          default:
+            - models:
+                - name: "gemini-2.5-pro"
+                  protocol: gemini-cli
+                - gpt-5*
+              params:
+                "generationConfig.thinkingConfig.thinkingBudget": 32768
+                "metadata": {tags: [a, b]}
+          override:
+            - models: [{name: "gpt-5*", protocol: Codex}]
+              params: {"reasoning.effort": "high"}
+          filter:
+            - models: [{name: x}]
+              params: [a]
+        """
+    )
+    [default] = config.payload_default
+    assert default.models == (
+        config_module.PayloadMatch("gemini-2.5-pro", "gemini"), config_module.PayloadMatch("gpt-5*", None),
+    )  # fmt: skip
+    assert default.params == (
+        ("generationConfig.thinkingConfig.thinkingBudget", "32768"), ("metadata", '{"tags": ["a", "b"]}'),
+    )  # fmt: skip
+    [override] = config.payload_override
+    assert override.models[0].protocol == "openai-responses"
+    assert config.warnings == ("payload.filter: llm-mux setting not used by muxtrio; ignored",)
+    hash(config)
+    assert pickle.loads(pickle.dumps(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("payload: {default: [{models: [{name: x, protocol: grpc}], params: {a: 1}}]}",
+         "payload.default[0].models[0].protocol: expected one of"),
+        ("payload: {override: [{models: [], params: {a: 1}}]}", "payload.override[0].models: required"),
+        ("payload: {override: [{models: [x], params: {}}]}", "payload.override[0].params: required"),
+        ("payload: {override: [{models: [x], params: {'a..b': 1}}]}",
+         "payload.override[0].params.a..b: expected a dot path"),
+        ("model-rules: [{models: [x], drop: [temprature]}]", "model-rules[0].drop[0]: expected one of"),
+        ("model-rules: [{models: [x], output-limit-field: max_output_tokens}]",
+         "model-rules[0].output-limit-field: expected one of"),
+        ("model-rules: [{models: [x], thinking-budget-min: 10, thinking-budget-max: 5}]",
+         "model-rules[0].thinking-budget-min: 10 is above thinking-budget-max 5"),
+        ("model-rules: [{drop: [top_k]}]", "model-rules[0].models: expected at least one model name pattern"),
+    ],
+)
+def test_bad_payload_and_model_rules_name_their_key(text: str, error: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text)
+    assert str(info.value).startswith(error)
+
+
+def test_model_rules_are_read() -> None:
+    config = parse_yaml(
+        """
+        model-rules:
+          - models: my-reasoner-*
+            protocol: openai
+            drop: [top_k]
+            drop-with-reasoning: [temperature]
+            reasoning-by-default: true
+            one-of: [temperature, top_p]
+            output-limit-field: max_completion_tokens
+            thinking-budget-min: 1024
+            thinking-budget-max: 32000
+            thinking-off: false
+            source: https://example.com
+        """
+    )
+    assert config.model_rules == (
+        config_module.ModelRuleConfig(
+            models=("my-reasoner-*",), protocol="openai-chat", drop=("top_k",), drop_with_reasoning=("temperature",),
+            reasoning_by_default=True, one_of=("temperature", "top_p"), output_limit_field="max_completion_tokens",
+            thinking_budget_min=1024, thinking_budget_max=32000, thinking_off=False, source="https://example.com",
+        ),
+    )  # fmt: skip

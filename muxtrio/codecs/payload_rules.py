@@ -16,7 +16,7 @@ Semantics (llm-mux ``applyPayloadConfigWithRoot``):
   ``protocol``, when given, must be the provider's format (the config maps llm-mux's names — ``openai``, ``claude``,
   ``codex``... — to muxtrio formats).
 - Paths are dot paths into the JSON body (gjson/sjson style): ``a.b.c``; a numeric segment indexes an array (``-1``
-  appends when setting); ``\\.`` is a literal dot in a key. Missing objects on the way are created.
+  appends when setting); ``\\.`` is a literal dot in a key. Missing (or null) objects on the way are created.
 - Defaults run first, in order, and never replace a value that exists (so across rules the first default wins);
   overrides run next and always set (so the last override wins).
 - A path that cannot be set (it runs through a string, or indexes past an array's end) is skipped and reported.
@@ -136,9 +136,11 @@ def set_path(body: Any, segments: Sequence[str], value: Any) -> bool:
                 node[segment] = copy.deepcopy(value)
                 return True
             child = node.get(segment)
-            if not isinstance(child, dict | list):
+            if child is None:  # absent or null: created
                 child = {}
                 node[segment] = child
+            elif not isinstance(child, dict | list):
+                return False  # a scalar on the way is not replaced
             node = child
         elif isinstance(node, list):
             index = _index(segment, len(node), for_set=True)
