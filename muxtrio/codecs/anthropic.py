@@ -38,6 +38,8 @@ Mapping tables (the dicts below are the source of truth):
   (``EFFORT_FROM_WIRE``, ``max`` -> ``xhigh``); ``display`` -> ``include_thoughts``. Toward Anthropic the budget comes
   from :func:`muxtrio.ir.thinking.budget_for` (``dynamic`` -> the default budget), unless the client was itself an
   Anthropic client whose ``thinking`` / ``output_config`` still describe the IR: those are sent back verbatim.
+  A model that takes adaptive thinking only (``Target.adaptive_thinking``, from ``codecs/model_rules.py``) gets
+  ``{type: adaptive}`` instead of a budget, with the effort in ``output_config.effort`` (``EFFORT_TO_WIRE``).
 - Errors: ``ERROR_TYPE_TO_KIND`` (provider bodies) and ``KIND_TO_ERROR_TYPE`` (what clients see).
 
 Provider-side choices (see :meth:`AnthropicCodec.emit_request`):
@@ -138,7 +140,7 @@ from muxtrio.ir.request import (
     ToolResult,
 )
 from muxtrio.ir.response import FinishReason, Response, Usage
-from muxtrio.ir.thinking import DEFAULT_THINKING_BUDGET, DYNAMIC_BUDGET, budget_for
+from muxtrio.ir.thinking import DEFAULT_THINKING_BUDGET, DYNAMIC_BUDGET, budget_for, effort_for
 from muxtrio.wire import jsonutil
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
 
@@ -215,6 +217,15 @@ EFFORT_FROM_WIRE: dict[str, Effort] = {
 }
 
 DISPLAY_TO_INCLUDE_THOUGHTS: dict[str, bool] = {"summarized": True, "omitted": False}
+
+# IR effort -> output_config.effort, for models that take adaptive thinking only (Target.adaptive_thinking)
+EFFORT_TO_WIRE: dict[Effort, str] = {
+    Effort.MINIMAL: "low",
+    Effort.LOW: "low",
+    Effort.MEDIUM: "medium",
+    Effort.HIGH: "high",
+    Effort.XHIGH: "xhigh",
+}
 
 TOOL_CHOICE_FROM_WIRE: dict[str, ToolChoiceMode] = {
     "auto": ToolChoiceMode.AUTO,
@@ -1075,12 +1086,31 @@ def _check_expressible(request: Request) -> None:
         raise _unsupported("Anthropic keeps no server-side conversation state", "previous_response_id")
 
 
-def _request_body(request: Request, model: str, *, count_only: bool) -> Wire:
+def _adaptive(thinking: Wire | None, request: Request, output_config: Wire | None) -> tuple[Wire | None, Wire | None]:
+    """``thinking`` and ``output_config`` for a model that takes adaptive thinking only (Claude Opus 4.7 answers 400
+    to ``{type: enabled, budget_tokens}``: platform.claude.com/docs/en/about-claude/models/migration-guide
+    #migrating-to-claude-opus-4-7): ``{type: adaptive}``, the effort in ``output_config.effort``."""
+    if thinking is None or thinking.get("type") != "enabled":
+        return thinking, output_config
+    adaptive: Wire = {"type": "adaptive"}
+    if request.thinking.include_thoughts is not None:
+        adaptive["display"] = "summarized" if request.thinking.include_thoughts else "omitted"
+    effort = effort_for(request.thinking)
+    config: Wire = dict(output_config) if output_config is not None else {}
+    if effort in EFFORT_TO_WIRE and "effort" not in config:
+        config["effort"] = EFFORT_TO_WIRE[effort]
+    return adaptive, config or None
+
+
+def _request_body(request: Request, model: str, *, count_only: bool, adaptive_thinking: bool = False) -> Wire:
     _check_expressible(request)
     ext = _anthropic_extensions(request)
     lifted, messages = _emit_messages(request, ext)
     body: Wire = {"model": model}
     thinking = _thinking_for(request, ext, messages)
+    output_config = _emit_output_config(request, ext)
+    if adaptive_thinking:
+        thinking, output_config = _adaptive(thinking, request, output_config)
     thinking_on = thinking is not None and thinking.get("type") != "disabled"
     if not count_only:
         body["max_tokens"] = _max_tokens(request, thinking)
@@ -1096,7 +1126,6 @@ def _request_body(request: Request, model: str, *, count_only: bool) -> Wire:
             body["tool_choice"] = tool_choice
     if thinking is not None:
         body["thinking"] = thinking
-    output_config = _emit_output_config(request, ext)
     if output_config is not None:
         body["output_config"] = output_config
     top_cache = _raw_object(ext, "top_cache_control")
@@ -1792,7 +1821,7 @@ class AnthropicCodec(Codec):
 
     # ------------------------------------------------------------------ provider side
     def emit_request(self, request: Request, target: Target) -> WireRequest:
-        body = _request_body(request, target.model, count_only=False)
+        body = _request_body(request, target.model, count_only=False, adaptive_thinking=target.adaptive_thinking)
         if target.stream:
             body["stream"] = True
         return WireRequest("POST", MESSAGES_PATH, _headers(target, request), jsonutil.dumps(body))
@@ -1808,7 +1837,7 @@ class AnthropicCodec(Codec):
 
     # ------------------------------------------------------------------ token counting
     def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
-        body = _request_body(request, target.model, count_only=True)
+        body = _request_body(request, target.model, count_only=True, adaptive_thinking=target.adaptive_thinking)
         body = {key: value for key, value in body.items() if key in _COUNT_TOKENS_KEYS}
         return WireRequest("POST", COUNT_TOKENS_PATH, _headers(target, request), jsonutil.dumps(body))
 

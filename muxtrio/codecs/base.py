@@ -158,14 +158,15 @@ class StreamInfo:
 class Target:
     """Where a request goes: the upstream model name, the credential, and whether to ask for a stream.
 
-    ``max_tokens_field``: the wire name of the output-token limit where a format has a choice (OpenAI Chat:
-    ``max_completion_tokens`` for reasoning models), from the model's rule (``codecs/model_rules.py``); None leaves
-    the codec's own choice."""
+    From the model's rule (``codecs/model_rules.py``): ``max_tokens_field``, the wire name of the output-token limit
+    where a format has a choice (OpenAI Chat: ``max_completion_tokens`` for reasoning models; None leaves the codec's
+    own choice); ``adaptive_thinking``, the model takes adaptive thinking only, no budget (Anthropic)."""
 
     model: str
     api_key: str | None
     stream: bool
     max_tokens_field: str | None = None
+    adaptive_thinking: bool = False
 
 
 @dataclass(frozen=True, slots=True)

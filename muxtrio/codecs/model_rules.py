@@ -22,6 +22,8 @@ The table (:data:`BUILTIN_RULES`) is ordered; the first rule whose ``models`` pa
   (the one effort/budget table): the client's own number, else the budget of its effort; a budget already inside the
   range is left as the client expressed it (effort or number), so codecs keep sending its own form.
 - ``output_limit_field``: carried to the codec in ``Target.max_tokens_field`` (OpenAI Chat: ``max_completion_tokens``).
+- ``adaptive_thinking``: carried in ``Target.adaptive_thinking``; the Anthropic codec sends ``{type: adaptive}`` and
+  the effort instead of a budget (Claude Opus 4.7 refuses budgets).
 
 Constraints that hold for a whole format stay in its codec (Anthropic with thinking on: no ``temperature``/``top_k``,
 ``top_p >= 0.95``, ``max_tokens > budget_tokens``; see ``codecs/anthropic.py``). Every change is reported back as a
@@ -65,6 +67,7 @@ class ModelRule:
     budget_min: int | None = None
     budget_max: int | None = None
     thinking_off: bool = True
+    adaptive_thinking: bool = False
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -142,11 +145,13 @@ BUILTIN_RULES: Final[tuple[ModelRule, ...]] = (
         name="claude-opus-4.7+",
         models=("*claude-opus-4-7*", "*claude-opus-4-8*"),
         drop=("temperature", "top_p", "top_k"),
-        budget_min=1024,
+        adaptive_thinking=True,
         source=(
             "https://platform.claude.com/docs/en/about-claude/models/migration-guide#migrating-to-claude-opus-4-7: "
-            "sampling parameters are removed on Claude Opus 4.7 — setting temperature, top_p or top_k returns a 400 "
-            'error ("`temperature` is deprecated for this model.")'
+            "sampling parameters are removed on Claude Opus 4.7: setting temperature, top_p or top_k returns a 400 "
+            "error ('`temperature` is deprecated for this model.'); extended thinking with a budget is removed "
+            "(thinking type enabled with budget_tokens returns 400): adaptive thinking (thinking type adaptive) with "
+            "output_config.effort replaces it"
         ),
     ),
     ModelRule(

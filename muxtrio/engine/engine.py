@@ -496,6 +496,7 @@ class Engine:
             candidate.credential.key,
             stream=stream,
             max_tokens_field=rule.output_limit_field if rule is not None else None,
+            adaptive_thinking=rule is not None and rule.adaptive_thinking,
         )
         wire = codec.emit_request(request, target)
         if self.payload_rules:

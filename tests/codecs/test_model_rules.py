@@ -142,7 +142,10 @@ def emitted(fmt: Format, model: str, req: Request) -> dict[str, object]:
     assert rule is not None
     req, _ = apply_rule(req, rule)
     codec = get_codec(fmt)
-    wire = codec.emit_request(req, Target(model, "k", stream=False, max_tokens_field=rule.output_limit_field))
+    target = Target(
+        model, "k", stream=False, max_tokens_field=rule.output_limit_field, adaptive_thinking=rule.adaptive_thinking
+    )
+    wire = codec.emit_request(req, target)
     body = orjson.loads(wire.body)
     assert isinstance(body, dict)
     return body
@@ -169,3 +172,21 @@ def test_anthropic_one_sampler_through_the_codec() -> None:
 def test_gemini_pro_cannot_turn_thinking_off_through_the_codec() -> None:
     body = emitted(Format.GEMINI, "gemini-2.5-pro", request(thinking=Thinking(enabled=False)))
     assert body["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 128  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("thinking", "expected_thinking", "expected_config"),
+    [
+        (Thinking(enabled=True, budget_tokens=30000), {"type": "adaptive"}, {"effort": "xhigh"}),
+        (Thinking(effort=Effort.LOW, include_thoughts=True), {"type": "adaptive", "display": "summarized"},
+         {"effort": "low"}),
+        (Thinking(enabled=False), {"type": "disabled"}, None),
+    ],
+)
+def test_opus_4_7_gets_adaptive_thinking_and_an_effort(
+    thinking: Thinking, expected_thinking: dict[str, object], expected_config: dict[str, object] | None
+) -> None:
+    body = emitted(Format.ANTHROPIC, "claude-opus-4-7", request(thinking=thinking))
+    assert body["thinking"] == expected_thinking
+    assert body.get("output_config") == expected_config
+    assert not {"temperature", "top_p", "top_k"} & set(body)

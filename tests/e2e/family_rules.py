@@ -7,8 +7,9 @@ refuses gets the real API's 400 here too. Each rule cites the provider documenta
 - Anthropic, Claude Sonnet 4.5 and the later 4.x models: "Use only temperature OR top_p, not both"
   (platform.claude.com/docs/en/about-claude/models/migrating-to-claude-4#update-sampling-parameters); the API's
   message: "temperature and top_p cannot both be specified for this model. Please use only one."
-- Anthropic, Claude Opus 4.7: temperature, top_p and top_k are removed ("`temperature` is deprecated for this model.",
-  platform.claude.com/docs/en/about-claude/models/migration-guide#migrating-to-claude-opus-4-7).
+- Anthropic, Claude Opus 4.7: temperature, top_p and top_k are removed ("`temperature` is deprecated for this model.")
+  and so is thinking with a budget (``{type: enabled, budget_tokens}``; adaptive thinking with ``output_config.effort``
+  replaces it): platform.claude.com/docs/en/about-claude/models/migration-guide#migrating-to-claude-opus-4-7.
 - OpenAI reasoning models (o-series, GPT-5): Chat ``max_tokens`` is refused for ``max_completion_tokens``
   (platform.openai.com/docs/api-reference/chat/create#chat-create-max_tokens: "not compatible with o-series models");
   temperature, top_p and the penalties are unsupported parameters (platform.openai.com/docs/guides/reasoning), on Chat
@@ -63,6 +64,9 @@ def family_refusal(api: str, model: str, body: Any) -> dict[str, Any] | None:
             for name in ("temperature", "top_p", "top_k"):
                 if name in body:
                     return _anthropic(f"`{name}` is deprecated for this model.")
+            if (body.get("thinking") or {}).get("type") == "enabled":
+                return _anthropic('"thinking.type.enabled" is not supported for this model. Use '
+                                  '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.')
         elif "temperature" in body and "top_p" in body:
             return _anthropic("temperature and top_p cannot both be specified for this model. Please use only one.")
     elif api in ("openai", "responses"):

@@ -90,6 +90,16 @@ async def test_anthropic_client_to_openai_reasoning_chat_uses_max_completion_tok
     assert seen.body["reasoning_effort"] == "medium"
 
 
+async def test_anthropic_client_thinking_budget_to_opus_4_7_becomes_adaptive_thinking(stack: Stack) -> None:
+    message = await run_sync(_claude_code_call, stack, "anthropic-claude-opus-4-7")
+    assert [block.text for block in message.content if block.type == "text"] == [script_text("text", "anthropic")]
+    [seen] = stack.requests("anthropic")
+    assert seen.status == 200
+    assert seen.body["thinking"] == {"type": "adaptive"}
+    assert seen.body["output_config"] == {"effort": "medium"}  # budget 4096 -> effort medium (ir/thinking.py)
+    assert seen.body["max_tokens"] == 32000
+
+
 async def test_thinking_budget_is_clamped_to_the_gemini_2_5_pro_range(stack: Stack) -> None:
     def call() -> str:
         client = clients.openai_client(stack.url, CLIENT_KEY)
