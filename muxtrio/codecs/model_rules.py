@@ -119,6 +119,19 @@ BUILTIN_RULES: Final[tuple[ModelRule, ...]] = (
         ),
     ),
     ModelRule(
+        name="openai-always-reasoning",
+        models=("gpt-5*codex*", "gpt-5*-pro*"),
+        formats=_OPENAI,
+        drop=_REASONING_REFUSES,
+        reasoning_by_default=True,
+        output_limit_field="max_completion_tokens",
+        source=(
+            "https://platform.openai.com/docs/models/gpt-5.1-codex and https://platform.openai.com/docs/models/gpt-5-pro:"
+            " the Codex and Pro snapshots take reasoning efforts low..high (Pro: high only), never 'none', so they "
+            "always reason. " + _OPENAI_REASONING_SOURCE
+        ),
+    ),
+    ModelRule(
         name="openai-gpt-5.1+",
         models=("gpt-5.*",),
         formats=_OPENAI,

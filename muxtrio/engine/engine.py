@@ -227,8 +227,15 @@ class Engine:
                 cred = pool.pick(deployment.upstream_model, trio.current_time())
                 if cred is None:
                     continue
-                target = Target(deployment.upstream_model, cred.key, stream=False)
-                wire = codec.emit_count_request(request, target)
+                rule = self.model_rules.find(deployment.upstream_model, codec.format)
+                counted = apply_rule(request, rule)[0] if rule is not None else request
+                target = Target(
+                    deployment.upstream_model,
+                    cred.key,
+                    stream=False,
+                    adaptive_thinking=rule is not None and rule.adaptive_thinking,
+                )
+                wire = codec.emit_count_request(counted, target)
                 if wire is None:
                     return estimate_tokens(request), False
                 try:
