@@ -7,15 +7,28 @@ the provider saw (attempts, their spacing, closed connections).
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace as attrs_replace
 
 import pytest
 import trio
 import trio.testing
 
-from muxtrio.config import Config, Credential, ModelConfig, PartialTimeouts, ProviderConfig, ProviderType, Timeouts
+from muxtrio.config import (
+    Config,
+    Credential,
+    ModelConfig,
+    ModelRuleConfig,
+    PartialTimeouts,
+    PayloadMatch,
+    PayloadRuleConfig,
+    ProviderConfig,
+    ProviderType,
+    Timeouts,
+)
 from muxtrio.engine.engine import Engine
 from muxtrio.errors import ErrorKind, MuxError, UpstreamTimeout
 from muxtrio.ir import Finish, FinishReason, Message, Request, Role, Start, Text, TextDelta, UsageUpdate, accumulate
+from muxtrio.ir.request import Sampling
 from tests.engine.fault_provider import WORDS, FaultProvider
 
 FULL = "".join(WORDS[i % len(WORDS)] for i in range(6))
@@ -381,3 +394,31 @@ async def test_connect_timeout_is_typed_and_fails_over(autojump_clock: trio.test
         with pytest.raises(UpstreamTimeout) as info:
             await collect(engine, ask("m"))
     assert info.value.phase == "connect" and info.value.status == 504
+
+
+async def test_each_attempt_gets_its_own_model_rule_and_the_changes_are_logged(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FaultProvider()
+    cfg = config(
+        provider("p", {"small": "ctx", "large": "ok"}),
+        fallbacks={"small": ("large",)},
+        model_rules=(
+            ModelRuleConfig(models=("ctx",), drop=("top_p",)),
+            ModelRuleConfig(models=("ok",), drop=("seed",)),
+        ),
+        payload_override=(PayloadRuleConfig(models=(PayloadMatch("large"),), params=(("user", '"ops"'),)),),
+    )
+    request = attrs_replace(ask("small"), sampling=Sampling(temperature=0.5, top_p=0.9, seed=3))
+    caplog.set_level("DEBUG", logger="muxtrio.engine")
+    async with Engine(cfg, transports={"p": fake}) as engine:
+        events = await collect(engine, request)
+    assert text_of(events) == FULL
+    [first] = fake.requests_for("ctx")
+    [second] = fake.requests_for("ok")
+    assert (first.body.get("top_p"), first.body.get("seed"), first.body.get("user")) == (None, 3, None)
+    assert (second.body.get("top_p"), second.body.get("seed"), second.body.get("user")) == (0.9, None, "ops")
+    logged = [r.getMessage() for r in caplog.records if r.name == "muxtrio.engine"]
+    assert "model rule for ctx: top_p dropped: model-rules[0] refuses it" in logged
+    assert "model rule for ok: seed dropped: model-rules[1] refuses it" in logged
+    assert "payload rule for ok: override user" in logged
