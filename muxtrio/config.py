@@ -243,6 +243,17 @@ def _number(*, positive: bool) -> _Validator:
     return check
 
 
+def _cooldown_ladder(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (
+        isinstance(value, tuple)
+        and value
+        and all(_is_number(v) and v > 0 for v in value)
+    ):
+        raise _InvalidField(
+            (attribute.name,), f"expected a non-empty list of durations > 0 (seconds), got {_show(value)}"
+        )
+
+
 def _optional(validator: _Validator) -> _Validator:
     def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None:
@@ -732,6 +743,10 @@ class Config:
     max_event_bytes: int = attrs.field(default=20 * MiB, validator=_int_at_least(1))
     breaker_failures: int = attrs.field(default=5, validator=_int_at_least(1))
     breaker_open_seconds: float = attrs.field(default=30.0, validator=_number(positive=True))
+    refused_credential_cooldowns: tuple[float, ...] = attrs.field(
+        default=(60.0, 600.0, 3600.0), validator=_cooldown_ladder
+    )
+    regenerate_on_cut: bool = attrs.field(default=True, validator=_bool)
     workers: int = attrs.field(default=1, validator=_int_at_least(1))
     echo_model: bool = attrs.field(default=True, validator=_bool)
     usage: UsageConfig = attrs.field(factory=UsageConfig)
@@ -858,7 +873,7 @@ _TOP_KEYS: Final = (
     "proxy-url", "tls", "providers", "fallbacks", "aliases", "routing", "timeouts", "stream-buffer-bytes",
     "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "circuit-breaker", "workers",
     "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file", "request-log", "hosted-tools",
-    "response-model", "thinking-cache", "payload", "model-rules",
+    "response-model", "thinking-cache", "payload", "model-rules", "refused-credential-cooldowns", "regenerate-on-cut",
 )  # fmt: skip
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
@@ -1051,7 +1066,7 @@ class _Reader:
         out: dict[str, object] = {}
         for key in (
             "host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model", "hosted-tools",
-            "response-model",
+            "response-model", "regenerate-on-cut",
         ):  # fmt: skip
             if key in top:
                 self._put(out, (), key.replace("-", "_"), top[key], key)
@@ -1101,6 +1116,11 @@ class _Reader:
             if "ttl" in cache:
                 where = "thinking-cache.ttl"
                 self._put(out, (), "thinking_cache_ttl", self._duration(cache["ttl"], where), where)
+        if "refused-credential-cooldowns" in top:
+            where = "refused-credential-cooldowns"
+            steps = self._list(top[where], where, "durations")
+            ladder = tuple(self._duration(step, f"{where}[{i}]") for i, step in enumerate(steps))
+            self._put(out, (), "refused_credential_cooldowns", ladder, where)
         providers = self._providers(top["providers"]) if "providers" in top else []
         providers.extend(self._legacy(top, len(providers), {str(p["name"]) for p in providers}))
         if "providers" in top or providers:

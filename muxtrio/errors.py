@@ -126,10 +126,13 @@ class UpstreamTimeout(UpstreamError):
 
 
 class CapacityError(MuxError):
-    """No credential can take the request now (all cooling down or circuit-open)."""
+    """No credential can take the request now: all rate-limited (429, the default), refused by the provider or
+    behind an open circuit breaker (503, ``kind`` UNAVAILABLE), or the model is missing there (404)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(ErrorKind.RATE_LIMIT, message, retry_after=retry_after)
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, kind: ErrorKind = ErrorKind.RATE_LIMIT
+    ) -> None:
+        super().__init__(kind, message, retry_after=retry_after)
 
 
 class ConfigError(MuxError):

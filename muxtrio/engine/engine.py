@@ -30,7 +30,7 @@ import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import TracebackType
 
 import httpx2
@@ -41,13 +41,13 @@ from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
 from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
 from muxtrio.codecs.registry import get_codec, provider_codec
 from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, ProviderType, config_secrets
-from muxtrio.engine.pool import CredentialPool, CredentialState
-from muxtrio.engine.retry import Action, Verdict, backoff, classify
+from muxtrio.engine.pool import CredentialPool, CredentialState, Outage, OutageReason
+from muxtrio.engine.retry import Action, Effect, Verdict, backoff, classify, error_class, loggable_reason
 from muxtrio.engine.routing import Deployment, Router
+from muxtrio.engine.splice import Progress, SpliceDiverged, Transcript
 from muxtrio.engine.stream import Batch, BytePool, EventStream, Failure, StreamMeta
 from muxtrio.engine.thinking_cache import AnswerTracker, ThinkingCache
 from muxtrio.errors import (
-    CapacityError,
     ClientError,
     ErrorKind,
     MuxError,
@@ -55,9 +55,8 @@ from muxtrio.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from muxtrio.ir.accumulate import Accumulator
-from muxtrio.ir.events import Event, Finish, Start, TextDelta, UsageUpdate
-from muxtrio.ir.request import Message, Request, Role, Text, Thinking, has_signatures, without_signatures
+from muxtrio.ir.events import Event
+from muxtrio.ir.request import Request, has_signatures, without_signatures
 from muxtrio.ir.response import Response, Usage
 from muxtrio.ir.tokens import estimate_tokens
 from muxtrio.redact import Scrubber, scrub_error
@@ -71,24 +70,6 @@ CHANNEL_CAPACITY = 64
 _FORMAT_NAMES = frozenset(f.value for f in Format)
 MAX_ERROR_BODY = 1 << 20
 MAX_RESPONSE_BODY = 256 << 20
-PARTIAL_ANSWER_LIMIT = 1 << 20  # beyond this much answer text, a cut stream is not continued
-
-
-@dataclass(slots=True)
-class _Progress:
-    """What one streaming request has delivered so far, across attempts."""
-
-    started: bool = False  # a Start event has been forwarded
-    emitted: bool = False  # content reached the consumer
-    delivered: bool = False  # a first batch was handed to the consumer
-    finished: bool = False
-    offset: int = 0  # index shift applied to the current attempt's blocks
-    merge_first_text: bool = False  # the continuation's first text block extends the last partial block
-    strip_prefix: str = ""  # whitespace removed from the prefill end, to drop from the continuation's start
-    prior_usage: Usage = field(default_factory=Usage)
-    attempt_usage: Usage = field(default_factory=Usage)
-    answer: Accumulator | None = None  # the partial answer, while continuation stays possible
-    answer_chars: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +77,25 @@ class _Candidate:
     deployment: Deployment
     pool: CredentialPool
     credential: CredentialState
+
+
+_Route = tuple[str, int, str]  # (provider, credential index, upstream model): what "tried" remembers
+
+
+def _route(candidate: _Candidate) -> _Route:
+    return (candidate.pool.provider, candidate.credential.index, candidate.deployment.upstream_model)
+
+
+class _Cut(Exception):
+    """An attempt failed after content reached the consumer (already judged): the stream needs a recovery."""
+
+    def __init__(self, error: MuxError, candidate: _Candidate, state: str, request: Request, restore: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.candidate = candidate
+        self.state = state
+        self.request = request  # as the cut attempt had it (e.g. without signatures a provider rejected)
+        self.restore = restore
 
 
 class Engine:
@@ -142,6 +142,7 @@ class Engine:
                 strategy=str(self.config.routing_strategy),
                 breaker_failures=self.config.breaker_failures,
                 breaker_open_seconds=self.config.breaker_open_seconds,
+                refusal_cooldowns=self.config.refused_credential_cooldowns,
             )
             transport = self._transports.get(provider.name)
             if transport is None and provider.type == ProviderType.ECHO:
@@ -212,7 +213,7 @@ class Engine:
         async def attempt(candidate: _Candidate, req: Request) -> None:
             outcome.append(await self._complete_once(candidate, req))
 
-        await self._run_attempts(request, meta, attempt, _Progress())
+        await self._run_attempts(request, meta, attempt, Progress())
         return outcome[-1]
 
     async def count_tokens(self, request: Request) -> tuple[int, bool]:
@@ -267,124 +268,128 @@ class Engine:
     def _codec(self, provider: ProviderConfig) -> Codec:
         return provider_codec(provider.type, kind_of(provider.type).format)
 
-    def _pick(self, deployments: list[Deployment], tried: set[tuple[str, int]], now: float) -> _Candidate | None:
+    def _pick(self, deployments: list[Deployment], tried: set[_Route], now: float) -> _Candidate | None:
         best: _Candidate | None = None
         for deployment in deployments:
             pool = self.pools[deployment.provider.name]
-            exclude = frozenset(i for (p, i) in tried if p == deployment.provider.name)
-            cred = pool.pick(deployment.upstream_model, now, exclude)
+            model = deployment.upstream_model
+            exclude = frozenset(i for (p, i, m) in tried if p == deployment.provider.name and m == model)
+            cred = pool.pick(model, now, exclude)
             if cred is not None and (best is None or cred.in_flight < best.credential.in_flight):
                 best = _Candidate(deployment, pool, cred)
         return best
 
-    def _next_available(self, deployments: list[Deployment], now: float) -> float | None:
-        times = [
-            t
-            for d in deployments
-            if (t := self.pools[d.provider.name].next_available_at(d.upstream_model, now)) is not None
-        ]
-        return min(times) if times else None
+    def _outage(self, deployments: list[Deployment], now: float) -> tuple[Outage, str] | None:
+        """Why none of ``deployments`` can be used now (the one back first), or None when some credential is
+        available (it was tried already by this request)."""
+        best: tuple[Outage, str] | None = None
+        for d in deployments:
+            outage = self.pools[d.provider.name].outage(d.upstream_model, now)
+            if outage is None:
+                return None
+            if best is None or outage.until < best[0].until:
+                best = (outage, d.upstream_model)
+        return best
 
     async def _run_attempts(
         self,
         request: Request,
         meta: StreamMeta,
         attempt: Callable[[_Candidate, Request], Awaitable[None]],
-        progress: _Progress,
+        progress: Progress,
     ) -> None:
-        """Try candidates until one attempt succeeds; raise the error to show the client otherwise."""
+        """Try candidates until one attempt succeeds; raise the error to show the client otherwise. A stream cut
+        after content reached the client is recovered on another candidate, or ends with the cut's error."""
+        try:
+            await self._answer(request, meta, attempt, progress)
+        except _Cut as cut:
+            await self._recover(request, meta, attempt, progress, cut)
+
+    async def _answer(
+        self,
+        request: Request,
+        meta: StreamMeta,
+        attempt: Callable[[_Candidate, Request], Awaitable[None]],
+        progress: Progress,
+    ) -> None:
+        """The normal path: each model of the chain in turn, its credentials as they are available, transient
+        failures retried within ``request-retry``, rate-limit cooldowns waited out within ``max-retry-interval``.
+        Raises :class:`_Cut` when an attempt fails after content reached the consumer."""
         max_retries = self.config.request_retry  # per model: transient failures retried, and cooldowns waited out
         max_wait = self.config.max_retry_interval
         last_error: MuxError | None = None
-        original_error: MuxError | None = None  # the cut that a continuation is repairing
         restore = True  # put signed thinking the client dropped back from the thinking cache
-        for model in self.router.chain(request.model):
+        chain = self.router.chain(request.model)
+        for position, model in enumerate(chain):
             deployments, unfit = self._fitting(request, self.router.resolve(model))
             if not deployments:
                 last_error = last_error or unfit
                 continue
-            tried: set[tuple[str, int]] = set()
+            fallback_left = position + 1 < len(chain)
+            tried: set[_Route] = set()
             retries = 0
             while True:
                 now = trio.current_time()
                 candidate = self._pick(deployments, tried, now)
                 if candidate is None:
-                    ready = self._next_available(deployments, now)
-                    if ready is not None and ready - now <= max_wait and retries < max_retries and ready > now:
+                    found = self._outage(deployments, now)
+                    if found is None:
+                        break  # every available credential was tried: the last error stands
+                    outage, upstream_model = found
+                    wait = outage.until - now
+                    if outage.reason is OutageReason.RATE_LIMITED and wait <= max_wait and retries < max_retries:
                         retries += 1  # waiting for a cooldown to end spends the retry budget too
-                        await trio.sleep(ready - now)
+                        log.info("%s: every credential is rate-limited; waiting %.1f s", outage.provider, wait)
+                        await trio.sleep(wait)
                         tried.clear()
                         continue
-                    if ready is not None and ready > now and last_error is None:
-                        last_error = CapacityError(
-                            f"every credential for model {model!r} is cooling down", retry_after=ready - now
-                        )
-                    elif ready is not None and ready > now and isinstance(last_error, UpstreamError):
-                        last_error.retry_after = max(ready - now, last_error.retry_after or 0.0)
+                    last_error = outage.error(upstream_model, now)
                     break
-                if progress.emitted and not candidate.deployment.prefill:
-                    tried.add((candidate.pool.provider, candidate.credential.index))
-                    continue
-                meta.attempts += 1
-                meta.provider = candidate.deployment.provider.name
-                meta.model = candidate.deployment.upstream_model
-                meta.route = model
-                req = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta, restore)
-                if progress.emitted:
-                    built = self._continuation(request, progress)
-                    if built is None:
-                        raise original_error or last_error or StreamTruncated()
-                    req = self._prepare(built, kind_of(candidate.deployment.provider.type).format, meta, restore)
-                candidate.pool.begin(candidate.credential)
                 try:
-                    await attempt(candidate, replace(req, model=candidate.deployment.upstream_model))
+                    await self._attempt(candidate, request, meta, attempt, progress, route=model, restore=restore)
+                    return
+                except _Cut:
+                    raise
                 except MuxError as err:
-                    scrub_error(err, self.scrubber)
-                    self.failed_attempts += 1
-                    verdict = self._judge(candidate, err)
-                    log.debug(
-                        "attempt %d on %s for %s failed: %s -> %s",
-                        meta.attempts, candidate.credential.name, candidate.deployment.upstream_model,
-                        err.message, verdict.action,
-                    )
-                    if progress.emitted:
-                        # Content reached the consumer: continue once on a prefill candidate, or end with the cut.
-                        if original_error is None and self._continuable(progress):
-                            original_error = err
-                            tried.add((candidate.pool.provider, candidate.credential.index))
-                            meta.failovers += 1
-                            continue
-                        raise (original_error or err) from None
-                    last_error = err
-                    if verdict.action is Action.FAIL:
+                    verdict, state = self._judge(candidate, err)
+                    tried.add(_route(candidate))
+                    last_error = _client_error(candidate, err, verdict)
+                    other = self._pick(deployments, tried, trio.current_time())
+                    action = verdict.action
+                    if action is Action.NEXT_ROUTE and other is None and not fallback_left:
+                        action = Action.RETRY  # a silent route is retried only when nothing else is left
+                    if action is Action.FAIL:
                         if _rejects_signatures(err) and has_signatures(request):
                             # The history carries another provider's signatures: retry once without them.
                             request = without_signatures(request)
                             restore = False  # and do not put cached signatures back either
                             meta.notes.append("retried without reasoning signatures the provider rejected")
+                            tried.discard(_route(candidate))
+                            self._log_failure(candidate, err, state, "retry_without_signatures")
                             continue
-                        raise
-                    if verdict.action is Action.NEXT_MODEL:
+                        self._log_failure(candidate, err, state, "fail")
+                        raise last_error from None
+                    if action is Action.NEXT_MODEL or (action is Action.NEXT_ROUTE and other is None):
+                        self._log_failure(candidate, err, state, "fallback" if fallback_left else "give_up")
                         break
-                    tried.add((candidate.pool.provider, candidate.credential.index))
-                    if verdict.action is Action.RETRY:
+                    if action is Action.RETRY:
                         retries += 1
                         if retries > max_retries:
+                            self._log_failure(candidate, err, state, "fallback" if fallback_left else "give_up")
                             break  # this model failed for good: on to the fallbacks
-                        if self._pick(deployments, tried, trio.current_time()) is None:
+                        if other is None:
                             # Nobody else to ask: wait before asking the same credential again.
-                            delay = verdict.cooldown or backoff(retries, max_wait, self._rng)
-                            await trio.sleep(min(delay, max_wait))
+                            delay = min(verdict.cooldown or backoff(retries, max_wait, self._rng), max_wait)
+                            self._log_failure(candidate, err, state, f"retry_in_{delay:.1f}s")
+                            await trio.sleep(delay)
                             tried.clear()
+                            meta.failovers += 1
+                            continue
+                    if other is None:
+                        self._log_failure(candidate, err, state, "no_credential_left")
+                    else:
+                        self._log_failure(candidate, err, state, f"failover:{other.credential.name}")
                     meta.failovers += 1
-                    continue
-                else:
-                    candidate.pool.on_success(candidate.credential, candidate.deployment.upstream_model)
-                    return
-                finally:
-                    candidate.pool.end(candidate.credential)
-        if original_error is not None:
-            raise original_error
         if last_error is not None:
             raise last_error
         raise ClientError(ErrorKind.NOT_FOUND, f"model {request.model!r} is not served by this gateway", param="model")
@@ -427,6 +432,99 @@ class Engine:
                 log.debug("request for %s: restored signed thinking for %d turn(s)", request.model, repaired)
         return request
 
+    async def _recover(
+        self,
+        request: Request,
+        meta: StreamMeta,
+        attempt: Callable[[_Candidate, Request], Awaitable[None]],
+        progress: Progress,
+        cut: _Cut,
+    ) -> None:
+        """Finish a cut stream: by continuation on prefill-capable candidates while the delivered answer is plain
+        text, then by regeneration and splice on the others (``regenerate-on-cut``). Each candidate is asked once;
+        the client gets the cut's error when none succeeds or a regeneration diverges."""
+        original, request = cut.error, cut.request
+        tried: set[_Route] = {_route(cut.candidate)}
+        for continuation in (True, False):
+            for model in self.router.chain(request.model):
+                deployments = [d for d in self._fitting(request, self.router.resolve(model))[0]
+                               if d.prefill == continuation]
+                while (candidate := self._pick(deployments, tried, trio.current_time())) is not None:
+                    tried.add(_route(candidate))
+                    if continuation:
+                        built = progress.continuation(request)
+                    else:
+                        built = progress.regeneration(request) if self.config.regenerate_on_cut else None
+                    if built is None:
+                        break
+                    how = "continuation" if continuation else "regeneration"
+                    log.info("cut stream: %s on %s (%s)", how, candidate.credential.name,
+                             candidate.deployment.upstream_model)
+                    meta.failovers += 1
+                    try:
+                        await self._attempt(
+                            candidate, built, meta, attempt, progress, route=model, restore=cut.restore, recovering=True
+                        )
+                        return
+                    except SpliceDiverged as err:
+                        candidate.pool.on_neutral(candidate.credential)
+                        self._log_failure(candidate, err, "", "end_stream_with_cut_error")
+                        raise original from None
+                    except _Cut as again:
+                        self._log_failure(candidate, again.error, again.state, "next_recovery_candidate")
+                    except MuxError as err:
+                        _, state = self._judge(candidate, err)
+                        self._log_failure(candidate, err, state, "next_recovery_candidate")
+        raise original from None
+
+    async def _attempt(
+        self,
+        candidate: _Candidate,
+        request: Request,
+        meta: StreamMeta,
+        attempt: Callable[[_Candidate, Request], Awaitable[None]],
+        progress: Progress,
+        *,
+        route: str,
+        restore: bool,
+        recovering: bool = False,
+    ) -> None:
+        """One attempt on ``candidate`` for the chain's model ``route``, with the request prepared for the provider
+        (``_prepare``) and the pool's bookkeeping. A failure after content reached the consumer (outside a
+        recovery) is raised as :class:`_Cut`, already judged."""
+        meta.attempts += 1
+        meta.provider = candidate.deployment.provider.name
+        meta.model = candidate.deployment.upstream_model
+        meta.route = route
+        pool, cred, model = candidate.pool, candidate.credential, candidate.deployment.upstream_model
+        prepared = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta, restore)
+        pool.begin(cred, model, trio.current_time())
+        try:
+            await attempt(candidate, replace(prepared, model=model))
+        except MuxError as err:
+            scrub_error(err, self.scrubber)
+            self.failed_attempts += 1
+            if not recovering and progress.emitted:
+                _, state = self._judge(candidate, err)
+                raise _Cut(err, candidate, state, request, restore) from None
+            raise
+        except BaseException:
+            pool.on_neutral(cred)  # cancelled (the client left): the attempt says nothing about the credential
+            raise
+        else:
+            pool.on_success(cred, model)
+        finally:
+            pool.end(cred)
+
+    def _recoverable(self, request: Request) -> bool:
+        """Whether a cut of this request's stream could be recovered (so the delivered answer is worth recording):
+        some deployment takes a prefill, or regeneration is on and there is more than one credential to ask."""
+        deployments = [d for m in self.router.chain(request.model) for d in self.router.resolve(m)]
+        if any(d.prefill for d in deployments):
+            return True
+        routes = sum(len(self.pools[d.provider.name].credentials) for d in deployments)
+        return self.config.regenerate_on_cut and routes > 1
+
     def _fitting(self, request: Request, deployments: list[Deployment]) -> tuple[list[Deployment], MuxError | None]:
         """The deployments whose provider format can run what the client's format put in the request's
         extensions (e.g. Anthropic server tools run on Anthropic only, unless the hosted-tools policy maps or drops
@@ -445,31 +543,56 @@ class Engine:
             fitting.append(deployment)
         return fitting, refusal
 
-    def _judge(self, candidate: _Candidate, err: MuxError) -> Verdict:
+    def _judge(self, candidate: _Candidate, err: MuxError) -> tuple[Verdict, str]:
+        """Classify a failed attempt and record what it says about the credential; returns the verdict and that
+        effect in words, for the log."""
         now = trio.current_time()
         headers = err.headers if isinstance(err, UpstreamError) else {}
-        cred = candidate.credential
+        pool, cred, model = candidate.pool, candidate.credential, candidate.deployment.upstream_model
         verdict = classify(
             err,
             headers,
             now=_wall_clock(),
-            failures=cred.consecutive_failures + 1,
+            failures=cred.rate_limits + 1,
             max_retry_interval=self.config.max_retry_interval,
             rng=self._rng,
+            model=model,
         )
-        if verdict.action is Action.FAIL or (verdict.action is Action.NEXT_MODEL and verdict.model_cooldown is None):
-            candidate.pool.on_neutral(cred)
-        else:
-            candidate.pool.on_failure(
-                cred,
-                candidate.deployment.upstream_model,
-                now,
-                cooldown=verdict.cooldown if verdict.action is Action.NEXT_CREDENTIAL else None,
-                disable=verdict.disable,
-                model_cooldown=verdict.model_cooldown,
-                breaker_failure=verdict.breaker_failure,
-            )
-        return verdict
+        if verdict.effect is Effect.RATE_LIMITED:
+            cooldown = verdict.cooldown or 0.0
+            pool.on_rate_limit(cred, model, now, cooldown)
+            return verdict, f"cooldown {cooldown:.1f} s"
+        if verdict.effect is Effect.REFUSED:
+            status = _provider_status(err)
+            seconds = pool.on_refused(cred, model, now, status, model_scoped=verdict.model_scoped)
+            scope = f"for {model!r}" if verdict.model_scoped else "for every model"
+            return verdict, f"refused {scope}, out for {seconds:g} s"
+        if verdict.effect is Effect.MODEL_MISSING:
+            first = pool.on_model_missing(cred, model, now)
+            again = "" if first else " (again)"
+            return verdict, f"model missing{again}, checked again in {pool.missing_recheck_seconds:g} s"
+        if verdict.effect is Effect.FAILURE:
+            opened = pool.on_failure(cred, now, error_class(err))
+            if opened:
+                return verdict, f"circuit breaker opened for {pool.breaker_open_seconds:g} s"
+            return verdict, f"failure {cred.consecutive_failures}/{pool.breaker_failures}"
+        pool.on_neutral(cred)
+        return verdict, ""
+
+    def _log_failure(self, candidate: _Candidate, err: MuxError, state: str, next_step: str) -> None:
+        """One line per failed attempt: provider, credential label (never the key), upstream model, error class,
+        provider status, the effect on the credential and what happens next; the reason text with ``debug``."""
+        warn = state.startswith(("refused", "circuit breaker opened", "model missing,"))
+        status = _provider_status(err)
+        reason = ""
+        if self.config.debug:
+            reason = " reason=" + repr(loggable_reason(err, candidate.credential.key))
+        log.log(
+            logging.WARNING if warn else logging.INFO,
+            "attempt failed: provider=%s credential=%s model=%s error=%s status=%s%s next=%s%s",
+            candidate.deployment.provider.name, candidate.credential.name, candidate.deployment.upstream_model,
+            error_class(err), status or "-", f" state={state!r}" if state else "", next_step, reason,
+        )
 
     # ------------------------------------------------------------------ non-streaming attempt
     async def _complete_once(self, candidate: _Candidate, request: Request) -> Response:
@@ -539,9 +662,9 @@ class Engine:
     async def _produce(
         self, request: Request, send: trio.MemorySendChannel[Batch | Failure], pool: BytePool, meta: StreamMeta
     ) -> None:
-        progress = _Progress()
-        if any(d.prefill for m in self.router.chain(request.model) for d in self.router.resolve(m)):
-            progress.answer = Accumulator()
+        progress = Progress()
+        if self._recoverable(request):
+            progress.transcript = Transcript()
         async with send:
 
             async def attempt(candidate: _Candidate, req: Request) -> None:
@@ -563,7 +686,7 @@ class Engine:
         request: Request,
         send: trio.MemorySendChannel[Batch | Failure],
         pool: BytePool,
-        progress: _Progress,
+        progress: Progress,
     ) -> None:
         deployment = candidate.deployment
         codec = self._codec(deployment.provider)
@@ -624,7 +747,7 @@ class Engine:
         self,
         events: list[Event],
         cost: int,
-        progress: _Progress,
+        progress: Progress,
         held: list[Event],
         send: trio.MemorySendChannel[Batch | Failure],
         watchdog: trio.CancelScope,
@@ -633,7 +756,7 @@ class Engine:
         carries it). The send does not switch tasks while the channel has room, so the reader drains what the
         upstream socket already delivered and the writer then sends it all in one write; only a full channel
         (or pool) makes the reader wait — that is the backpressure."""
-        out = self._stitch(events, progress, held)
+        out = progress.stitch(events, held)
         if not out:
             return cost
         batch = Batch(out, cost)
@@ -649,78 +772,6 @@ class Engine:
             watchdog.deadline = math.inf
             await send.send(batch)
         return 0
-
-    def _stitch(self, events: list[Event], progress: _Progress, held: list[Event]) -> list[Event]:
-        """Rewrite an attempt's events into the client's single stream: one Start, block indices shifted after
-        a continuation, usage summed over the attempts that produced the answer, content held back until the
-        attempt proves it produces some."""
-        out: list[Event] = []
-        for event in events:
-            if isinstance(event, Start):
-                if not progress.started:
-                    held.append(event)
-                continue
-            if isinstance(event, UsageUpdate):
-                progress.attempt_usage = progress.attempt_usage.merge(event.usage)
-                event = UsageUpdate(progress.prior_usage + progress.attempt_usage)
-                (out if progress.emitted else held).append(event)
-                continue
-            if isinstance(event, Finish):
-                progress.finished = True
-            else:
-                index: int = event.index
-                if progress.offset or progress.merge_first_text:
-                    if progress.merge_first_text and index == 0 and isinstance(event, TextDelta):
-                        text = event.text
-                        if progress.strip_prefix and text.startswith(progress.strip_prefix):
-                            text = text[len(progress.strip_prefix) :]
-                        progress.strip_prefix = ""
-                        event = TextDelta(progress.offset, text)
-                    else:
-                        shift = progress.offset + (1 if progress.merge_first_text else 0)
-                        event = replace(event, index=index + shift)
-                if progress.answer is not None:
-                    self._track(progress, event)
-            if not progress.emitted:
-                progress.emitted = True
-                progress.started = True
-                out.extend(held)
-                held.clear()
-            out.append(event)
-        return out
-
-    def _track(self, progress: _Progress, event: Event) -> None:
-        answer = progress.answer
-        assert answer is not None
-        size = len(getattr(event, "text", "")) + len(getattr(event, "arguments", ""))
-        progress.answer_chars += size
-        if progress.answer_chars > PARTIAL_ANSWER_LIMIT:
-            progress.answer = None  # too long to resend as a prefill: a cut will end with an error
-            return
-        answer.add(event)
-
-    def _continuable(self, progress: _Progress) -> bool:
-        if progress.answer is None:
-            return False
-        parts = progress.answer.partial_parts()
-        return bool(parts) and isinstance(parts[-1], Text) and all(isinstance(p, Text) for p in parts)
-
-    def _continuation(self, request: Request, progress: _Progress) -> Request | None:
-        """The request that asks a prefill-capable model to continue the partial answer."""
-        if not self._continuable(progress):
-            return None
-        assert progress.answer is not None
-        parts = progress.answer.partial_parts()
-        text = "".join(p.text for p in parts if isinstance(p, Text))
-        stripped = text.rstrip()
-        progress.strip_prefix = text[len(stripped) :]
-        progress.offset = len(parts) - 1
-        progress.merge_first_text = True
-        progress.prior_usage = progress.prior_usage + _usage_or_estimate(progress.attempt_usage, text)
-        progress.attempt_usage = Usage()
-        prefill = Message(Role.ASSISTANT, (Text(stripped),))
-        # Thinking is off for the continuation: providers do not accept a prefill after which they would think.
-        return replace(request, messages=(*request.messages, prefill), thinking=Thinking(enabled=False))
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -764,17 +815,29 @@ def _wall_clock() -> float:
     return time.time()
 
 
+def _provider_status(err: MuxError) -> int:
+    """The provider's HTTP status behind an error (0 when there was no response)."""
+    if isinstance(err, UpstreamError) and err.provider_status:
+        return err.provider_status
+    return {ErrorKind.AUTHENTICATION: 401, ErrorKind.PERMISSION: 403}.get(err.kind, 0)
+
+
+def _client_error(candidate: _Candidate, err: MuxError, verdict: Verdict) -> MuxError:
+    """What the client is told about a failed attempt, if it is the last one: the error itself, except a 404 for
+    the model, which is said as a configuration fact naming the provider."""
+    if verdict.effect is Effect.MODEL_MISSING:
+        pool, model = candidate.pool, candidate.deployment.upstream_model
+        now = trio.current_time()
+        outage = Outage(pool.provider, OutageReason.MODEL_MISSING, now + pool.missing_recheck_seconds, status=404)
+        return outage.error(model, now)
+    return err
+
+
 def _rejects_signatures(err: MuxError) -> bool:
     """A provider's 400 about reasoning signatures it cannot verify (Anthropic "Invalid `signature` in
     `thinking` block", Gemini "Corrupted thought signature")."""
     message = err.message.lower()
     return err.kind is ErrorKind.INVALID_REQUEST and ("signature" in message or "redacted_thinking" in message)
-
-
-def _usage_or_estimate(usage: Usage, text: str) -> Usage:
-    if usage.output_tokens:
-        return usage
-    return replace(usage, output_tokens=max(1, len(text) // 4))
 
 
 class _total_deadline:

@@ -1,27 +1,104 @@
-"""Credential pools: per-credential state (in-flight, cooldowns per model, failures, circuit breaker) and selection.
+"""Credential pools: per-credential state (in-flight, rate-limit cooldowns, refusals, circuit breaker), selection,
+and the reason a model cannot be served right now.
+
+Three separate kinds of "out", because each means something different to an operator and to a client:
+- *Rate-limited* (429): the credential cools for that model for the provider's hint or a backoff. Not a failure:
+  it never counts toward the breaker.
+- *Refused* (401/403): the provider rejected the credential (or, for a 403 about one model, the credential for that
+  model). It is out for the next step of ``refusal_cooldowns`` (1 min, 10 min, 1 h by default; the last step
+  repeats), after which exactly one request probes it; success clears the refusal, another refusal takes the next
+  step. Never "disabled until restart".
+- *Breaker open*: ``breaker_failures`` consecutive transient failures (5xx, resets, timeouts) open the credential's
+  breaker for ``breaker_open_seconds``; then it half-opens and lets one probe through; success closes it, failure
+  re-opens it.
+A model the provider answered 404 for is *missing* on that provider for ``missing_recheck_seconds`` (a configuration
+fact, re-checked by the next request after that).
 
 Invariants:
 - Policy code takes ``now`` (a monotonic time in seconds) as an argument and never reads a clock, so it is tested
   without sleeping.
-- A credential is *available* for a model when it is enabled, not cooling for that model (or all models), and its
-  breaker is closed, or half-open with no probe in flight. A half-open breaker lets exactly one probe through;
-  success closes it, failure re-opens it for another period.
+- A credential is *available* for a model when it is not rate-limited or refused for that model (or all models),
+  the model is not missing, and no probe is due or the probe slot is free (one probe in flight per credential).
+- :meth:`CredentialPool.outage` explains an empty :meth:`pick` (reason, detail, when it ends); it never returns a
+  reason for a pool that has an available credential.
 - Selection: ``least-busy`` picks the lowest in-flight count (ties rotate); ``round-robin`` rotates.
 - Keys never appear in ``statistics()`` or ``repr``: credentials are named ``<provider>#<index>``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from muxtrio.errors import CapacityError, ErrorKind
+
 ALL_MODELS = "*"
+DEFAULT_REFUSAL_COOLDOWNS = (60.0, 600.0, 3600.0)
+DEFAULT_MISSING_RECHECK_S = 60.0
 
 
 class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+class OutageReason(StrEnum):
+    """Why no credential of a pool can serve a model now, in order of precedence when credentials disagree."""
+
+    MODEL_MISSING = "model_missing"  # the provider answered 404 for the model
+    REFUSED = "refused"  # 401/403: the provider refused the credential
+    BREAKER_OPEN = "breaker_open"  # repeated transient failures
+    PROBING = "probing"  # the one probe after a refusal or an open breaker is in flight
+    RATE_LIMITED = "rate_limited"  # 429 cooldowns
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """Why a pool cannot serve ``model`` now. ``until`` is when the earliest credential may be tried again (a
+    monotonic time); ``status`` is the provider status behind it (401, 403, 404, 429) or 0; ``failures`` the
+    consecutive failures that opened a breaker and ``last_failure`` their last error class."""
+
+    provider: str
+    reason: OutageReason
+    until: float
+    status: int = 0
+    failures: int = 0
+    last_failure: str = ""
+
+
+    def error(self, model: str, now: float) -> CapacityError:
+        """What the client is told: the reason in words, with the provider's name, and when to come back."""
+        wait = max(1, math.ceil(self.until - now))
+        where = f"provider {self.provider}"
+        if self.reason is OutageReason.MODEL_MISSING:
+            error = CapacityError(
+                f"{where}: model {model!r} was not found by the provider (404); it is checked again in {wait} s",
+                kind=ErrorKind.NOT_FOUND,
+            )
+            error.param = "model"
+            return error
+        if self.reason is OutageReason.REFUSED:
+            return CapacityError(
+                f"{where}: every credential was refused by the provider ({self.status}); next retry in {wait} s",
+                retry_after=wait, kind=ErrorKind.UNAVAILABLE,
+            )
+        if self.reason is OutageReason.BREAKER_OPEN:
+            return CapacityError(
+                f"{where}: circuit breaker open after {self.failures} consecutive failures (last: "
+                f"{self.last_failure or 'unknown'}); next probe in {wait} s",
+                retry_after=wait, kind=ErrorKind.UNAVAILABLE,
+            )
+        if self.reason is OutageReason.PROBING:
+            return CapacityError(
+                f"{where}: its credential is being re-probed after a failure; retry in {wait} s",
+                retry_after=wait, kind=ErrorKind.UNAVAILABLE,
+            )
+        return CapacityError(
+            f"{where}: every credential is rate-limited for model {model!r}; next retry in {wait} s",
+            retry_after=wait,
+        )
 
 
 @dataclass(eq=False, slots=True)
@@ -31,9 +108,13 @@ class CredentialState:
     key: str | None = field(repr=False)
     proxy_url: str | None = None
     in_flight: int = 0
-    cooldown_until: dict[str, float] = field(default_factory=dict)
-    disabled: bool = False
-    consecutive_failures: int = 0
+    cooldown_until: dict[str, float] = field(default_factory=dict)  # rate limits, per model
+    refused_until: dict[str, float] = field(default_factory=dict)  # refusals, per model or ALL_MODELS
+    refusals: dict[str, int] = field(default_factory=dict)  # consecutive refusals (the cooldown ladder step)
+    refusal_status: dict[str, int] = field(default_factory=dict)  # 401 or 403, per refusal scope
+    rate_limits: int = 0  # consecutive 429s (sizes the backoff when the provider gives no hint)
+    consecutive_failures: int = 0  # consecutive transient failures (the breaker's count)
+    last_failure: str = ""  # error class of the last transient failure (for the breaker's reason)
     breaker: BreakerState = BreakerState.CLOSED
     opened_at: float = 0.0
     probe_in_flight: bool = False
@@ -45,20 +126,37 @@ class CredentialState:
         return f"{self.provider}#{self.index}"
 
     def cooling_until(self, model: str, now: float) -> float:
+        """When the rate-limit cooldown for ``model`` ends, or 0 when it is not cooling."""
         until = max(self.cooldown_until.get(model, 0.0), self.cooldown_until.get(ALL_MODELS, 0.0))
         return until if until > now else 0.0
+
+    def refused_for(self, model: str, now: float) -> tuple[float, int]:
+        """``(until, status)`` of the refusal that keeps this credential from ``model``, or ``(0, 0)``."""
+        best = (0.0, 0)
+        for scope in (model, ALL_MODELS):
+            until = self.refused_until.get(scope, 0.0)
+            if until > now and until > best[0]:
+                best = (until, self.refusal_status.get(scope, 0))
+        return best
+
+    def on_probation(self, model: str, now: float) -> bool:
+        """The next request is a probe: the breaker is half-open, or a refusal's cooldown just ended."""
+        if self.breaker is BreakerState.HALF_OPEN:
+            return True
+        return any(self.refusals.get(scope, 0) > 0 and self.refused_until.get(scope, 0.0) <= now
+                   for scope in (model, ALL_MODELS))
 
 
 @dataclass(frozen=True, slots=True)
 class CredentialStatistics:
     name: str
     in_flight: int
-    disabled: bool
     breaker: str
     consecutive_failures: int
     successes: int
     failures: int
     cooling: dict[str, float]
+    refused: dict[str, float]
 
 
 class CredentialPool:
@@ -72,33 +170,35 @@ class CredentialPool:
         strategy: str = "least-busy",
         breaker_failures: int = 5,
         breaker_open_seconds: float = 30.0,
+        refusal_cooldowns: tuple[float, ...] = DEFAULT_REFUSAL_COOLDOWNS,
+        missing_recheck_seconds: float = DEFAULT_MISSING_RECHECK_S,
     ) -> None:
         self.provider = provider
         self.credentials = [CredentialState(provider, i, key, proxy) for i, (key, proxy) in enumerate(keys)]
         self.strategy = strategy
         self.breaker_failures = breaker_failures
         self.breaker_open_seconds = breaker_open_seconds
-        self.model_cooldown_until: dict[str, float] = {}
+        self.refusal_cooldowns = refusal_cooldowns or DEFAULT_REFUSAL_COOLDOWNS
+        self.missing_recheck_seconds = missing_recheck_seconds
+        self.missing_until: dict[str, float] = {}  # model -> when to ask the provider again
+        self.missing_reported: set[str] = set()  # models whose 404 was already logged at WARNING
         self._cursor = 0
 
     # ------------------------------------------------------------------ availability
-    def _breaker_allows(self, cred: CredentialState, now: float) -> bool:
-        if cred.breaker is BreakerState.CLOSED:
-            return True
-        if cred.breaker is BreakerState.OPEN:
-            if now - cred.opened_at < self.breaker_open_seconds:
-                return False
+    def _advance_breaker(self, cred: CredentialState, now: float) -> None:
+        if cred.breaker is BreakerState.OPEN and now - cred.opened_at >= self.breaker_open_seconds:
             cred.breaker = BreakerState.HALF_OPEN
             cred.probe_in_flight = False
-        return not cred.probe_in_flight
 
     def available(self, cred: CredentialState, model: str, now: float) -> bool:
-        return (
-            not cred.disabled
-            and not cred.cooling_until(model, now)
-            and self.model_cooldown_until.get(model, 0.0) <= now
-            and self._breaker_allows(cred, now)
-        )
+        self._advance_breaker(cred, now)
+        if cred.breaker is BreakerState.OPEN:
+            return False
+        if self.missing_until.get(model, 0.0) > now:
+            return False
+        if cred.cooling_until(model, now) or cred.refused_for(model, now)[0]:
+            return False
+        return not (cred.on_probation(model, now) and cred.probe_in_flight)
 
     def pick(self, model: str, now: float, exclude: frozenset[int] = frozenset()) -> CredentialState | None:
         """The credential to use next for ``model``, or None when none is available now."""
@@ -118,24 +218,38 @@ class CredentialPool:
         self._cursor = chosen.index + 1
         return chosen
 
-    def next_available_at(self, model: str, now: float) -> float | None:
-        """When some credential will be usable for ``model`` again (``now`` if one is), or None if never
-        (all disabled)."""
-        times: list[float] = []
-        model_until = self.model_cooldown_until.get(model, 0.0)
+    def outage(self, model: str, now: float) -> Outage | None:
+        """Why no credential can serve ``model`` now (None when one can): the reason of the credential that comes
+        back first; among credentials back at the same time, the most serious reason."""
+        if any(self.available(c, model, now) for c in self.credentials):
+            return None
+        missing = self.missing_until.get(model, 0.0)
+        if missing > now:
+            return Outage(self.provider, OutageReason.MODEL_MISSING, missing, status=404)
+        best: Outage | None = None
         for cred in self.credentials:
-            if cred.disabled:
-                continue
-            t = max(cred.cooling_until(model, now), model_until, now)
-            if cred.breaker is BreakerState.OPEN:
-                t = max(t, cred.opened_at + self.breaker_open_seconds)
-            times.append(t)
-        return min(times) if times else None
+            candidate = self._credential_outage(cred, model, now)
+            if best is None or (candidate.until, _RANK[candidate.reason]) < (best.until, _RANK[best.reason]):
+                best = candidate
+        return best
+
+    def _credential_outage(self, cred: CredentialState, model: str, now: float) -> Outage:
+        refused_until, status = cred.refused_for(model, now)
+        if refused_until:
+            return Outage(self.provider, OutageReason.REFUSED, refused_until, status=status)
+        if cred.breaker is BreakerState.OPEN:
+            return Outage(self.provider, OutageReason.BREAKER_OPEN, cred.opened_at + self.breaker_open_seconds,
+                          failures=cred.consecutive_failures, last_failure=cred.last_failure)
+        cooling = cred.cooling_until(model, now)
+        if cooling:
+            return Outage(self.provider, OutageReason.RATE_LIMITED, cooling, status=429)
+        # Not cooling, refused or open, yet unavailable: its one probe is in flight.
+        return Outage(self.provider, OutageReason.PROBING, now)
 
     # ------------------------------------------------------------------ bookkeeping
-    def begin(self, cred: CredentialState) -> None:
+    def begin(self, cred: CredentialState, model: str, now: float) -> None:
         cred.in_flight += 1
-        if cred.breaker is BreakerState.HALF_OPEN:
+        if cred.on_probation(model, now):
             cred.probe_in_flight = True
 
     def end(self, cred: CredentialState) -> None:
@@ -144,54 +258,79 @@ class CredentialPool:
     def on_success(self, cred: CredentialState, model: str) -> None:
         cred.successes += 1
         cred.consecutive_failures = 0
+        cred.rate_limits = 0
         cred.breaker = BreakerState.CLOSED
         cred.probe_in_flight = False
         cred.cooldown_until.pop(model, None)
+        for scope in (model, ALL_MODELS):
+            cred.refusals.pop(scope, None)
+            cred.refused_until.pop(scope, None)
+            cred.refusal_status.pop(scope, None)
+        self.missing_until.pop(model, None)
+        self.missing_reported.discard(model)
 
-    def on_failure(
-        self,
-        cred: CredentialState,
-        model: str,
-        now: float,
-        *,
-        cooldown: float | None = None,
-        disable: bool = False,
-        model_cooldown: float | None = None,
-        breaker_failure: bool = False,
-    ) -> None:
+    def on_rate_limit(self, cred: CredentialState, model: str, now: float, cooldown: float) -> None:
+        """A 429: cool (credential, model). Not a failure of the upstream: the breaker count is untouched."""
+        cred.failures += 1
+        cred.rate_limits += 1
+        if cooldown > 0:
+            cred.cooldown_until[model] = now + cooldown
+        cred.probe_in_flight = False
+
+    def on_refused(self, cred: CredentialState, model: str, now: float, status: int, *, model_scoped: bool) -> float:
+        """A 401/403: take the credential out (for ``model`` only when ``model_scoped``) for the next step of the
+        cooldown ladder. Returns that cooldown in seconds."""
+        cred.failures += 1
+        scope = model if model_scoped else ALL_MODELS
+        step = cred.refusals.get(scope, 0)
+        cooldown = self.refusal_cooldowns[min(step, len(self.refusal_cooldowns) - 1)]
+        cred.refusals[scope] = step + 1
+        cred.refused_until[scope] = now + cooldown
+        cred.refusal_status[scope] = status
+        cred.probe_in_flight = False
+        return cooldown
+
+    def on_model_missing(self, cred: CredentialState, model: str, now: float) -> bool:
+        """A 404 for ``model``: the provider does not serve it; ask again after ``missing_recheck_seconds``.
+        Returns True the first time (until the model is served again), so it is reported once."""
+        self.on_neutral(cred)
+        self.missing_until[model] = now + self.missing_recheck_seconds
+        first = model not in self.missing_reported
+        self.missing_reported.add(model)
+        return first
+
+    def on_failure(self, cred: CredentialState, now: float, error_class: str) -> bool:
+        """A transient failure (5xx, reset, timeout): counts toward the breaker. Returns True when this failure
+        opened (or re-opened) the breaker."""
         cred.failures += 1
         cred.consecutive_failures += 1
-        if disable:
-            cred.disabled = True
-        if cooldown is not None and cooldown > 0:
-            cred.cooldown_until[model] = now + cooldown
-        if model_cooldown is not None:
-            self.model_cooldown_until[model] = now + model_cooldown
-        if breaker_failure:
-            if cred.breaker is BreakerState.HALF_OPEN or cred.consecutive_failures >= self.breaker_failures:
-                cred.breaker = BreakerState.OPEN
-                cred.opened_at = now
-            cred.probe_in_flight = False
-        elif cred.breaker is BreakerState.HALF_OPEN:
-            # The probe ended without telling us about the upstream's health (e.g. a 400): let another probe go.
-            cred.probe_in_flight = False
+        cred.last_failure = error_class
+        cred.probe_in_flight = False
+        if cred.breaker is BreakerState.HALF_OPEN or cred.consecutive_failures >= self.breaker_failures:
+            opened = cred.breaker is not BreakerState.OPEN
+            cred.breaker = BreakerState.OPEN
+            cred.opened_at = now
+            return opened
+        return False
 
     def on_neutral(self, cred: CredentialState) -> None:
-        """An attempt that says nothing about the credential (client error, cancellation)."""
-        if cred.breaker is BreakerState.HALF_OPEN:
-            cred.probe_in_flight = False
+        """An attempt that says nothing about the credential (client error, cancellation): a probe slot frees."""
+        cred.probe_in_flight = False
 
     def statistics(self, now: float) -> list[CredentialStatistics]:
         return [
             CredentialStatistics(
                 name=c.name,
                 in_flight=c.in_flight,
-                disabled=c.disabled,
                 breaker=c.breaker.value,
                 consecutive_failures=c.consecutive_failures,
                 successes=c.successes,
                 failures=c.failures,
                 cooling={m: round(t - now, 3) for m, t in c.cooldown_until.items() if t > now},
+                refused={m: round(t - now, 3) for m, t in c.refused_until.items() if t > now},
             )
             for c in self.credentials
         ]
+
+
+_RANK = {reason: rank for rank, reason in enumerate(OutageReason)}

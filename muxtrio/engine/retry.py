@@ -4,16 +4,22 @@
 |-----------------------------------------|-----------------|--------------------------------------------------|
 | 429 / rate limit                        | next credential | cool (credential, model) for the provider's hint |
 |                                         |                 | (Retry-After, reset headers, RetryInfo), else    |
-|                                         |                 | exponential backoff with jitter, capped          |
-| 401 / 403                               | next credential | credential disabled until config changes         |
-| 404 (model not found)                   | next model      | (provider, model) cooled for ``MODEL_GONE_S``    |
-| 5xx, overloaded, connect/reset, timeout | retry           | breaker failure; backoff before the next attempt |
+|                                         |                 | exponential backoff with jitter, capped; never a |
+|                                         |                 | breaker failure                                  |
+| 401 / 403                               | next credential | credential refused for the next step of the      |
+|                                         |                 | refusal cooldown ladder (a 403 that names the    |
+|                                         |                 | model: that model on that credential only)       |
+| 404 (model not found)                   | next model      | (provider, model) missing until the re-check     |
+| connect / first-byte timeout            | next route      | breaker failure; no backoff: another credential  |
+|                                         |                 | or the fallback at once, the same route only     |
+|                                         |                 | when nothing else is left                        |
+| 5xx, overloaded, reset, idle timeout    | retry           | breaker failure; backoff before the next attempt |
 | context length                          | next model      | none (the prompt is the problem, not the model)  |
 | other 4xx (invalid, content filter)     | fail            | none — never retried                             |
 
 Invariants: a cooldown never outlives what the provider said (its hint wins over our backoff, even if shorter);
 backoff is capped by ``max-retry-interval``. Takes ``now`` (epoch seconds, for HTTP dates) and a random source as
-arguments, so it is testable without a clock.
+arguments, so it is testable without a clock. :func:`loggable_reason` is the only way an error's text reaches a log.
 """
 
 from __future__ import annotations
@@ -25,26 +31,36 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-from muxtrio.errors import CapacityError, ErrorKind, MuxError, UpstreamError
+from muxtrio.errors import CapacityError, ErrorKind, MuxError, UpstreamError, UpstreamTimeout, mask_secret
 
-MODEL_GONE_S = 3600.0
 BACKOFF_BASE_S = 1.0
+SILENT_PHASES = frozenset({"connect", "first_byte"})  # timeouts before any response byte
 
 
 class Action(StrEnum):
     RETRY = "retry"  # transient: try again (another credential if there is one), after a backoff
     NEXT_CREDENTIAL = "next_credential"  # this credential cannot serve now; others may, at once
+    NEXT_ROUTE = "next_route"  # a silent route: another credential or the fallback at once, this one last
     NEXT_MODEL = "next_model"  # no credential of this model will do: go to the fallbacks
     FAIL = "fail"  # the request itself is wrong: answer the client now
+
+
+class Effect(StrEnum):
+    """What the failure says about the credential (the pool method that records it)."""
+
+    NONE = "none"  # nothing: the request was the problem
+    RATE_LIMITED = "rate_limited"  # CredentialPool.on_rate_limit
+    REFUSED = "refused"  # CredentialPool.on_refused
+    MODEL_MISSING = "model_missing"  # CredentialPool.on_model_missing
+    FAILURE = "failure"  # CredentialPool.on_failure (counts toward the breaker)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     action: Action
-    cooldown: float | None = None  # seconds to cool this (credential, model)
-    disable: bool = False  # disable this credential
-    model_cooldown: float | None = None  # seconds to cool this model on this provider
-    breaker_failure: bool = False  # counts toward the credential's circuit breaker
+    effect: Effect = Effect.NONE
+    cooldown: float | None = None  # seconds to cool (rate limit) or to wait before retrying (overload hint)
+    model_scoped: bool = False  # a refusal that concerns this model only
     hinted: bool = False  # the cooldown came from the provider, not from our backoff
 
 
@@ -141,9 +157,10 @@ def classify(
     failures: int,
     max_retry_interval: float,
     rng: random.Random,
+    model: str = "",
 ) -> Verdict:
-    """Decide what to do after ``error``. ``failures`` counts this credential's consecutive failures including
-    this one (it sizes the backoff)."""
+    """Decide what to do after ``error`` on upstream ``model``. ``failures`` counts this credential's consecutive
+    rate limits including this one (it sizes the backoff when the provider gives no hint)."""
     kind = error.kind
     if isinstance(error, CapacityError):
         return Verdict(Action.NEXT_MODEL)
@@ -152,15 +169,43 @@ def classify(
         if hint is None:
             hint = error.retry_after
         if hint is not None:
-            return Verdict(Action.NEXT_CREDENTIAL, cooldown=hint, hinted=True)
-        return Verdict(Action.NEXT_CREDENTIAL, cooldown=backoff(failures, max_retry_interval, rng))
+            return Verdict(Action.NEXT_CREDENTIAL, Effect.RATE_LIMITED, cooldown=hint, hinted=True)
+        return Verdict(Action.NEXT_CREDENTIAL, Effect.RATE_LIMITED, cooldown=backoff(failures, max_retry_interval, rng))
     if kind in (ErrorKind.AUTHENTICATION, ErrorKind.PERMISSION):
-        return Verdict(Action.NEXT_CREDENTIAL, disable=True)
+        scoped = kind is ErrorKind.PERMISSION and _names_model(error.message, model)
+        return Verdict(Action.NEXT_CREDENTIAL, Effect.REFUSED, model_scoped=scoped)
     if kind is ErrorKind.NOT_FOUND and isinstance(error, UpstreamError):
-        return Verdict(Action.NEXT_MODEL, model_cooldown=MODEL_GONE_S)
+        return Verdict(Action.NEXT_MODEL, Effect.MODEL_MISSING)
     if kind is ErrorKind.CONTEXT_LENGTH:
         return Verdict(Action.NEXT_MODEL)
+    if isinstance(error, UpstreamTimeout) and error.phase in SILENT_PHASES:
+        return Verdict(Action.NEXT_ROUTE, Effect.FAILURE)
     if kind in (ErrorKind.UPSTREAM, ErrorKind.OVERLOADED, ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE):
         hint = provider_retry_hint(headers, now) if kind is ErrorKind.OVERLOADED else None
-        return Verdict(Action.RETRY, cooldown=hint, breaker_failure=True, hinted=hint is not None)
+        return Verdict(Action.RETRY, Effect.FAILURE, cooldown=hint, hinted=hint is not None)
     return Verdict(Action.FAIL)
+
+
+def _names_model(message: str, model: str) -> bool:
+    """Whether a 403's text is about one model (OpenAI "does not have access to model X", Gemini "model X is not
+    available to this project") rather than the credential as a whole."""
+    lowered = message.lower()
+    return (bool(model) and model.lower() in lowered) or "access to model" in lowered
+
+
+def error_class(error: MuxError) -> str:
+    """A short, secret-free name for an error: its kind, and the phase of a timeout (``timeout/first_byte``)."""
+    if isinstance(error, UpstreamTimeout):
+        return f"{error.kind.value}/{error.phase}"
+    return error.kind.value
+
+
+_KEY_LIKE = re.compile(r"(?i)\b(bearer\s+|sk-|sk_|ak-|aiza|xai-|key[-_=:]\s*)([A-Za-z0-9_\-.]{6,})")
+
+
+def loggable_reason(error: MuxError, key: str | None) -> str:
+    """The error's text for a debug log, with the credential's own key and anything key-shaped masked."""
+    text = error.message
+    if key:
+        text = text.replace(key, mask_secret(key))
+    return _KEY_LIKE.sub(lambda m: m.group(1) + mask_secret(m.group(2)), text)

@@ -8,7 +8,16 @@ from email.utils import format_datetime
 
 import pytest
 
-from muxtrio.engine.retry import Action, Verdict, backoff, classify, parse_duration, provider_retry_hint
+from muxtrio.engine.retry import (
+    Action,
+    Effect,
+    Verdict,
+    backoff,
+    classify,
+    loggable_reason,
+    parse_duration,
+    provider_retry_hint,
+)
 from muxtrio.errors import CapacityError, ClientError, ErrorKind, StreamTruncated, UpstreamError, UpstreamTimeout
 
 NOW = 1_800_000_000.0
@@ -17,12 +26,14 @@ NOW = 1_800_000_000.0
 def verdict(
     error: UpstreamError | ClientError | CapacityError, headers: dict[str, str] | None = None, failures: int = 1
 ) -> Verdict:
-    return classify(error, headers or {}, now=NOW, failures=failures, max_retry_interval=30.0, rng=random.Random(7))
+    return classify(error, headers or {}, now=NOW, failures=failures, max_retry_interval=30.0, rng=random.Random(7),
+                    model="gpt-4o")
 
 
 def test_rate_limit_honours_retry_after_seconds() -> None:
     v = verdict(UpstreamError(ErrorKind.RATE_LIMIT, "slow down", provider_status=429), {"retry-after": "7"})
     assert v.action is Action.NEXT_CREDENTIAL and v.cooldown == 7.0 and v.hinted
+    assert v.effect is Effect.RATE_LIMITED  # a cooldown, never a breaker failure
 
 
 def test_rate_limit_honours_retry_after_http_date() -> None:
@@ -69,15 +80,34 @@ def test_openai_reset_durations() -> None:
     assert parse_duration("soon") is None
 
 
-def test_auth_errors_disable_the_credential() -> None:
+def test_auth_errors_refuse_the_credential() -> None:
     for kind in (ErrorKind.AUTHENTICATION, ErrorKind.PERMISSION):
         v = verdict(UpstreamError(kind, "bad key", provider_status=401))
-        assert v.action is Action.NEXT_CREDENTIAL and v.disable
+        assert v.action is Action.NEXT_CREDENTIAL and v.effect is Effect.REFUSED and not v.model_scoped
 
 
-def test_model_not_found_cools_the_model() -> None:
+def test_a_403_about_the_model_refuses_that_model_only() -> None:
+    v = verdict(UpstreamError(ErrorKind.PERMISSION, "Project has no access to model `gpt-4o`", provider_status=403))
+    assert v.effect is Effect.REFUSED and v.model_scoped
+    v = verdict(UpstreamError(ErrorKind.AUTHENTICATION, "gpt-4o: invalid key", provider_status=401))
+    assert not v.model_scoped  # a 401 is always about the credential
+
+
+def test_model_not_found_is_a_missing_model_not_a_cooldown() -> None:
     v = verdict(UpstreamError(ErrorKind.NOT_FOUND, "no such model", provider_status=404))
-    assert v.action is Action.NEXT_MODEL and v.model_cooldown and v.model_cooldown >= 600
+    assert v.action is Action.NEXT_MODEL and v.effect is Effect.MODEL_MISSING and v.cooldown is None
+
+
+@pytest.mark.parametrize("phase", ["connect", "first_byte"])
+def test_timeouts_before_any_byte_move_to_the_next_route(phase: str) -> None:
+    v = verdict(UpstreamTimeout(phase, 5))
+    assert v.action is Action.NEXT_ROUTE and v.effect is Effect.FAILURE
+
+
+def test_loggable_reason_masks_the_key_and_key_shaped_tokens() -> None:
+    err = UpstreamError(ErrorKind.AUTHENTICATION, "Incorrect API key provided: sk-proj-abcdef123456. Also AIzaSyZZ99xx")
+    text = loggable_reason(err, "sk-proj-abcdef123456")
+    assert "abcdef12" not in text and "3456" in text and "AIzaSyZZ99xx" not in text
 
 
 @pytest.mark.parametrize(
@@ -87,7 +117,7 @@ def test_model_not_found_cools_the_model() -> None:
 )
 def test_transient_errors_retry_and_count_for_the_breaker(error: UpstreamError) -> None:
     v = verdict(error)
-    assert v.action is Action.RETRY and v.breaker_failure
+    assert v.action is Action.RETRY and v.effect is Effect.FAILURE
 
 
 def test_context_length_goes_to_fallbacks_without_retry() -> None:
