@@ -386,7 +386,12 @@ class Engine:
                             meta.failovers += 1
                             continue
                     if other is None:
-                        self._log_failure(candidate, err, state, "no_credential_left")
+                        waits = verdict.effect is Effect.RATE_LIMITED and retries < max_retries
+                        if waits and (verdict.cooldown or 0.0) <= max_wait:
+                            step = f"wait_{verdict.cooldown or 0.0:.1f}s"
+                        else:
+                            step = "fallback" if fallback_left else "give_up"
+                        self._log_failure(candidate, err, state, step)
                     else:
                         self._log_failure(candidate, err, state, f"failover:{other.credential.name}")
                     meta.failovers += 1
@@ -828,7 +833,8 @@ def _client_error(candidate: _Candidate, err: MuxError, verdict: Verdict) -> Mux
     if verdict.effect is Effect.MODEL_MISSING:
         pool, model = candidate.pool, candidate.deployment.upstream_model
         now = trio.current_time()
-        outage = Outage(pool.provider, OutageReason.MODEL_MISSING, now + pool.missing_recheck_seconds, status=404)
+        until = now + pool.missing_recheck_seconds
+        outage = Outage(pool.provider, OutageReason.MODEL_MISSING, until, status=_provider_status(err) or 404)
         return outage.error(model, now)
     return err
 

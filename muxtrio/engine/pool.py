@@ -74,7 +74,8 @@ class Outage:
         where = f"provider {self.provider}"
         if self.reason is OutageReason.MODEL_MISSING:
             error = CapacityError(
-                f"{where}: model {model!r} was not found by the provider (404); it is checked again in {wait} s",
+                f"{where}: model {model!r} was not found by the provider ({self.status or 404}); it is checked again "
+                f"in {wait} s",
                 kind=ErrorKind.NOT_FOUND,
             )
             error.param = "model"

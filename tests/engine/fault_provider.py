@@ -7,7 +7,9 @@ dies after N tokens), ``stall<N>`` (stops after N tokens, connection open), ``ma
 tokens), ``noconnect`` (connect timeout),
 ``noterm<N>`` (clean EOF after N tokens without finish or [DONE]), ``ctx`` (400 context length),
 ``filter`` (400 content filter), ``sig`` (400 rejecting reasoning signatures, first request only),
-``down<N>`` (503 for the first N requests, then OK), ``big<N>`` (N KB of tokens).
+``down<N>`` (503 for the first N requests, then OK), ``big<N>`` (N KB of tokens), ``refuse`` / ``refuse<N>`` (401
+quoting the key it got, always / for the first N requests), ``noaccess`` (403 about the model), ``gone`` (404 model
+not found), ``alt<N>`` (a different answer from word N on, for diverging regenerations).
 
 It uses only trio primitives, so it runs under ``MockClock(autojump_threshold=0)``. It records every request
 (time, model, messages) and whether each response body was closed by the client (``closed``).
@@ -84,6 +86,13 @@ class FaultProvider(httpx2.AsyncBaseTransport):
         self.seen.append(seen)
         n = self.counts[model] = self.counts.get(model, 0) + 1
         name, arg = _split(model)
+        if name == "refuse" and (arg is None or n <= arg):
+            key = request.headers.get("authorization", "").removeprefix("Bearer ")
+            return error_response(401, f"Incorrect API key provided: {key}.", "invalid_api_key")
+        if name == "noaccess":
+            return error_response(403, f"Project does not have access to model `{model}`", type_="permission_error")
+        if name == "gone":
+            return error_response(404, f"The model `{model}` does not exist", "model_not_found")
         if name == "429":
             return error_response(429, "rate limited", "rate_limit_exceeded", type_="requests")
         if name == "429-ra":
@@ -141,7 +150,8 @@ class FaultProvider(httpx2.AsyncBaseTransport):
             if self.pace:
                 await trio.sleep(self.pace)
             seen.sent_tokens += 1
-            yield chunk(model, {"content": WORDS[i % len(WORDS)]})
+            word = "omega " if name == "alt" and i >= (arg or 0) else WORDS[i % len(WORDS)]
+            yield chunk(model, {"content": word})
         yield chunk(model, {}, "stop")
         yield usage_chunk(model, 5, total - start)
         yield b"data: [DONE]\n\n"

@@ -184,7 +184,8 @@ async def test_cut_stream_without_prefill_candidate_ends_with_an_error(
 ) -> None:
     fake = FaultProvider()
     got: list[object] = []
-    cfg = config(provider("a", {"m": fault}, prefill=False), provider("b", {"m": "ok"}, prefill=False))
+    cfg = config(provider("a", {"m": fault}, prefill=False), provider("b", {"m": "ok"}, prefill=False),
+                 regenerate_on_cut=False)
     async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
         with pytest.raises(MuxError):
             async with engine.stream(ask("m")) as events:
@@ -422,3 +423,181 @@ async def test_each_attempt_gets_its_own_model_rule_and_the_changes_are_logged(
     assert "model rule for ctx: top_p dropped: model-rules[0] refuses it" in logged
     assert "model rule for ok: seed dropped: model-rules[1] refuses it" in logged
     assert "payload rule for ok: override user" in logged
+
+# ---------------------------------------------------------------------------------------------- regenerate on cut
+@pytest.mark.parametrize("fault", ["cut3", "malformed3", "noterm3", "stall3"])
+async def test_cut_stream_is_regenerated_and_spliced_without_prefill(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": fault}, prefill=False), provider("b", {"m": "ok"}, prefill=False))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        events = await collect(engine, ask("m"))
+    # The client got every word once: the regeneration's repeat of "alpha beta gamma " was held back.
+    assert text_of(events) == FULL
+    assert sum(isinstance(e, Start) for e in events) == 1
+    assert [e for e in events if isinstance(e, Finish)] == [Finish(FinishReason.STOP)]
+    [regenerated] = fake.requests_for("ok")
+    assert regenerated.body["messages"] == [{"role": "user", "content": "hi"}]  # the original request, no prefill
+    usage = [e for e in events if isinstance(e, UsageUpdate)][-1].usage
+    assert usage.output_tokens == 6  # the regeneration produced (and reported) the whole answer
+
+
+async def test_diverging_regeneration_ends_with_the_original_error(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    got: list[object] = []
+    cfg = config(provider("a", {"m": "cut3"}, prefill=False), provider("b", {"m": "alt2"}, prefill=False))
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        with pytest.raises(MuxError) as info:
+            async with engine.stream(ask("m")) as events:
+                async for event in events:
+                    got.append(event)
+    assert text_of(got) == "alpha beta gamma "  # nothing of the diverging "omega" reached the client
+    assert not any(isinstance(e, Finish) for e in got)
+    assert "diverged" not in info.value.message and info.value.kind is ErrorKind.UPSTREAM  # the cut's error
+    assert len(fake.requests_for("alt2")) == 1
+
+
+async def test_failed_continuation_is_followed_by_a_regeneration(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "cut3"}, prefill=True), provider("b", {"m": "filter"}, prefill=True),
+                 provider("c", {"m": "ok"}, prefill=False))
+    async with Engine(cfg, transports={"a": fake, "b": fake, "c": fake}) as engine:
+        events = await collect(engine, ask("m"))
+    assert text_of(events) == FULL
+    assert [s.model for s in fake.seen] == ["cut3", "filter", "ok"]
+
+
+# ---------------------------------------------------------------------------------------------- credential lifecycle
+async def test_refused_key_cools_and_is_reprobed_never_not_served(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("a", {"m": "refuse2"})), transports={"a": fake}) as engine:
+        for _ in range(2):  # the refusing request, then one while the credential is out
+            with pytest.raises(MuxError) as info:
+                await collect(engine, ask("m"))
+            assert info.value.status == 503 and info.value.kind is ErrorKind.UNAVAILABLE
+            assert info.value.message.startswith("provider a: every credential was refused by the provider (401)")
+            assert info.value.retry_after == 60
+        assert len(fake.seen) == 1  # while out, the provider is not asked
+        await trio.sleep(60)
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))  # the probe: refused again, so the next step of the ladder
+        assert info.value.retry_after == 600 and len(fake.seen) == 2
+        await trio.sleep(600)
+        assert text_of(await collect(engine, ask("m"))) == FULL  # the probe succeeds: the key is back
+        assert text_of(await collect(engine, ask("m"))) == FULL
+    assert len(fake.seen) == 4
+
+
+async def test_a_refused_key_fails_over_to_the_next_key(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("a", {"m": "refuse1"}, keys=2)), transports={"a": fake}) as engine:
+        assert text_of(await collect(engine, ask("m"))) == FULL
+        assert engine.pools["a"].credentials[0].refused_for("refuse1", trio.current_time())[1] == 401
+    assert len(fake.seen) == 2
+
+
+async def test_a_403_about_the_model_cools_that_model_only(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("a", {"m": "noaccess", "n": "ok"})), transports={"a": fake}) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))
+        assert info.value.status == 503 and "(403)" in info.value.message
+        assert text_of(await collect(engine, ask("n"))) == FULL  # the same key still serves other models
+
+
+async def test_rate_limits_do_not_open_the_breaker(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "429", "n": "500-once"}), request_retry=3, breaker_failures=2)
+    async with Engine(cfg, transports={"a": fake}) as engine:
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))
+        assert info.value.status == 429 and "rate-limited" in info.value.message
+        cred = engine.pools["a"].credentials[0]
+        assert cred.consecutive_failures == 0 and len(fake.requests_for("429")) == 4
+        assert text_of(await collect(engine, ask("n"))) == FULL  # one 500, retried: the breaker stays closed
+        assert cred.breaker == "closed"
+
+
+async def test_open_breaker_is_a_503_with_its_reason_until_the_probe(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "down1"}), request_retry=0, breaker_failures=1, breaker_open_seconds=30.0)
+    async with Engine(cfg, transports={"a": fake}) as engine:
+        with pytest.raises(MuxError) as first:
+            await collect(engine, ask("m"))
+        assert first.value.status in (502, 503) and "circuit breaker" not in first.value.message
+        await trio.sleep(10)
+        with pytest.raises(MuxError) as info:
+            await collect(engine, ask("m"))
+        assert info.value.status == 503 and info.value.kind is ErrorKind.UNAVAILABLE
+        assert "circuit breaker open after 1 consecutive failures" in info.value.message
+        assert info.value.retry_after == 20
+        assert len(fake.seen) == 1
+        await trio.sleep(20)
+        assert text_of(await collect(engine, ask("m"))) == FULL  # the half-open probe closes it
+
+
+async def test_model_missing_is_a_404_naming_the_provider_rechecked_later(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FaultProvider()
+    caplog.set_level("INFO", logger="muxtrio.engine")
+    async with Engine(config(provider("a", {"m": "gone"})), transports={"a": fake}) as engine:
+        for _ in range(2):
+            with pytest.raises(MuxError) as info:
+                await collect(engine, ask("m"))
+            assert info.value.status == 404 and info.value.kind is ErrorKind.NOT_FOUND
+            assert info.value.message.startswith("provider a: model 'gone' was not found by the provider (404)")
+            assert info.value.retry_after is None
+        assert len(fake.seen) == 1
+        await trio.sleep(60)
+        with pytest.raises(MuxError):
+            await collect(engine, ask("m"))
+        assert len(fake.seen) == 2  # re-checked after the period
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "model missing" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_silent_route_fails_over_to_the_fallback_at_once(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "silent"}, keys=2), provider("b", {"m2": "ok"}), fallbacks={"m": ("m2",)},
+                 request_retry=3)
+    async with Engine(cfg, transports={"a": fake, "b": fake}) as engine:
+        start = trio.current_time()
+        assert text_of(await collect(engine, ask("m"))) == FULL
+        elapsed = trio.current_time() - start
+    assert len(fake.requests_for("silent")) == 2  # each key once, never the same silent route again
+    assert elapsed == pytest.approx(60.0)  # two first-byte timeouts, no backoff
+
+
+async def test_every_failed_attempt_is_logged_without_the_key(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FaultProvider()
+    cfg = config(provider("a", {"m": "refuse"}), provider("b", {"m": "429-ra5"}), provider("c", {"m2": "ok"}),
+                 fallbacks={"m": ("m2",)}, request_retry=0)
+    caplog.set_level("INFO", logger="muxtrio.engine")
+    async with Engine(cfg, transports={"a": fake, "b": fake, "c": fake}) as engine:
+        assert text_of(await collect(engine, ask("m"))) == FULL
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("attempt failed")]
+    assert len(lines) == 2
+    assert {line.split("provider=")[1].split()[0] for line in lines} == {"a", "b"}
+    refused = next(line for line in lines if "provider=a" in line)
+    assert "credential=a#0" in refused and "error=authentication" in refused and "status=401" in refused
+    assert "refused for every model, out for 60 s" in refused and "next=failover:b#0" in refused
+    limited = next(line for line in lines if "provider=b" in line)
+    assert "error=rate_limit status=429" in limited and "next=fallback" in limited
+    assert "reason=" not in refused
+    assert not any("secret" in r.getMessage() for r in caplog.records)
+
+
+async def test_debug_logs_the_reason_scrubbed(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FaultProvider()
+    caplog.set_level("INFO", logger="muxtrio.engine")
+    async with Engine(config(provider("a", {"m": "refuse"}), debug=True), transports={"a": fake}) as engine:
+        with pytest.raises(MuxError):
+            await collect(engine, ask("m"))
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("attempt failed")]
+    assert "reason='Incorrect API key provided: ****" in line and "secret" not in line
