@@ -492,6 +492,14 @@ def test_unknown_keys_are_warnings_naming_the_key_path() -> None:
         ("timeouts: {total: -1}", "timeouts.total: expected a number > 0 (seconds), got -1"),
         ("circuit-breaker: {failures: 0}", "circuit-breaker.failures: expected an integer >= 1, got 0"),
         ("circuit-breaker: {open-seconds: 0}", "circuit-breaker.open-seconds: expected a number > 0 (seconds), got 0"),
+        (
+            "refused-credential-cooldowns: []",
+            "refused-credential-cooldowns: expected a non-empty list of durations > 0 (seconds), got a list",
+        ),
+        (
+            "refused-credential-cooldowns: [1m, soon]",
+            "refused-credential-cooldowns[1]: expected seconds or a duration such as '30s', '500ms', '5m', got 'soon'",
+        ),
         ("routing: {strategy: random}", "routing.strategy: expected one of least-busy, round-robin, got 'random'"),
         ("routing: {aliases: {a: 1}}", "routing.aliases.a: expected a non-empty string (quote it in YAML)"),
         ("fallbacks: {x: [y, 1]}", "fallbacks.x[1]: expected a model name, got 1"),
@@ -786,8 +794,11 @@ def test_sizes_and_the_rest_of_the_top_level_keys() -> None:
         proxy-url: "socks5h://127.0.0.1:1080"
         routing: {strategy: round-robin}
         circuit-breaker: {failures: 3, open-seconds: 1m}
+        refused-credential-cooldowns: [30s, 5m, 2h]
+        regenerate-on-cut: false
         """
     )
+    assert config.refused_credential_cooldowns == (30.0, 300.0, 7200.0) and config.regenerate_on_cut is False
     assert (config.max_request_bytes, config.max_event_bytes, config.stream_buffer_bytes) == (
         50 * 1024 * 1024,
         512 * 1024,

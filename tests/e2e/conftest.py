@@ -10,9 +10,12 @@ servers keep running in the test's nursery; the async openai/anthropic clients r
 Config: one provider per upstream kind, named after it (``openai``, ``responses``, ``anthropic``, ``gemini``,
 ``ollama``), each serving the fakes' behaviours under the alias ``<upstream>-<behaviour>`` (the upstream receives the
 bare behaviour name); ``<upstream>-pool`` is a second provider of the same kind with two keys (the first one always
-rate-limited); ``<upstream>-ctxlimit`` falls back to ``<FALLBACK[upstream]>-text``; ``stitch`` is served by
-``anthropic`` (whose stream is cut) and ``ollama`` (which continues an assistant prefill); ``dead-text`` by a provider
-on a loopback port that refuses connections. ``api_keys=("test-key",)``.
+rate-limited); ``<upstream>-revoked`` is served by a provider whose key the fake refuses (401; not for ollama, which
+has no keys); ``<upstream>-gone`` names a model the fake does not know (404); ``<upstream>-ctxlimit`` falls back to
+``<FALLBACK[upstream]>-text``; ``stitch`` is served by ``anthropic`` (whose stream is cut) and ``ollama`` (which
+continues an assistant prefill); ``regen`` by ``anthropic`` (cut) and ``gemini`` (no prefill: it answers the original
+request in full, starting with what was cut); ``regen-diverge`` by ``anthropic`` (cut) and ``gemini`` (a different
+answer); ``dead-text`` by a provider on a loopback port that refuses connections. ``api_keys=("test-key",)``.
 Override config fields per test with ``@pytest.mark.gateway_config(field=value)``.
 """
 
@@ -39,6 +42,7 @@ from tests.e2e.family_rules import FAMILY_ALIASES
 
 CLIENT_KEY = "test-key"
 BAD_CLIENT_KEY = "wrong-key"
+REVOKED_KEY = "sk-revoked-by-the-provider-0001"
 
 # upstream -> (provider type, which fake serves it, base-URL suffix, the provider key the fake accepts)
 UPSTREAMS: dict[str, tuple[ProviderType, str, str, str | None]] = {
@@ -53,6 +57,8 @@ FAKE_KINDS = ("openai", "anthropic", "gemini", "ollama")
 FALLBACK = {"openai": "anthropic", "responses": "anthropic", "anthropic": "openai", "gemini": "ollama",
             "ollama": "openai"}
 STITCH = "stitch"
+REGEN = "regen"
+REGEN_DIVERGE = "regen-diverge"
 DEAD = "dead-text"  # served by a provider on a loopback port where nothing listens
 
 # Parametrize over upstream kinds / client SDKs, with ids that say which is which ("anthropic-provider-gemini-sdk").
@@ -89,6 +95,26 @@ def build_config(fakes: dict[str, FakeProvider], dead_url: str, **overrides: Any
                 + tuple(ModelConfig(name=m, alias=f"{upstream}-{m}") for m in FAMILY_ALIASES.get(upstream, ())),
             )
         )
+        if key:
+            # A credential the fake refuses (401), and a model it does not know (404).
+            providers.append(
+                ProviderConfig(
+                    type=ptype,
+                    name=f"{upstream}-revoked",
+                    base_url=base_url,
+                    credentials=(Credential(REVOKED_KEY),),
+                    models=(ModelConfig(name="text", alias=f"{upstream}-revoked"),),
+                )
+            )
+        providers.append(
+            ProviderConfig(
+                type=ptype,
+                name=f"{upstream}-gone",
+                base_url=base_url,
+                credentials=(Credential(key),) if key else (),
+                models=(ModelConfig(name="gone", alias=f"{upstream}-gone"),),
+            )
+        )
         providers.append(
             ProviderConfig(
                 type=ptype,
@@ -99,9 +125,15 @@ def build_config(fakes: dict[str, FakeProvider], dead_url: str, **overrides: Any
             )
         )
     # "stitch": the same alias on a provider that cuts its stream and on a prefill-capable one that continues it.
-    stitch = {"anthropic": ModelConfig(name="cut", alias=STITCH), "ollama": ModelConfig(name="continue", alias=STITCH)}
+    # "regen" / "regen-diverge": the cut provider and one without prefill that regenerates the whole answer.
+    extra = {
+        "anthropic": (ModelConfig(name="cut", alias=STITCH), ModelConfig(name="cut", alias=REGEN),
+                      ModelConfig(name="cut", alias=REGEN_DIVERGE)),
+        "ollama": (ModelConfig(name="continue", alias=STITCH),),
+        "gemini": (ModelConfig(name="continue", alias=REGEN), ModelConfig(name="text", alias=REGEN_DIVERGE)),
+    }
     providers = [
-        attrs.evolve(p, models=(*p.models, stitch[p.name])) if p.name in stitch else p for p in providers
+        attrs.evolve(p, models=(*p.models, *extra[p.name])) if p.name in extra else p for p in providers
     ]
     settings: dict[str, Any] = {
         "host": "127.0.0.1",

@@ -7,6 +7,8 @@
 - A client that goes away mid-stream makes the gateway close the upstream connection (the fake sees EOF).
 - A cut stream on a model that another, prefill-capable provider also serves is continued there and stitched into
   the same client stream.
+- A cut stream whose other provider cannot take a prefill is regenerated there from the original request and
+  spliced: the client gets each word once; a regeneration that diverges from what was sent ends with an error.
 - A provider's in-band error event mid-stream ends the client's stream with an error too.
 - A provider 400 is never retried and reaches the client with the provider's reason; a 500 once is retried
   invisibly; a provider that stays down gets ``request-retry + 1`` attempts, then the client gets 503.
@@ -32,6 +34,8 @@ from tests.e2e.conftest import (
     DEAD,
     FALLBACK,
     PER_UPSTREAM,
+    REGEN,
+    REGEN_DIVERGE,
     STITCH,
     STREAM_OR_NOT,
     Stack,
@@ -144,6 +148,44 @@ async def test_cut_stream_is_continued_on_a_prefill_provider(stack: Stack, clien
     assert continued.model == "continue" and continued.finished
     assert prefill_of("ollama", continued.body) == "Hello from a stream"
     assert PROMPT in user_text("ollama", continued.body)
+
+
+@CLIENT
+async def test_cut_stream_is_regenerated_on_a_provider_without_prefill(stack: Stack, client: str) -> None:
+    """``regen``: anthropic cuts after "Hello from a stream "; gemini (no prefill) answers the original request in
+    full; the gateway holds back the repeated part and forwards only the rest, so the client reads every word once
+    and its stream ends normally."""
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+    answer = await run_sync(sdk.ask, REGEN, sdk.start(), stream=True)
+    sdk.close()
+    assert answer.text == script_text("continued", "gemini")  # "Hello from a stream that was continued."
+    [cut] = stack.requests("anthropic")
+    assert cut.model == "cut" and not cut.finished
+    [regenerated] = stack.requests("gemini")
+    assert regenerated.model == "continue" and regenerated.finished
+    assert prefill_of("gemini", regenerated.body) is None  # the original request, not a continuation
+    assert PROMPT in user_text("gemini", regenerated.body)
+
+
+@CLIENT
+async def test_diverging_regeneration_ends_with_an_error(stack: Stack, client: str) -> None:
+    """``regen-diverge``: the regenerated answer says something else after "Hello from ": nothing of it reaches the
+    client, whose stream ends with an error after the text it already had."""
+    sdk = clients.make(client, stack.url, CLIENT_KEY)
+    answer: Answer | None = None
+    error: BaseException | None = None
+    try:
+        answer = await run_sync(sdk.ask, REGEN_DIVERGE, sdk.start(), stream=True)
+    except STREAM_ERRORS[client] as exc:
+        error = exc
+    sdk.close()
+    assert sdk.last is not None and sdk.last.text == "Hello from a stream "
+    if client == "openai-responses" and error is None:
+        assert answer is not None and answer.finish in ("error", "response.failed"), answer
+    else:
+        assert error is not None, f"the diverging regeneration ended normally: {answer!r}"
+    [regenerated] = stack.requests("gemini")
+    assert regenerated.model == "text"
 
 
 @UPSTREAM
