@@ -1,4 +1,4 @@
-"""The engine: routes one IR request to providers, with retries, failover and mid-stream continuation, and hands
+"""The engine: routes one IR request to providers, with retries, failover and recovery of cut streams, and hands
 IR events to its consumer through a bounded channel.
 
 Structure of one streaming request (``Engine.stream``): a nursery under one cancel scope; a producer task runs the
@@ -10,10 +10,13 @@ upstream response at once: no orphan generations.
 Invariants:
 - Nothing reaches the consumer before the first content event of an attempt (``Start`` and usage are held back),
   so failover before that is invisible.
-- After content reached the consumer, a broken attempt is either *continued* on a candidate that accepts an
-  assistant prefill (the partial answer is resent as a prefill and the continuation is stitched into the same
-  blocks), or the stream ends with the error. A cut stream never ends with ``Finish``.
-- A prefill attempt that fails re-raises the original error, never its own.
+- After content reached the consumer, a broken attempt is *recovered* (``_recover``): continued on a candidate that
+  accepts an assistant prefill, else regenerated on one that does not and spliced (``engine/splice.py``: only what
+  comes after the delivered part is forwarded, and a diverging regeneration ends the stream), else the stream ends
+  with the error. A cut stream never ends with ``Finish``; each candidate is asked once.
+- A recovery that fails re-raises the original error, never its own.
+- Every failed attempt is logged once (``_log_failure``): provider, credential label, error class, provider status,
+  the effect on the credential and what happens next; never a key.
 - Usage given to the consumer is that of the attempts that produced the answer; failed attempts are counted in
   statistics only.
 - The engine never knows the client's format.
@@ -42,7 +45,16 @@ from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules
 from muxtrio.codecs.registry import get_codec, provider_codec
 from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, ProviderType, config_secrets
 from muxtrio.engine.pool import CredentialPool, CredentialState, Outage, OutageReason
-from muxtrio.engine.retry import Action, Effect, Verdict, backoff, classify, error_class, loggable_reason
+from muxtrio.engine.retry import (
+    Action,
+    Effect,
+    Move,
+    Verdict,
+    classify,
+    error_class,
+    loggable_reason,
+    next_step,
+)
 from muxtrio.engine.routing import Deployment, Router
 from muxtrio.engine.splice import Progress, SpliceDiverged, Transcript
 from muxtrio.engine.stream import Batch, BytePool, EventStream, Failure, StreamMeta
@@ -303,6 +315,7 @@ class Engine:
         try:
             await self._answer(request, meta, attempt, progress)
         except _Cut as cut:
+            self._log_failure(cut.candidate, cut.error, cut.state, "recover_cut_stream")
             await self._recover(request, meta, attempt, progress, cut)
 
     async def _answer(
@@ -352,48 +365,34 @@ class Engine:
                     raise
                 except MuxError as err:
                     verdict, state = self._judge(candidate, err)
-                    tried.add(_route(candidate))
                     last_error = _client_error(candidate, err, verdict)
+                    if verdict.action is Action.FAIL and _rejects_signatures(err) and has_signatures(request):
+                        # The history carries another provider's signatures: retry once without them.
+                        request = without_signatures(request)
+                        restore = False  # and do not put cached signatures back either
+                        meta.notes.append("retried without reasoning signatures the provider rejected")
+                        self._log_failure(candidate, err, state, "retry_without_signatures")
+                        continue
+                    tried.add(_route(candidate))
                     other = self._pick(deployments, tried, trio.current_time())
-                    action = verdict.action
-                    if action is Action.NEXT_ROUTE and other is None and not fallback_left:
-                        action = Action.RETRY  # a silent route is retried only when nothing else is left
-                    if action is Action.FAIL:
-                        if _rejects_signatures(err) and has_signatures(request):
-                            # The history carries another provider's signatures: retry once without them.
-                            request = without_signatures(request)
-                            restore = False  # and do not put cached signatures back either
-                            meta.notes.append("retried without reasoning signatures the provider rejected")
-                            tried.discard(_route(candidate))
-                            self._log_failure(candidate, err, state, "retry_without_signatures")
-                            continue
-                        self._log_failure(candidate, err, state, "fail")
+                    step = next_step(
+                        verdict,
+                        other=other.credential.name if other is not None else None,
+                        fallback_left=fallback_left,
+                        retries=retries,
+                        max_retries=max_retries,
+                        max_wait=max_wait,
+                        rng=self._rng,
+                    )
+                    self._log_failure(candidate, err, state, step.label)
+                    retries += step.spends_retry
+                    if step.move is Move.FAIL:
                         raise last_error from None
-                    if action is Action.NEXT_MODEL or (action is Action.NEXT_ROUTE and other is None):
-                        self._log_failure(candidate, err, state, "fallback" if fallback_left else "give_up")
+                    if step.move is Move.FALLBACK:
                         break
-                    if action is Action.RETRY:
-                        retries += 1
-                        if retries > max_retries:
-                            self._log_failure(candidate, err, state, "fallback" if fallback_left else "give_up")
-                            break  # this model failed for good: on to the fallbacks
-                        if other is None:
-                            # Nobody else to ask: wait before asking the same credential again.
-                            delay = min(verdict.cooldown or backoff(retries, max_wait, self._rng), max_wait)
-                            self._log_failure(candidate, err, state, f"retry_in_{delay:.1f}s")
-                            await trio.sleep(delay)
-                            tried.clear()
-                            meta.failovers += 1
-                            continue
-                    if other is None:
-                        waits = verdict.effect is Effect.RATE_LIMITED and retries < max_retries
-                        if waits and (verdict.cooldown or 0.0) <= max_wait:
-                            step = f"wait_{verdict.cooldown or 0.0:.1f}s"
-                        else:
-                            step = "fallback" if fallback_left else "give_up"
-                        self._log_failure(candidate, err, state, step)
-                    else:
-                        self._log_failure(candidate, err, state, f"failover:{other.credential.name}")
+                    if step.move is Move.LATER:
+                        await trio.sleep(step.delay)
+                        tried.clear()
                     meta.failovers += 1
         if last_error is not None:
             raise last_error

@@ -186,6 +186,60 @@ def classify(
     return Verdict(Action.FAIL)
 
 
+class Move(StrEnum):
+    """What the attempt loop does after a failure."""
+
+    AGAIN = "again"  # pick the next candidate of this model now (another credential, or wait for a cooldown)
+    LATER = "later"  # nobody else to ask: sleep ``Step.delay``, then ask the same credentials again
+    FALLBACK = "fallback"  # this model is done: the next model of the chain, or the error when there is none
+    FAIL = "fail"  # answer the client with this error now
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    move: Move
+    label: str  # what the log says happens next
+    delay: float = 0.0
+    spends_retry: bool = False  # counts against ``request-retry`` for this model
+
+
+def next_step(
+    verdict: Verdict,
+    *,
+    other: str | None,
+    fallback_left: bool,
+    retries: int,
+    max_retries: int,
+    max_wait: float,
+    rng: random.Random,
+) -> Step:
+    """The loop's next move after a failed attempt. ``other`` names the credential that would be picked now (None
+    when none of this model's is available), ``retries`` the retries this model already spent."""
+    give_up = Step(Move.FALLBACK, "fallback" if fallback_left else "give_up")
+    action = verdict.action
+    if action is Action.FAIL:
+        return Step(Move.FAIL, "fail")
+    if action is Action.NEXT_MODEL:
+        return give_up
+    if action is Action.NEXT_ROUTE and other is None:
+        if fallback_left:
+            return give_up
+        action = Action.RETRY  # a silent route is asked again only when nothing else is left
+    if action is Action.RETRY:
+        if retries >= max_retries:
+            return Step(Move.FALLBACK, give_up.label, spends_retry=True)
+        if other is None:
+            delay = min(verdict.cooldown or backoff(retries + 1, max_wait, rng), max_wait)
+            return Step(Move.LATER, f"retry_in_{delay:.1f}s", delay, spends_retry=True)
+        return Step(Move.AGAIN, f"failover:{other}", spends_retry=True)
+    if other is not None:
+        return Step(Move.AGAIN, f"failover:{other}")
+    cooldown = verdict.cooldown or 0.0
+    if verdict.effect is Effect.RATE_LIMITED and retries < max_retries and cooldown <= max_wait:
+        return Step(Move.AGAIN, f"wait_{cooldown:.1f}s")  # the loop waits for the first cooldown to end
+    return Step(Move.AGAIN, give_up.label)  # the loop finds nobody and reports why
+
+
 def _names_model(message: str, model: str) -> bool:
     """Whether a 403's text is about one model (OpenAI "does not have access to model X", Gemini "model X is not
     available to this project") rather than the credential as a whole."""

@@ -11,10 +11,12 @@ import pytest
 from muxtrio.engine.retry import (
     Action,
     Effect,
+    Move,
     Verdict,
     backoff,
     classify,
     loggable_reason,
+    next_step,
     parse_duration,
     provider_retry_hint,
 )
@@ -133,3 +135,28 @@ def test_backoff_grows_and_is_capped() -> None:
     rng = random.Random(1)
     values = [backoff(n, 8.0, rng) for n in range(1, 8)]
     assert values[0] <= 1.0 and values[2] >= 2.0 and all(v <= 8.0 for v in values)
+
+
+def step(v: Verdict, other: str | None = None, fallback_left: bool = False, retries: int = 0) -> tuple[Move, str]:
+    s = next_step(v, other=other, fallback_left=fallback_left, retries=retries, max_retries=2, max_wait=10.0,
+                  rng=random.Random(3))
+    return s.move, s.label
+
+
+def test_next_step_after_a_silent_route() -> None:
+    silent = verdict(UpstreamTimeout("first_byte", 30))
+    assert step(silent, other="p#1") == (Move.AGAIN, "failover:p#1")
+    assert step(silent, fallback_left=True) == (Move.FALLBACK, "fallback")  # at once, no backoff
+    move, label = step(silent)  # nothing else left: the same route, after a backoff
+    assert move is Move.LATER and label.startswith("retry_in_")
+    assert step(silent, retries=2) == (Move.FALLBACK, "give_up")
+
+
+def test_next_step_after_a_rate_limit_and_a_refusal() -> None:
+    limited = verdict(UpstreamError(ErrorKind.RATE_LIMIT, "x"), {"retry-after": "5"})
+    assert step(limited) == (Move.AGAIN, "wait_5.0s")
+    assert step(limited, retries=2, fallback_left=True) == (Move.AGAIN, "fallback")
+    refused = verdict(UpstreamError(ErrorKind.AUTHENTICATION, "bad key"))
+    assert step(refused, other="p#2") == (Move.AGAIN, "failover:p#2")
+    assert step(refused) == (Move.AGAIN, "give_up")  # the loop then reports the refusal (503)
+    assert step(verdict(UpstreamError(ErrorKind.CONTENT_FILTER, "no"))) == (Move.FAIL, "fail")
