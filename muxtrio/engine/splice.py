@@ -108,9 +108,14 @@ class Transcript:
         self.blocks: list[_Block] = []
         self.chars = 0
 
-    def add(self, event: ContentEvent) -> bool:
-        """Record a forwarded content event; False once the transcript grew past ``PARTIAL_ANSWER_LIMIT``."""
+    def add(self, event: ContentEvent) -> int:
+        """Record a forwarded content event; returns the characters it added."""
         index = event.index
+        if type(event) is TextDelta and index == len(self.blocks) - 1:  # the hot path: more text for the open block
+            text = event.text
+            self.blocks[index].chunks.append(text)
+            self.chars += len(text)
+            return len(text)
         while len(self.blocks) <= index:
             if self.blocks:
                 self.blocks[-1].closed = True
@@ -126,7 +131,8 @@ class Transcript:
             content = _content_of(event)
             block.chunks.append(content)
             self.chars += len(content)
-        return self.chars <= PARTIAL_ANSWER_LIMIT
+            return len(content)
+        return 0
 
     def text_only(self) -> bool:
         return bool(self.blocks) and all(b.kind == TEXT for b in self.blocks)
@@ -217,6 +223,7 @@ class Progress:
     strip_prefix: str = ""  # whitespace removed from the prefill end, to drop from the continuation's start
     prior_usage: Usage = field(default_factory=Usage)
     attempt_usage: Usage = field(default_factory=Usage)
+    attempt_chars: int = 0  # content characters the current attempt added to the client's stream
     transcript: Transcript | None = None  # what the client has, while a recovery stays possible
     splice: Splice | None = None  # set while the current attempt is a regeneration
 
@@ -239,13 +246,25 @@ class Progress:
                 if self.splice is not None:
                     self.splice.finish()
                 self.finished = True
-                self._emit(event, out, held)
+            elif self.splice is not None or self.offset or self.merge_first_text:
+                for mapped in self._map(event):
+                    self._record(mapped)
+                    self._emit(mapped, out, held)
                 continue
-            for mapped in self._map(event):
-                if self.transcript is not None and not self.transcript.add(mapped):
-                    self.transcript = None  # too long to resend or to match: a cut will end with an error
-                self._emit(mapped, out, held)
+            elif self.transcript is not None:
+                self._record(event)
+            if self.emitted:
+                out.append(event)
+            else:
+                self._emit(event, out, held)
         return out
+
+    def _record(self, event: ContentEvent) -> None:
+        transcript = self.transcript
+        if transcript is not None:
+            self.attempt_chars += transcript.add(event)
+            if transcript.chars > PARTIAL_ANSWER_LIMIT:
+                self.transcript = None  # too long to resend or to match: a cut will end with an error
 
     def _emit(self, event: Event, out: list[Event], held: list[Event]) -> None:
         if not self.emitted:
@@ -258,8 +277,6 @@ class Progress:
     def _map(self, event: ContentEvent) -> list[ContentEvent]:
         if self.splice is not None:
             return self.splice.feed(event)
-        if not (self.offset or self.merge_first_text):
-            return [event]
         index = event.index
         if self.merge_first_text and index == 0 and isinstance(event, TextDelta):
             text = event.text
@@ -285,8 +302,7 @@ class Progress:
         self.offset = len(blocks) - 1
         self.merge_first_text = True
         self.splice = None
-        self.prior_usage = self.prior_usage + _usage_or_estimate(self.attempt_usage, text)
-        self.attempt_usage = Usage()
+        self._close_attempt()
         prefill = Message(Role.ASSISTANT, (Text(stripped),))
         # Thinking is off for the continuation: providers do not accept a prefill after which they would think.
         return replace(request, messages=(*request.messages, prefill), thinking=Thinking(enabled=False))
@@ -300,12 +316,19 @@ class Progress:
         self.offset = 0
         self.merge_first_text = False
         self.strip_prefix = ""
+        self._close_attempt()
         self.prior_usage = Usage()  # the regeneration produces the whole answer, and reports its whole usage
-        self.attempt_usage = Usage()
         return request
 
+    def _close_attempt(self) -> None:
+        """Before a recovery attempt: the usage of the attempt that last added content joins the answer's."""
+        if self.attempt_chars:
+            self.prior_usage = self.prior_usage + _usage_or_estimate(self.attempt_usage, self.attempt_chars)
+        self.attempt_usage = Usage()
+        self.attempt_chars = 0
 
-def _usage_or_estimate(usage: Usage, text: str) -> Usage:
+
+def _usage_or_estimate(usage: Usage, chars: int) -> Usage:
     if usage.output_tokens:
         return usage
-    return replace(usage, output_tokens=max(1, len(text) // 4))
+    return replace(usage, output_tokens=max(1, chars // 4))
