@@ -20,7 +20,18 @@ from google.genai import errors as genai_errors
 from tests.e2e import clients
 from tests.e2e.checks import check_request, user_text
 from tests.e2e.clients import PER_CLIENT, PROMPT
-from tests.e2e.conftest import CLIENT_KEY, DEAD, PER_UPSTREAM, STITCH, STREAM_OR_NOT, UPSTREAM_NAMES, Stack, run_sync
+from tests.e2e.conftest import (
+    CLIENT_KEY,
+    DEAD,
+    PER_UPSTREAM,
+    REGEN,
+    REGEN_DIVERGE,
+    STITCH,
+    STREAM_OR_NOT,
+    UPSTREAM_NAMES,
+    Stack,
+    run_sync,
+)
 from tests.e2e.fakes import BEHAVIOURS, COUNT_TOKENS, script_text
 from tests.e2e.family_rules import FAMILY_ALIASES
 
@@ -33,7 +44,8 @@ NATIVE_COUNT = {"anthropic": "/v1/messages/count_tokens", "gemini": "/v1beta/mod
 def _aliases(stack: Stack) -> set[str]:
     names = {stack.model(u, b) for u in UPSTREAM_NAMES for b in BEHAVIOURS}
     names |= {stack.model(u, m) for u, models in FAMILY_ALIASES.items() for m in models}
-    return names | {f"{u}-pool" for u in UPSTREAM_NAMES} | {"muxtrio-echo", STITCH, DEAD}
+    extra = {f"{u}-gone" for u in UPSTREAM_NAMES} | {f"{u}-revoked" for u in UPSTREAM_NAMES if u != "ollama"}
+    return names | {f"{u}-pool" for u in UPSTREAM_NAMES} | extra | {"muxtrio-echo", STITCH, REGEN, REGEN_DIVERGE, DEAD}
 
 
 def _openai(stack: Stack) -> openai.OpenAI:
