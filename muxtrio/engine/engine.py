@@ -52,7 +52,6 @@ from muxtrio.engine.retry import (
     Verdict,
     classify,
     error_class,
-    loggable_reason,
     next_step,
 )
 from muxtrio.engine.routing import Deployment, Router
@@ -590,7 +589,7 @@ class Engine:
         status = _provider_status(err)
         reason = ""
         if self.config.debug:
-            reason = " reason=" + repr(loggable_reason(err, candidate.credential.key))
+            reason = " reason=" + repr(err.message)  # scrubbed in _attempt (configured secrets, key-shaped tokens)
         log.log(
             logging.WARNING if warn else logging.INFO,
             "attempt failed: provider=%s credential=%s model=%s error=%s status=%s%s next=%s%s",

@@ -19,7 +19,7 @@
 
 Invariants: a cooldown never outlives what the provider said (its hint wins over our backoff, even if shorter);
 backoff is capped by ``max-retry-interval``. Takes ``now`` (epoch seconds, for HTTP dates) and a random source as
-arguments, so it is testable without a clock. :func:`loggable_reason` is the only way an error's text reaches a log.
+arguments, so it is testable without a clock.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-from muxtrio.errors import CapacityError, ErrorKind, MuxError, UpstreamError, UpstreamTimeout, mask_secret
+from muxtrio.errors import CapacityError, ErrorKind, MuxError, UpstreamError, UpstreamTimeout
 
 BACKOFF_BASE_S = 1.0
 SILENT_PHASES = frozenset({"connect", "first_byte"})  # timeouts before any response byte
@@ -252,14 +252,3 @@ def error_class(error: MuxError) -> str:
     if isinstance(error, UpstreamTimeout):
         return f"{error.kind.value}/{error.phase}"
     return error.kind.value
-
-
-_KEY_LIKE = re.compile(r"(?i)\b(bearer\s+|sk-|sk_|ak-|aiza|xai-|key[-_=:]\s*)([A-Za-z0-9_\-.]{6,})")
-
-
-def loggable_reason(error: MuxError, key: str | None) -> str:
-    """The error's text for a debug log, with the credential's own key and anything key-shaped masked."""
-    text = error.message
-    if key:
-        text = text.replace(key, mask_secret(key))
-    return _KEY_LIKE.sub(lambda m: m.group(1) + mask_secret(m.group(2)), text)

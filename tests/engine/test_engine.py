@@ -600,4 +600,4 @@ async def test_debug_logs_the_reason_scrubbed(
         with pytest.raises(MuxError):
             await collect(engine, ask("m"))
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("attempt failed")]
-    assert "reason='Incorrect API key provided: ****" in line and "secret" not in line
+    assert "reason='Incorrect API key provided: [redacted]" in line and "secret" not in line
