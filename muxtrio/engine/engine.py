@@ -571,7 +571,7 @@ class Engine:
             scope = f"for {model!r}" if verdict.model_scoped else "for every model"
             return verdict, f"refused {scope}, out for {seconds:g} s"
         if verdict.effect is Effect.MODEL_MISSING:
-            first = pool.on_model_missing(cred, model, now)
+            first = pool.on_model_missing(cred, model, now, err.message)
             again = "" if first else " (again)"
             return verdict, f"model missing{again}, checked again in {pool.missing_recheck_seconds:g} s"
         if verdict.effect is Effect.FAILURE:
@@ -831,9 +831,9 @@ def _client_error(candidate: _Candidate, err: MuxError, verdict: Verdict) -> Mux
     if verdict.effect is Effect.MODEL_MISSING:
         pool, model = candidate.pool, candidate.deployment.upstream_model
         now = trio.current_time()
-        until = now + pool.missing_recheck_seconds
-        outage = Outage(pool.provider, OutageReason.MODEL_MISSING, until, status=_provider_status(err) or 404)
-        return outage.error(model, now)
+        found = pool.outage(model, now)
+        if found is not None and found.reason is OutageReason.MODEL_MISSING:
+            return replace(found, status=_provider_status(err) or 404).error(model, now)
     return err
 
 

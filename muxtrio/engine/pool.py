@@ -36,6 +36,7 @@ from muxtrio.errors import CapacityError, ErrorKind
 ALL_MODELS = "*"
 DEFAULT_REFUSAL_COOLDOWNS = (60.0, 600.0, 3600.0)
 DEFAULT_MISSING_RECHECK_S = 60.0
+MAX_DETAIL = 300  # characters of a provider's message kept to repeat to clients
 
 
 class BreakerState(StrEnum):
@@ -66,6 +67,7 @@ class Outage:
     status: int = 0
     failures: int = 0
     last_failure: str = ""
+    detail: str = ""  # the provider's own words, where they add something (a missing model)
 
 
     def error(self, model: str, now: float) -> CapacityError:
@@ -73,9 +75,10 @@ class Outage:
         wait = max(1, math.ceil(self.until - now))
         where = f"provider {self.provider}"
         if self.reason is OutageReason.MODEL_MISSING:
+            said = f": {self.detail}" if self.detail else ""
             error = CapacityError(
-                f"{where}: model {model!r} was not found by the provider ({self.status or 404}); it is checked again "
-                f"in {wait} s",
+                f"{where}: model {model!r} was not found by the provider ({self.status or 404}{said}); it is "
+                f"checked again in {wait} s",
                 kind=ErrorKind.NOT_FOUND,
             )
             error.param = "model"
@@ -182,6 +185,7 @@ class CredentialPool:
         self.refusal_cooldowns = refusal_cooldowns or DEFAULT_REFUSAL_COOLDOWNS
         self.missing_recheck_seconds = missing_recheck_seconds
         self.missing_until: dict[str, float] = {}  # model -> when to ask the provider again
+        self.missing_detail: dict[str, str] = {}  # model -> what the provider said (already scrubbed)
         self.missing_reported: set[str] = set()  # models whose 404 was already logged at WARNING
         self._cursor = 0
 
@@ -226,7 +230,8 @@ class CredentialPool:
             return None
         missing = self.missing_until.get(model, 0.0)
         if missing > now:
-            return Outage(self.provider, OutageReason.MODEL_MISSING, missing, status=404)
+            return Outage(self.provider, OutageReason.MODEL_MISSING, missing, status=404,
+                          detail=self.missing_detail.get(model, ""))
         best: Outage | None = None
         for cred in self.credentials:
             candidate = self._credential_outage(cred, model, now)
@@ -268,6 +273,7 @@ class CredentialPool:
             cred.refused_until.pop(scope, None)
             cred.refusal_status.pop(scope, None)
         self.missing_until.pop(model, None)
+        self.missing_detail.pop(model, None)
         self.missing_reported.discard(model)
 
     def on_rate_limit(self, cred: CredentialState, model: str, now: float, cooldown: float) -> None:
@@ -291,11 +297,13 @@ class CredentialPool:
         cred.probe_in_flight = False
         return cooldown
 
-    def on_model_missing(self, cred: CredentialState, model: str, now: float) -> bool:
+    def on_model_missing(self, cred: CredentialState, model: str, now: float, detail: str = "") -> bool:
         """A 404 for ``model``: the provider does not serve it; ask again after ``missing_recheck_seconds``.
-        Returns True the first time (until the model is served again), so it is reported once."""
+        ``detail`` is the provider's message (scrubbed, bounded). Returns True the first time (until the model is
+        served again), so it is reported once."""
         self.on_neutral(cred)
         self.missing_until[model] = now + self.missing_recheck_seconds
+        self.missing_detail[model] = detail[:MAX_DETAIL]
         first = model not in self.missing_reported
         self.missing_reported.add(model)
         return first

@@ -547,7 +547,10 @@ async def test_model_missing_is_a_404_naming_the_provider_rechecked_later(
             with pytest.raises(MuxError) as info:
                 await collect(engine, ask("m"))
             assert info.value.status == 404 and info.value.kind is ErrorKind.NOT_FOUND
-            assert info.value.message.startswith("provider a: model 'gone' was not found by the provider (404)")
+            assert info.value.message == (
+                "provider a: model 'gone' was not found by the provider (404: The model `gone` does not exist); "
+                "it is checked again in 60 s"
+            )
             assert info.value.retry_after is None
         assert len(fake.seen) == 1
         await trio.sleep(60)
