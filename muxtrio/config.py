@@ -766,6 +766,8 @@ class Config:
     model_rules: tuple[ModelRuleConfig, ...] = attrs.field(
         default=(), validator=_tuple_of(ModelRuleConfig, "a ModelRuleConfig")
     )
+    http2: bool = attrs.field(default=False, validator=_bool)
+    keep_alive_timeout: float = attrs.field(default=75.0, validator=_number(positive=True))
     source: str | None = attrs.field(default=None, eq=False)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     legacy_mappings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -874,6 +876,7 @@ _TOP_KEYS: Final = (
     "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "circuit-breaker", "workers",
     "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file", "request-log", "hosted-tools",
     "response-model", "thinking-cache", "payload", "model-rules", "refused-credential-cooldowns", "regenerate-on-cut",
+    "http2", "keep-alive-timeout",
 )  # fmt: skip
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
@@ -1066,7 +1069,7 @@ class _Reader:
         out: dict[str, object] = {}
         for key in (
             "host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model", "hosted-tools",
-            "response-model", "regenerate-on-cut",
+            "response-model", "regenerate-on-cut", "http2",
         ):  # fmt: skip
             if key in top:
                 self._put(out, (), key.replace("-", "_"), top[key], key)
@@ -1074,6 +1077,7 @@ class _Reader:
             ("max-retry-interval", "max_retry_interval"),
             ("keepalive-interval", "keepalive_interval"),
             ("shutdown-grace", "shutdown_grace"),
+            ("keep-alive-timeout", "keep_alive_timeout"),
         ):
             if key in top:
                 self._put(out, (), field, self._duration(top[key], key), key)

@@ -4,7 +4,8 @@ Invariants:
 - Configured once per process (each worker configures its own handlers; with several workers, the rotated file is
   shared and rotation is left to the first worker, the others append — see ``configure``).
 - JSON lines are single-line by construction (orjson escapes control characters), so a client-supplied newline can
-  never forge a line; the text format gets the same guarantee from the fields' own escaping at the call sites.
+  never forge a line; the text format gets the same guarantee from :class:`OneLineFormatter`, which escapes control
+  characters in every message (:mod:`muxtrio.logsafe`), and from the fields' own escaping at the call sites.
 - Third-party chatter (httpx2, httpcore2, hpack, hypercorn) stays at WARNING unless ``debug`` is on.
 """
 
@@ -19,9 +20,19 @@ import time
 import orjson
 
 from muxtrio.config import Config, LogFormat
+from muxtrio.logsafe import escape_controls
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _NOISY = ("httpx2", "httpcore2", "hpack", "hypercorn", "psycopg")
+
+
+class OneLineFormatter(logging.Formatter):
+    """Text lines whose message has its control characters escaped, so client or provider text can never forge a
+    line (a traceback, appended after the message, keeps its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,7 +54,7 @@ class JsonFormatter(logging.Formatter):
 def _formatter(config: Config) -> logging.Formatter:
     if config.logging.format is LogFormat.JSON:
         return JsonFormatter()
-    return logging.Formatter(TEXT_FORMAT)
+    return OneLineFormatter(TEXT_FORMAT)
 
 
 def configure(config: Config, *, rotate: bool = True) -> None:

@@ -216,13 +216,13 @@ class MuxApp:
         except MuxError as err:
             scrub_error(err, self.scrubber)
             entry.error = err.message
-            entry.status = await send_error(send, get_codec(fmt), err, entry.request_id)
+            await send_error(send, get_codec(fmt), err, entry.request_id, entry)
         except trio.Cancelled:
             entry.status = entry.status or 499
             raise
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
-            entry.status = await send_error(send, get_codec(fmt), internal_error(), entry.request_id)
+            await send_error(send, get_codec(fmt), internal_error(), entry.request_id, entry)
         finally:
             REQUEST_ID.reset(request_id)
             if entry.status != 0 or entry.error:

@@ -11,7 +11,13 @@ Invariants:
   headers sent early; an error after that is written with the encoder's ``error()`` framing.
 - A stream ends with the encoder's ``finish()`` only when the engine ended normally (which implies a ``Finish``
   event); any error ends it with ``error()``. A truncated answer never looks complete.
-- One log line per request; never a key, never a body.
+- One log line per request; never a key, never a body; every client- or provider-supplied field is escaped
+  (:func:`muxtrio.logsafe.escape_controls`), so a newline in a path or model name cannot forge a line. The status
+  logged is the status sent, set before the answer is written.
+- The last message of an answer is sent shielded from the disconnect watcher: the client going away at that moment
+  (which Hypercorn reports while it recycles or closes the connection) must not cancel Hypercorn's own
+  end-of-response handling, or the connection would never be closed (``Connection: close``, HTTP/1.0) nor reach
+  its idle keep-alive timeout.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ErrorKind, MuxError
 from muxtrio.ir.events import UsageUpdate
 from muxtrio.ir.request import Request
+from muxtrio.logsafe import escape_controls
 from muxtrio.redact import scrub_error
-from muxtrio.server.http import Headers, Receive, Scope, Send, read_body, send_whole, watch_disconnect
+from muxtrio.server.http import Headers, Message, Receive, Scope, Send, read_body, send_whole, watch_disconnect
 
 access_log = logging.getLogger("muxtrio.access")
 
@@ -65,10 +72,10 @@ class RequestLog:
         ttfb = f"{self.ttfb * 1000:.1f}ms" if self.ttfb is not None else "-"
         access_log.info(
             "%s %s fmt=%s model=%s provider=%s status=%d ttfb=%s dur=%.1fms tokens=%d/%d id=%s%s",
-            self.method, self.path, self.format, self.model, self.provider, self.status, ttfb,
-            duration * 1000, self.tokens_in, self.tokens_out, self.request_id,
-            f" error={self.error!r}" if self.error else "",
-        )
+            escape_controls(self.method), escape_controls(self.path), self.format, escape_controls(self.model),
+            escape_controls(self.provider), self.status, ttfb, duration * 1000, self.tokens_in, self.tokens_out,
+            escape_controls(self.request_id), f" error={escape_controls(repr(self.error))}" if self.error else "",
+        )  # fmt: skip
 
 
 def error_headers(err: MuxError, request_id: str) -> Headers:
@@ -78,10 +85,26 @@ def error_headers(err: MuxError, request_id: str) -> Headers:
     return headers
 
 
-async def send_error(send: Send, codec: Codec, err: MuxError, request_id: str) -> int:
+async def send_error(send: Send, codec: Codec, err: MuxError, request_id: str, log: RequestLog | None = None) -> int:
+    """Answer ``err`` in the codec's shape; returns the status (also recorded in ``log`` before sending)."""
     status, body = codec.emit_error(err)
+    if log is not None:
+        log.status = status
     await send_whole(send, status, body, extra=error_headers(err, request_id))
     return status
+
+
+def shield_last_message(send: Send) -> Send:
+    """``send``, with the message that ends the response shielded from cancellation (see the module invariants)."""
+
+    async def send_guarded(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            with trio.CancelScope(shield=True):
+                await send(message)
+        else:
+            await send(message)
+
+    return send_guarded
 
 
 class Generation:
@@ -101,6 +124,7 @@ class Generation:
         body = await read_body(receive, scope, self.config.max_request_bytes)
         hints = replace(self.hints, headers=protocol_headers(self.fmt, scope))
         request = self.codec.parse_request(body, hints)
+        send = shield_last_message(send)
         self.log.model = request.model
         # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
         # them in the client's shape; a cancellation by the watcher (client gone) stays inside and ends here.
@@ -216,7 +240,7 @@ class Generation:
         scrub_error(err, self.engine.scrubber)
         self.log.error = err.message
         if not started or encoder is None:
-            self.log.status = await send_error(send, self.codec, err, self.log.request_id)
+            await send_error(send, self.codec, err, self.log.request_id, self.log)
             return
         await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
 

@@ -1,7 +1,12 @@
 """Run the gateway under Hypercorn's trio worker: one process, or ``workers`` processes sharing one listening socket.
 
 Invariants:
-- SIGINT/SIGTERM stop accepting; open streams get ``shutdown-grace`` seconds to finish; then the engine closes.
+- SIGINT/SIGTERM stop accepting; open streams get ``shutdown-grace`` seconds to finish; then the engine closes. A
+  second SIGINT/SIGTERM during that drain stops at once (one log line, no traceback). SIGHUP is logged ("reload not
+  supported") and ignored. The last line logged is ``stopped``.
+- Connections are accepted and supervised by :mod:`muxtrio.server.listener`: one connection's failure never ends the
+  process; HTTP/2 only when ``http2`` is enabled.
+- Every log line is one line: the formatter escapes control characters in the message (:mod:`muxtrio.logs`).
 - A port already in use (or any bind error) is one line on stderr and exit code 1, not a traceback.
 - With several workers the parent binds the sockets once and passes them to spawned children, so all workers
   accept on the same port; each child runs its own trio loop and Engine (no shared state between workers).
@@ -9,7 +14,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import multiprocessing
@@ -21,10 +25,10 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.utils import wrap_app
 
 from muxtrio.config import Config
+from muxtrio.logs import TEXT_FORMAT, OneLineFormatter
+from muxtrio.server import listener
 from muxtrio.server.app import MuxApp
 
 log = logging.getLogger("muxtrio")
@@ -44,7 +48,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     # socket, instead of Hypercorn closing it with 1009.
     hc.websocket_max_message_size = config.max_request_bytes + 64 * 1024
     hc.websocket_ping_interval = config.keepalive_interval
-    hc.keep_alive_timeout = 75
+    hc.keep_alive_timeout = config.keep_alive_timeout
     if config.tls.enable:
         hc.certfile = config.tls.cert
         hc.keyfile = config.tls.key
@@ -52,44 +56,83 @@ def hypercorn_config(config: Config) -> HypercornConfig:
 
 
 def setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter(TEXT_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     for noisy in ("httpx2", "httpcore2", "hpack", "hypercorn"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def _serve(config: Config, hc: HypercornConfig, sockets: Sockets | None, stop: EventType | None) -> None:
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _serve(config: Config, hc: HypercornConfig, sockets: Sockets | None, parent: _Stop | None) -> None:
     app = MuxApp(config)
-
-    async def shutdown_trigger() -> None:
-        if stop is not None:
-            # A multiprocessing Event cannot wake a trio task: poll it (the parent sets it on SIGINT/SIGTERM).
-            while not stop.is_set():  # noqa: ASYNC110
-                await trio.sleep(0.2)
-            return
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                log.info("shutting down: draining open streams for up to %gs", config.shutdown_grace)
-                return
-
-    wrapped = wrap_app(app, hc.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    stop, now = trio.Event(), trio.Event()
     # Everything imported so far lives for the whole process: move it out of the collector's generations so
     # full collections (the p99 latency spikes) scan only per-request objects.
     gc.collect()
     gc.freeze()
-    await worker_serve(wrapped, hc, sockets=sockets, shutdown_trigger=shutdown_trigger)
+    async with trio.open_nursery() as nursery:
+        if parent is not None:
+            nursery.start_soon(_follow_parent, parent, stop, now)
+        else:
+            nursery.start_soon(_watch_signals, config, stop, now)
+        await listener.serve(app, hc, http2=config.http2, sockets=sockets, stop=stop, now=now)
+        nursery.cancel_scope.cancel()
 
 
-def _worker(config: Config, sockets: Sockets, stop: EventType) -> None:
+async def _watch_signals(config: Config, stop: trio.Event, now: trio.Event) -> None:
+    """First SIGINT/SIGTERM: drain; second: stop at once; SIGHUP: say reload is not supported and keep serving."""
+    with trio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
+        async for signum in signals:
+            _on_signal(signum, config, stop.is_set())
+            if signum == signal.SIGHUP:
+                continue
+            if stop.is_set():
+                now.set()
+            stop.set()
+
+
+def _on_signal(signum: int, config: Config, draining: bool) -> None:
+    name = signal.Signals(signum).name
+    if signum == signal.SIGHUP:
+        log.warning("received %s: reload not supported; still serving with the current configuration", name)
+    elif draining:
+        log.warning("received %s again: stopping now, without waiting for open requests", name)
+    else:
+        log.info(
+            "received %s: shutting down, draining open requests for up to %gs (send it again to stop at once)",
+            name, config.shutdown_grace,
+        )  # fmt: skip
+
+
+class _Stop:
+    """The parent's two stop requests, shared with spawned workers (a multiprocessing Event cannot wake trio)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.drain: EventType = ctx.Event()
+        self.now: EventType = ctx.Event()
+
+
+async def _follow_parent(parent: _Stop, stop: trio.Event, now: trio.Event) -> None:
+    while not parent.drain.is_set():  # noqa: ASYNC110 (polling: see _Stop)
+        await trio.sleep(0.2)
+    stop.set()
+    while not parent.now.is_set():  # noqa: ASYNC110
+        await trio.sleep(0.2)
+    now.set()
+
+
+def _worker(config: Config, sockets: Sockets, parent: _Stop) -> None:
+    # The parent owns the signals: a Ctrl-C or a hang-up reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(config.debug)
     hc = hypercorn_config(config)
     for sock in sockets.insecure_sockets + sockets.secure_sockets:
         sock.listen(hc.backlog)
-    trio.run(_serve, config, hc, sockets, stop)
+    trio.run(_serve, config, hc, sockets, parent)
 
 
 def run(config: Config) -> int:
@@ -106,25 +149,31 @@ def run(config: Config) -> int:
     if config.workers <= 1:
         for sock in sockets.insecure_sockets + sockets.secure_sockets:
             sock.listen(hc.backlog)
-        with contextlib.suppress(KeyboardInterrupt):
-            trio.run(_serve, config, hc, sockets, None)
+        trio.run(_serve, config, hc, sockets, None)
+        log.info("stopped")
         return 0
-    return _run_workers(config, sockets)
+    code = _run_workers(config, sockets)
+    log.info("stopped")
+    return code
 
 
 def _run_workers(config: Config, sockets: Sockets) -> int:
     ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
+    parent = _Stop(ctx)
     processes = [
-        ctx.Process(target=_worker, args=(config, sockets, stop), daemon=False) for _ in range(config.workers)
+        ctx.Process(target=_worker, args=(config, sockets, parent), daemon=False) for _ in range(config.workers)
     ]
-    previous: dict[int, Any] = {}
 
     def on_signal(signum: int, frame: object) -> None:
-        stop.set()
+        _on_signal(signum, config, parent.drain.is_set())
+        if signum == signal.SIGHUP:
+            return
+        if parent.drain.is_set():
+            parent.now.set()
+        parent.drain.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, on_signal)
+    for sig in (*_STOP_SIGNALS, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     for process in processes:
         process.start()
     code = 0

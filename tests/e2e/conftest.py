@@ -32,10 +32,10 @@ import attrs
 import httpx2
 import pytest
 import trio
-from hypercorn.trio import serve
 
 from muxtrio.config import Config, Credential, ModelConfig, ProviderConfig, ProviderType
 from muxtrio.server.app import MuxApp
+from muxtrio.server.listener import serve
 from muxtrio.server.runner import hypercorn_config
 from tests.e2e.fakes import BEHAVIOURS, FakeProvider, Seen
 from tests.e2e.family_rules import FAMILY_ALIASES
@@ -220,7 +220,7 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
 
         async def gateway(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
             try:
-                await serve(MuxApp(config), hc, shutdown_trigger=shutdown.wait, task_status=task_status)
+                await serve(MuxApp(config), hc, http2=config.http2, stop=shutdown, task_status=task_status)
             finally:
                 stopped.set()
 

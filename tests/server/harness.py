@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx2
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from muxtrio.config import Config
 from muxtrio.server.app import MuxApp
+from muxtrio.server.listener import serve
 
 
 @asynccontextmanager
@@ -26,7 +27,7 @@ async def serving(
     hc.errorlog = None
     hc.graceful_timeout = 1.0
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(serve, app, hc)
+        binds = await nursery.start(partial(serve, app, hc, http2=config.http2, stop=trio.Event()))
         base = binds[0]
         async with httpx2.AsyncClient() as client:
             for _ in range(200):
