@@ -365,9 +365,10 @@ def _optional_int(obj: Wire, key: str, path: str) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(f"{path}: expected an integer", path)
-    return value
+    number = jsonutil.integral(value) if isinstance(value, int) else None
+    if number is None:
+        raise _bad(f"{path}: expected an integer (64-bit)", path)
+    return number
 
 
 def _optional_number(obj: Wire, key: str, path: str) -> float | None:

@@ -405,11 +405,10 @@ def _opt_int(value: JSON, param: str) -> int | None:
     """An integer; integral floats too (the python SDK sends ``topK: 40.0``)."""
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _invalid(param, "must be an integer")
-    return value
+    number = jsonutil.integral(value)
+    if number is None:
+        raise _invalid(param, "must be an integer (64-bit)")
+    return number
 
 
 def _opt_float(value: JSON, param: str) -> float | None:

@@ -207,12 +207,6 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _is_integer(value: object) -> bool:
-    # Go's option decoding takes a float for an int field and truncates it (api/types.go Options.FromMap);
-    # only integral values are accepted here, so nothing is silently changed.
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
-
-
 def _sniff_image_mime(data: str) -> str:
     try:
         head = base64.b64decode(data[:16] + "=" * (-len(data[:16]) % 4))
@@ -315,9 +309,12 @@ def _option_integer(options: JSONObject, key: str) -> int | None:
     value = options.get(key)
     if value is None:
         return None
-    if not _is_integer(value):
-        raise _invalid(f"options.{key} must be an integer", f"options.{key}")
-    return int(cast(float, value))
+    # Go's option decoding takes a float for an int field and truncates it (api/types.go Options.FromMap);
+    # only integral values are accepted here, so nothing is silently changed.
+    number = jsonutil.integral(value)
+    if number is None:
+        raise _invalid(f"options.{key} must be an integer (64-bit)", f"options.{key}")
+    return number
 
 
 def _parse_options(value: JSON) -> tuple[Sampling, JSONObject]:

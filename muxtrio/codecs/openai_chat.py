@@ -311,11 +311,10 @@ def _opt_int(obj: Mapping[str, Any], key: str, param: str) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise _invalid(f"`{param}` must be an integer", param)
+    number = jsonutil.integral(value)
+    if number is None:
+        raise _invalid(f"`{param}` must be an integer (64-bit)", param)
+    return number
 
 
 def _opt_float(obj: Mapping[str, Any], key: str, param: str) -> float | None:

@@ -120,7 +120,7 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import effort_for
 from muxtrio.ir.tools import namespaced_tool_name
-from muxtrio.wire.jsonutil import JSONDecodeError, dumps, loads, loads_object
+from muxtrio.wire.jsonutil import JSONDecodeError, dumps, integral, loads, loads_object
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
 
 EXT = Format.OPENAI_RESPONSES.value
@@ -294,9 +294,10 @@ def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(f"`{key}` must be an integer", key)
-    return value
+    number = integral(value) if isinstance(value, int) else None
+    if number is None:
+        raise _invalid(f"`{key}` must be an integer (64-bit)", key)
+    return number
 
 
 def _opt_bool(obj: Mapping[str, Any], key: str) -> bool | None:

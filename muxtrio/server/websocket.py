@@ -59,6 +59,7 @@ from muxtrio.ir.response import Usage
 from muxtrio.server import auth
 from muxtrio.server.handlers import ID_PREFIX, RequestLog, internal_error, new_request_id, shown_model
 from muxtrio.server.http import Receive, Scope, Send
+from muxtrio.wire import jsonutil
 from muxtrio.wire.ndjson import NDJSONDecoder
 from muxtrio.wire.sse import SSEDecoder
 
@@ -313,7 +314,15 @@ class _Connection(ABC):
             if not isinstance(parsed, dict):
                 await self.reject(ClientError(ErrorKind.INVALID_REQUEST, "message must be a JSON object"), None)
                 continue
-            await self.on_message(parsed, nursery)
+            try:
+                jsonutil.check_nesting(parsed, raw, what="message")
+                await self.on_message(parsed, nursery)
+            except MuxError as err:
+                await self.reject(err, parsed)
+            except Exception:
+                # One message's failure is that message's error; the socket and its other streams carry on.
+                log.exception("unexpected error handling a WebSocket message")
+                await self.reject(internal_error(), parsed)
 
     @abstractmethod
     async def on_message(self, message: dict[str, Any], nursery: trio.Nursery) -> None: ...

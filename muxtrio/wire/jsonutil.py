@@ -2,11 +2,15 @@
 
 Invariants: ``dumps`` returns compact UTF-8 bytes; ``loads`` accepts bytes or str. Readers (``get_str`` and friends)
 raise :class:`CodecError`/``ClientError`` with the offending field path rather than ``KeyError``/``TypeError``.
+Whatever :func:`loads_object` accepts can be serialized again by :func:`dumps` after the codecs wrap it (nesting at
+most :data:`MAX_DEPTH` levels, so a translated body stays under orjson's 255-level limit), and :func:`integral`
+accepts only integers that ``dumps`` can write (64-bit), so a hostile body is a 400, never a 500 at encode time.
 Pure: orjson and the standard library only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import orjson
@@ -15,6 +19,12 @@ from muxtrio.errors import ClientError, ErrorKind
 from muxtrio.ir.request import JSON, JSONObject
 
 JSONDecodeError = orjson.JSONDecodeError
+
+MAX_DEPTH = 200
+"""The deepest nesting accepted in a client body; the codecs add a few levels and orjson writes at most 255."""
+
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+"""The integers orjson can write (signed and unsigned 64-bit)."""
 
 
 def dumps(value: Any) -> bytes:
@@ -33,7 +43,47 @@ def loads_object(data: bytes | str, *, what: str = "request body") -> JSONObject
         raise ClientError(ErrorKind.INVALID_REQUEST, f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ClientError(ErrorKind.INVALID_REQUEST, f"{what} must be a JSON object")
+    check_nesting(value, data, what=what)
     return cast(JSONObject, value)
+
+
+def check_nesting(value: object, data: bytes | str, *, what: str = "request body") -> None:
+    """A 400 when ``value`` (parsed from ``data``) nests deeper than :data:`MAX_DEPTH`."""
+    # Fewer opening brackets than the limit cannot nest deeper than it: the common body skips the walk.
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
+        raise ClientError(ErrorKind.INVALID_REQUEST, f"{what} is nested more than {MAX_DEPTH} levels deep")
+
+
+def nesting_depth(value: object) -> int:
+    """How many arrays/objects deep ``value`` nests (0 for a scalar); iterative, so any depth is safe to measure."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def integral(value: object) -> int | None:
+    """``value`` as an integer when it is one that ``dumps`` can write (an int, or an integral float such as
+    ``40.0``, within 64 bits); None otherwise (booleans, fractions, infinities, ``1e300``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and INT_MIN <= value <= INT_MAX:
+        return value
+    return None
 
 
 def as_json(value: object) -> JSON:
