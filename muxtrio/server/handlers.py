@@ -34,7 +34,7 @@ from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config, ResponseModel
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.stream import StreamMeta
-from muxtrio.errors import ErrorKind, MuxError
+from muxtrio.errors import ClientError, ErrorKind, MuxError
 from muxtrio.ir.events import UsageUpdate
 from muxtrio.ir.request import Request
 from muxtrio.logsafe import escape_controls
@@ -123,7 +123,7 @@ class Generation:
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, scope, self.config.max_request_bytes)
         hints = replace(self.hints, headers=protocol_headers(self.fmt, scope))
-        request = self.codec.parse_request(body, hints)
+        request = checked_model(self.codec.parse_request(body, hints))
         send = shield_last_message(send)
         self.log.model = request.model
         # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
@@ -274,6 +274,15 @@ def protocol_headers(fmt: Format, scope: Scope) -> tuple[tuple[str, str], ...]:
             value = raw_value.decode("latin-1").strip()
             found[name] = f"{found[name]},{value}" if name in found else value
     return tuple(found.items())
+
+
+def checked_model(request: Request) -> Request:
+    """``request``, once its model name is known to hold no control character (a 400 otherwise): such a name can
+    never be served, and it must not reach a provider URL, a header or a log line as it is."""
+    if not request.model.isprintable():
+        message = "the model name contains control or invisible characters"
+        raise ClientError(ErrorKind.INVALID_REQUEST, message, param="model")
+    return request
 
 
 def new_request_id() -> str:

@@ -57,7 +57,14 @@ from muxtrio.ir.events import Event, Finish, Start, UsageUpdate
 from muxtrio.ir.request import Message, Part, Request, Role, ToolCall, ToolResult
 from muxtrio.ir.response import Usage
 from muxtrio.server import auth
-from muxtrio.server.handlers import ID_PREFIX, RequestLog, internal_error, new_request_id, shown_model
+from muxtrio.server.handlers import (
+    ID_PREFIX,
+    RequestLog,
+    checked_model,
+    internal_error,
+    new_request_id,
+    shown_model,
+)
 from muxtrio.server.http import Receive, Scope, Send
 from muxtrio.wire import jsonutil
 from muxtrio.wire.ndjson import NDJSONDecoder
@@ -427,7 +434,7 @@ class MuxConnection(_Connection):
         fmt = message.get("format")
         body = message.get("body")
         if fmt == "ir":
-            request = request_from_json(body)
+            request = checked_model(request_from_json(body))
             entry.model = request.model
             return request, _IREncoding(), credit, batch
         if not isinstance(fmt, str):
@@ -442,7 +449,7 @@ class MuxConnection(_Connection):
         if endpoint is not None and endpoint not in WIRE_ENDPOINTS.get(codec.format, frozenset()):
             raise _invalid(f"`endpoint` {endpoint!r} is not a dialect of {codec.format.value}", "endpoint")
         hints = RequestHints(model=model, stream=True, endpoint=endpoint)
-        request = replace(codec.parse_request(orjson.dumps(body), hints), stream=True)
+        request = replace(checked_model(codec.parse_request(orjson.dumps(body), hints)), stream=True)
         entry.model = request.model
         response_id = ID_PREFIX[codec.format] + entry.request_id
         return request, _WireEncoding(codec, response_id, int(time.time()), request), credit, batch
@@ -602,7 +609,7 @@ class ResponsesConnection(_Connection):
 
         try:
             body = {k: v for k, v in message.items() if k not in ("type", "stream_id", "stream")}
-            client_request = self.codec.parse_request(orjson.dumps(body), RequestHints(stream=True))
+            client_request = checked_model(self.codec.parse_request(orjson.dumps(body), RequestHints(stream=True)))
             entry.model = client_request.model
             history = self._recall(client_request.previous_response_id)
             messages = history + _name_tool_results(client_request.messages, history)

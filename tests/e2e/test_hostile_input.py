@@ -7,12 +7,14 @@ close when HTTP says so, and an access log that records what was sent and cannot
 - ``Connection: close`` and HTTP/1.0 on generation requests (whole and streamed): the server closes the socket after
   the answer; an idle keep-alive connection that served a generation is closed after ``keep-alive-timeout``.
 - A streaming request that fails before its first byte is logged with the status it was answered with.
+- Control characters in a model name (body or Gemini path, plain or ``provider/``-forced) are a 400, never a 500.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -185,3 +187,26 @@ async def test_stream_failing_before_its_first_byte_logs_the_status_sent(
                 await trio.sleep(0.01)
     assert len(lines) == 1, lines
     assert f" status={response.status_code} " in lines[0], lines[0]
+
+
+# ------------------------------------------------------------------------------------------------ model names
+CONTROL_MODELS = ["gemini/text\x00", "gemini/te\r\nxt", "gemini://te\nxt", "openai/a\r\nb", "anthropic-text\x00",
+                  "ollama/a\x1bb", "responses/a\nb"]  # fmt: skip
+
+
+@ENDPOINT
+@pytest.mark.parametrize("model", CONTROL_MODELS, ids=[repr(m) for m in CONTROL_MODELS])
+async def test_control_characters_in_model_names_are_400(
+    stack: Stack, endpoint: Endpoint, model: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if endpoint.shape == "gemini":
+        path = endpoint.path.replace("openai-text", quote(model, safe=""))
+        body = orjson.dumps(endpoint.body)
+    else:
+        path, body = endpoint.path, orjson.dumps({**endpoint.body, "model": model})
+    async with raw_client(stack.url, headers={"authorization": f"Bearer {CLIENT_KEY}"}) as http:
+        response = await http.post(path, content=body)
+    assert response.status_code == 400, response.text
+    assert "model" in error_message(endpoint.shape, 400, response.content)
+    assert stack.all_requests() == []
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
