@@ -10,7 +10,6 @@ Pure: orjson and the standard library only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, cast
 
 import orjson
@@ -49,27 +48,32 @@ def loads_object(data: bytes | str, *, what: str = "request body") -> JSONObject
 
 def check_nesting(value: object, data: bytes | str, *, what: str = "request body") -> None:
     """A 400 when ``value`` (parsed from ``data``) nests deeper than :data:`MAX_DEPTH`."""
-    # Fewer opening brackets than the limit cannot nest deeper than it: the common body skips the walk.
+    # A small body with fewer opening brackets than the limit cannot nest deeper (counting bytes is cheaper than
+    # walking there); a large body is walked directly, which costs per container, not per byte.
     raw = data.encode() if isinstance(data, str) else data
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
+    if len(raw) <= _COUNT_BELOW and raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    if nesting_depth(value, stop_after=MAX_DEPTH) > MAX_DEPTH:
         raise ClientError(ErrorKind.INVALID_REQUEST, f"{what} is nested more than {MAX_DEPTH} levels deep")
 
 
-def nesting_depth(value: object) -> int:
-    """How many arrays/objects deep ``value`` nests (0 for a scalar); iterative, so any depth is safe to measure."""
-    deepest = 0
-    pending: list[tuple[object, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children: Iterable[object] = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
+_COUNT_BELOW = 256 * 1024
+
+
+def nesting_depth(value: object, *, stop_after: int | None = None) -> int:
+    """How many arrays/objects deep ``value`` nests (0 for a scalar), level by level, so any depth is safe to
+    measure; with ``stop_after``, the walk ends as soon as the depth exceeds it."""
+    level: list[Any] = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level and (stop_after is None or depth <= stop_after):
+        depth += 1
+        deeper: list[Any] = []
+        for item in level:
+            for child in item.values() if type(item) is dict else item:
+                if type(child) is dict or type(child) is list:
+                    deeper.append(child)
+        level = deeper
+    return depth
 
 
 def integral(value: object) -> int | None:
