@@ -123,9 +123,10 @@ class Generation:
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, scope, self.config.max_request_bytes)
         hints = replace(self.hints, headers=protocol_headers(self.fmt, scope))
-        request = checked_model(self.codec.parse_request(body, hints))
+        request = self.codec.parse_request(body, hints)
+        self.log.model = request.model  # logged escaped, also when it is refused just below
+        checked_model(request)
         send = shield_last_message(send)
-        self.log.model = request.model
         # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
         # them in the client's shape; a cancellation by the watcher (client gone) stays inside and ends here.
         error: Exception | None = None
