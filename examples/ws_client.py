@@ -12,15 +12,16 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 import muxtrio
 import muxtrio.client
 from muxtrio import ir
 from muxtrio.server.app import MuxApp
+from muxtrio.server.listener import serve
 
 MODEL = "muxtrio-echo"
 
@@ -35,9 +36,7 @@ async def local_gateway() -> AsyncIterator[str]:
     stopping = trio.Event()
     app = MuxApp(muxtrio.Config(disable_auth=True))
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            lambda task_status: serve(app, hc, shutdown_trigger=stopping.wait, task_status=task_status)  # type: ignore[arg-type]
-        )
+        binds = await nursery.start(partial(serve, app, hc, http2=False, stop=stopping))
         try:
             yield binds[0].replace("http://", "ws://") + "/v1/ws"
         finally:
