@@ -110,6 +110,77 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     return copy
 
 
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+_CHAT_RICH = {
+    "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                     {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ],
+    "tool_choice": "auto", "temperature": 0.5, "stop": ["x"], "stream_options": {"include_usage": True},
+    "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": SCHEMA}},
+}
+_RESPONSES_RICH = {
+    "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+    ],
+    "tools": [{"type": "function", "name": "f", "parameters": SCHEMA},
+              {"type": "namespace", "name": "ns", "tools": [{"type": "function", "name": "g", "parameters": SCHEMA}]},
+              {"type": "web_search"}],
+    "reasoning": {"effort": "low"}, "text": {"format": {"type": "text"}}, "instructions": "be brief",
+}
+_MESSAGES_RICH = {
+    "system": [{"type": "text", "text": "be brief"}],
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                                  "data": PNG}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"city": "P"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]},
+    ],
+    "tools": [{"name": "f", "input_schema": SCHEMA}, {"type": "web_search_20250305", "name": "web_search"}],
+    "tool_choice": {"type": "auto"}, "thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2048,
+}
+_GEMINI_RICH = {
+    "systemInstruction": {"parts": [{"text": "be brief"}]},
+    "contents": [
+        {"role": "user", "parts": [{"text": "hi"}, {"inlineData": {"mimeType": "image/png", "data": PNG}}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {"city": "P"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"result": "sunny"}}}]},
+    ],
+    "tools": [{"functionDeclarations": [{"name": "f", "parameters": SCHEMA}]}, {"googleSearch": {}}],
+    "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+    "generationConfig": {"temperature": 0.5, "responseMimeType": "application/json", "responseSchema": SCHEMA,
+                         "thinkingConfig": {"thinkingBudget": 128}},
+}
+_OLLAMA_RICH = {
+    "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi", "images": [PNG]},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {"city": "P"}}}]},
+        {"role": "tool", "content": "sunny", "tool_name": "f"},
+    ],
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": SCHEMA}}],
+    "options": {"temperature": 0.5, "num_ctx": 4096}, "think": True, "keep_alive": "5m",
+}  # fmt: skip
+RICH: dict[str, dict[str, Any]] = {
+    "chat": _CHAT_RICH, "chat-stream": _CHAT_RICH, "responses": _RESPONSES_RICH, "responses-count": _RESPONSES_RICH,
+    "messages": _MESSAGES_RICH, "messages-count": _MESSAGES_RICH, "gemini": _GEMINI_RICH,
+    "gemini-stream": _GEMINI_RICH, "gemini-count": _GEMINI_RICH, "ollama-chat": _OLLAMA_RICH,
+}  # fmt: skip
+
+
+def _rich_body(endpoint: Endpoint) -> dict[str, Any]:
+    """A valid body using most of the endpoint's request features (tools, images, tool history, schemas)."""
+    return {**endpoint.body, **RICH.get(endpoint.name, {})}
+
+
 def _full_body(endpoint: Endpoint) -> dict[str, Any]:
     """The valid body plus optional fields for the fuzzer to corrupt: a tool (or format) schema and max-tokens."""
     body = endpoint.with_tool_schema({"type": "object", "properties": {"city": {"type": "string"}}})
@@ -122,7 +193,7 @@ def _full_body(endpoint: Endpoint) -> dict[str, Any]:
 @st.composite
 def wrong_types(draw: st.DrawFn) -> tuple[Endpoint, bytes]:
     endpoint = draw(ENDPOINT)
-    body = _full_body(endpoint)
+    body = draw(st.sampled_from([_full_body(endpoint), _rich_body(endpoint)]))
     path = draw(st.sampled_from(_paths(body)))
     return endpoint, dumps(_replace(body, path, draw(JSON_VALUES)))
 
@@ -275,6 +346,13 @@ def test_ws_messages_never_close_the_socket(ws: Any, message: bytes) -> None:
             return
         if answer["type"] == "error" and answer.get("id") != "ok":
             assert isinstance(answer["error"]["message"], str)
+
+
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.name in RICH], ids=lambda e: e.name)
+def test_rich_bodies_are_served(http: httpx2.Client, endpoint: Endpoint) -> None:
+    """The structured fuzzing starts from bodies the gateway serves, so mutations probe the parsers past the top."""
+    response = http.post(endpoint.path, content=dumps(_rich_body(endpoint)))
+    assert response.status_code == 200, response.text
 
 
 def test_server_still_serves_after_the_fuzzing(http: httpx2.Client) -> None:
