@@ -741,6 +741,7 @@ class Config:
     shutdown_grace: float = attrs.field(default=30.0, validator=_number(positive=False))
     max_request_bytes: int = attrs.field(default=64 * MiB, validator=_int_at_least(1))
     max_event_bytes: int = attrs.field(default=20 * MiB, validator=_int_at_least(1))
+    max_response_bytes: int = attrs.field(default=64 * MiB, validator=_int_at_least(1))
     breaker_failures: int = attrs.field(default=5, validator=_int_at_least(1))
     breaker_open_seconds: float = attrs.field(default=30.0, validator=_number(positive=True))
     refused_credential_cooldowns: tuple[float, ...] = attrs.field(
@@ -873,10 +874,10 @@ def _note_index(note: IterableValidationNote) -> Segment:
 _TOP_KEYS: Final = (
     "host", "port", "api-keys", "disable-auth", "debug", "request-retry", "max-retry-interval", "stream-timeout",
     "proxy-url", "tls", "providers", "fallbacks", "aliases", "routing", "timeouts", "stream-buffer-bytes",
-    "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "circuit-breaker", "workers",
-    "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file", "request-log", "hosted-tools",
-    "response-model", "thinking-cache", "payload", "model-rules", "refused-credential-cooldowns", "regenerate-on-cut",
-    "http2", "keep-alive-timeout",
+    "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "max-response-size",
+    "circuit-breaker", "workers", "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file",
+    "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
+    "refused-credential-cooldowns", "regenerate-on-cut", "http2", "keep-alive-timeout",
 )  # fmt: skip
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
@@ -911,7 +912,6 @@ _LLM_MUX_IGNORED: Final = frozenset(
         "auth-dir", "remote-management", "usage-statistics-enabled",
         "usage-persistence", "disable-cooling", "quota-exceeded", "quota-window", "ws-auth",
         "show-provider-prefixes", "use-canonical-translator", "ampcode", "oauth-excluded-models", "auth",
-        "max-response-size",
     }
 )  # fmt: skip
 _LLM_MUX_IGNORED_ROUTING: Final = frozenset({"provider-priority"})
@@ -1085,6 +1085,7 @@ class _Reader:
             ("stream-buffer-bytes", "stream_buffer_bytes"),
             ("max-request-size", "max_request_bytes"),
             ("max-event-size", "max_event_bytes"),
+            ("max-response-size", "max_response_bytes"),
         ):
             if key in top:
                 self._put(out, (), field, self._size(top[key], key), key)

@@ -117,6 +117,24 @@ class StreamTruncated(UpstreamError):
         super().__init__(ErrorKind.UPSTREAM, message)
 
 
+class ResponseTooLarge(UpstreamError):
+    """A provider's (decoded) response body passed ``max-response-size``: the attempt ends, like any malformed
+    answer (retryable, another candidate may do better)."""
+
+    def __init__(self, provider: str, limit: int) -> None:
+        super().__init__(ErrorKind.UPSTREAM, f"provider {provider} sent a response body over {limit} bytes")
+        self.limit = limit
+
+
+class EventTooLarge(CodecError):
+    """One upstream stream event (SSE event or NDJSON line) passed ``max-event-size``: the attempt ends (retryable,
+    like any malformed stream); the decoder never buffers more than the limit."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} larger than {limit} bytes (max-event-size)")
+        self.limit = limit
+
+
 class UpstreamTimeout(UpstreamError):
     """One of the engine's timeouts fired. ``phase`` is connect, first_byte, idle or total."""
 

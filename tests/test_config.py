@@ -785,6 +785,7 @@ def test_sizes_and_the_rest_of_the_top_level_keys() -> None:
         """
         max-request-size: 50MB
         max-event-size: 512k
+        max-response-size: 128MiB
         stream-buffer-bytes: 65536
         keepalive-interval: 5
         workers: 4
@@ -804,6 +805,7 @@ def test_sizes_and_the_rest_of_the_top_level_keys() -> None:
         512 * 1024,
         65536,
     )
+    assert config.max_response_bytes == 128 * 1024 * 1024
     assert (config.keepalive_interval, config.workers, config.request_retry, config.max_retry_interval) == (
         5.0,
         4,

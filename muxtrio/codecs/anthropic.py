@@ -1830,8 +1830,8 @@ class AnthropicCodec(Codec):
     def parse_response(self, body: bytes, seed: str) -> Response:
         return parse_response_body(body)
 
-    def new_decoder(self, seed: str) -> StreamDecoder:
-        return AnthropicStreamDecoder()
+    def new_decoder(self, seed: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> StreamDecoder:
+        return AnthropicStreamDecoder(max_event_bytes)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return parse_error_body(status, body)

@@ -36,6 +36,7 @@ from muxtrio.errors import CodecError, ErrorKind, MuxError, UpstreamError
 from muxtrio.ir.events import Event
 from muxtrio.ir.request import JSON, Request
 from muxtrio.ir.response import Response
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 
 class Format(StrEnum):
@@ -243,7 +244,9 @@ class Codec(ABC):
     def parse_response(self, body: bytes, seed: str) -> Response: ...
 
     @abstractmethod
-    def new_decoder(self, seed: str) -> StreamDecoder: ...
+    def new_decoder(self, seed: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> StreamDecoder:
+        """A decoder for one provider stream; an event (or line) over ``max_event_bytes`` raises
+        ``EventTooLarge``."""
 
     @abstractmethod
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:

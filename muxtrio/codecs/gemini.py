@@ -132,7 +132,7 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import budget_for
 from muxtrio.wire import jsonutil
-from muxtrio.wire.sse import SSEDecoder
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
 EXT = Format.GEMINI.value
 """This codec's key in ``request.extensions``."""
@@ -1554,8 +1554,8 @@ def _rendered_code(part: Mapping[str, Any]) -> str:
 class _GeminiDecoder(StreamDecoder):
     """``streamGenerateContent?alt=sse`` bytes -> IR events."""
 
-    def __init__(self, seed: str) -> None:
-        self._sse = SSEDecoder()
+    def __init__(self, seed: str, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._sse = SSEDecoder(max_event_bytes)
         self._reader = _AnswerReader(seed)
 
     def feed(self, data: bytes) -> list[Event]:
@@ -1698,8 +1698,8 @@ class GeminiCodec(Codec):
     def parse_response(self, body: bytes, seed: str) -> Response:
         return _parse_response(body, seed)
 
-    def new_decoder(self, seed: str) -> StreamDecoder:
-        return _GeminiDecoder(seed)
+    def new_decoder(self, seed: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> StreamDecoder:
+        return _GeminiDecoder(seed, max_event_bytes)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         error, text = _error_object(body)

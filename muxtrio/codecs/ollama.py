@@ -97,6 +97,7 @@ from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import DYNAMIC_BUDGET, effort_for
 from muxtrio.wire import jsonutil
 from muxtrio.wire.ndjson import NDJSONDecoder
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 EXTENSION_KEY = Format.OLLAMA.value
 CHAT_PATH = "/api/chat"
@@ -1049,8 +1050,8 @@ class OllamaCodec(Codec):
         events.extend(decoder.flush())
         return accumulate(events)
 
-    def new_decoder(self, seed: str) -> StreamDecoder:
-        return OllamaDecoder(seed)
+    def new_decoder(self, seed: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> StreamDecoder:
+        return OllamaDecoder(seed, max_event_bytes)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return upstream_error(status, _error_text(body, status))

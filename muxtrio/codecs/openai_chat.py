@@ -1654,8 +1654,8 @@ class OpenAIChatCodec(Codec):
     def parse_response(self, body: bytes, seed: str) -> Response:
         return _parse_answer(body, seed)
 
-    def new_decoder(self, seed: str) -> StreamDecoder:
-        return _ChatDecoder(seed)
+    def new_decoder(self, seed: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> StreamDecoder:
+        return _ChatDecoder(seed, max_event_bytes)
 
     def check_target(self, request: Request, target: Format) -> None:
         # Of the passthrough fields only logit_bias changes what the model may say (clients ban tokens with it);

@@ -1826,8 +1826,8 @@ class OpenAIResponsesCodec(Codec):
         mapped, dropped = translate_hosted(candidates, target, policy)
         return Adaptation(replace(request, hosted_tools=(*request.hosted_tools, *mapped)), dropped=tuple(dropped))
 
-    def new_decoder(self, seed: str) -> StreamDecoder:
-        return ResponsesStreamDecoder(seed)
+    def new_decoder(self, seed: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> StreamDecoder:
+        return ResponsesStreamDecoder(seed, max_event_bytes=max_event_bytes)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return _parse_error(status, body)

@@ -22,6 +22,10 @@ Invariants:
 - The engine never knows the client's format.
 - Every error an attempt raised is scrubbed (:mod:`muxtrio.redact`: configured secrets, key-shaped tokens) before it
   is logged, judged, or handed on, so provider text echoing a key never reaches a client, a log or the statistics.
+- Limits: an upstream event or NDJSON line over ``max_event_bytes`` and a non-stream body over
+  ``max_response_bytes`` (both counted after content decoding, as the decoded bytes are produced) end the attempt
+  with a typed, retryable error. Budget taken from the stream's pool is given back on every path, and every wait
+  of the reader has a deadline (the provider's timeouts; the consumer's ``idle`` for backpressure waits).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from muxtrio.engine.retry import (
 )
 from muxtrio.engine.routing import Deployment, Router
 from muxtrio.engine.splice import Progress, SpliceDiverged, Transcript
-from muxtrio.engine.stream import Batch, BytePool, EventStream, Failure, StreamMeta
+from muxtrio.engine.stream import Batch, BytePool, ConsumerStalled, EventStream, Failure, StreamMeta
 from muxtrio.engine.thinking_cache import AnswerTracker, ThinkingCache
 from muxtrio.errors import (
     ClientError,
@@ -80,7 +84,7 @@ log = logging.getLogger("muxtrio.engine")
 CHANNEL_CAPACITY = 64
 _FORMAT_NAMES = frozenset(f.value for f in Format)
 MAX_ERROR_BODY = 1 << 20
-MAX_RESPONSE_BODY = 256 << 20
+FAILURE_DELIVERY_S = 5.0  # how long a failure waits for room in a full channel before the channel is just closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,7 +610,7 @@ class Engine:
         with _total_deadline(timeouts.total) as total:
             deadline = trio.current_time() + timeouts.first_byte
             async with self._open(candidate, wire, codec, deadline) as response:
-                body = await _read_body(response, timeouts.idle)
+                body = await _read_body(response, timeouts.idle, self.config.max_response_bytes)
             answer = codec.parse_response(body, _seed())
         if total.cancelled_caught:
             raise UpstreamTimeout("total", timeouts.total or 0.0)
@@ -677,11 +681,16 @@ class Engine:
                 await self._run_attempts(request, meta, attempt, progress)
             except MuxError as err:
                 await _send_failure(send, err)
+            except ConsumerStalled as stalled:
+                log.info("stream for %s abandoned: %s", request.model, stalled)
+                await _send_failure(send, stalled.error())
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the consumer left
             except Exception:
                 log.exception("internal error while streaming %s", request.model)
                 await _send_failure(send, MuxError(ErrorKind.INTERNAL, "internal gateway error"))
+            else:
+                meta.completed = True
 
     async def _stream_once(
         self,
@@ -702,7 +711,7 @@ class Engine:
         with _total_deadline(timeouts.total) as total:
             first_deadline = trio.current_time() + timeouts.first_byte
             async with self._open(candidate, wire, codec, first_deadline) as response:
-                decoder = codec.new_decoder(_seed())
+                decoder = codec.new_decoder(_seed(), max_event_bytes=self.config.max_event_bytes)
                 idle = timeouts.idle
                 del wire  # the request body is sent; don't hold it (or orjson's buffer) for the stream's life
                 got_events = False
@@ -712,29 +721,39 @@ class Engine:
                 # reader waits on its own consumer: backpressure is not the provider's silence.
                 slack = min(1.0, idle / 8)
                 armed_at = -math.inf
+                # Budget held by this reader right now; whatever path leaves the loop (a decoder refusing an
+                # oversized event, a cut, cancellation) gives it back, so the next attempt never waits on a leak.
+                cost: int | None = 0
                 with trio.CancelScope(deadline=first_deadline) as watchdog:
-                    async for chunk in response.chunks():
-                        cost = pool.try_acquire(len(chunk))
-                        if cost is None:
-                            watchdog.deadline = math.inf
-                            cost = await pool.acquire(len(chunk))
-                        events = decoder.feed(chunk)
-                        if events:
-                            got_events = True
-                            if tracker is not None:
-                                tracker.add(events)
-                            cost = await self._forward(events, cost, progress, held, send, watchdog)
-                        pool.release(cost)
-                        if got_events:
-                            now = trio.current_time()
-                            if now - armed_at > slack or watchdog.deadline == math.inf:
-                                watchdog.deadline = now + idle
-                                armed_at = now
-                        elif watchdog.deadline == math.inf:
-                            watchdog.deadline = first_deadline
+                    try:
+                        async for chunk in response.chunks():
+                            cost = pool.try_acquire(len(chunk))
+                            if cost is None:
+                                # Waiting on the consumer is not the provider's silence: the watchdog is lifted and
+                                # the consumer gets `idle` seconds to free budget.
+                                watchdog.deadline = math.inf
+                                cost = await pool.acquire(len(chunk), idle)
+                            events = decoder.feed(chunk)
+                            if events:
+                                got_events = True
+                                if tracker is not None:
+                                    tracker.add(events)
+                                cost = await self._forward(events, cost, progress, held, send, watchdog, idle)
+                            pool.release(cost)
+                            cost = 0
+                            if got_events:
+                                now = trio.current_time()
+                                if now - armed_at > slack or watchdog.deadline == math.inf:
+                                    watchdog.deadline = now + idle
+                                    armed_at = now
+                            elif watchdog.deadline == math.inf:
+                                watchdog.deadline = first_deadline
+                    finally:
+                        if cost:
+                            pool.release(cost)
                     events = decoder.flush()
                     if events:
-                        await self._forward(events, 0, progress, held, send, watchdog)
+                        await self._forward(events, 0, progress, held, send, watchdog, idle)
                 if watchdog.cancelled_caught:
                     if got_events:
                         raise UpstreamTimeout("idle", idle)
@@ -754,11 +773,13 @@ class Engine:
         held: list[Event],
         send: trio.MemorySendChannel[Batch | Failure],
         watchdog: trio.CancelScope,
+        stall: float,
     ) -> int:
         """Send an attempt's events to the consumer; returns the pool budget still to release (0 once the batch
         carries it). The send does not switch tasks while the channel has room, so the reader drains what the
         upstream socket already delivered and the writer then sends it all in one write; only a full channel
-        (or pool) makes the reader wait — that is the backpressure."""
+        (or pool) makes the reader wait — that is the backpressure, bounded by ``stall`` seconds
+        (:class:`ConsumerStalled`)."""
         out = progress.stitch(events, held)
         if not out:
             return cost
@@ -767,13 +788,13 @@ class Engine:
             # The first batch goes out with a task switch, so the client sees its first token at once (TTFT).
             progress.delivered = True
             watchdog.deadline = math.inf
-            await send.send(batch)
+            await _send_within(send, batch, stall)
             return 0
         try:
             send.send_nowait(batch)
         except trio.WouldBlock:
             watchdog.deadline = math.inf
-            await send.send(batch)
+            await _send_within(send, batch, stall)
         return 0
 
 
@@ -861,22 +882,26 @@ class _total_deadline:
         return self._scope.__exit__(exc_type, exc, tb)
 
 
-async def _read_body(response: UpstreamResponse, idle: float) -> bytes:
-    """The whole body, with at most ``idle`` seconds between chunks (one watchdog scope, deadline moved)."""
-    parts: list[bytes] = []
-    size = 0
+async def _read_body(response: UpstreamResponse, idle: float, limit: int) -> bytes:
+    """The whole (decoded) body, at most ``limit`` bytes (:class:`ResponseTooLarge` beyond, raised as soon as the
+    decoded bytes pass it), with at most ``idle`` seconds between chunks (one watchdog scope, deadline moved)."""
     with trio.CancelScope(deadline=trio.current_time() + idle) as watchdog:
-        async for chunk in response.chunks():
-            size += len(chunk)
-            if size > MAX_RESPONSE_BODY:
-                raise UpstreamError(ErrorKind.UPSTREAM, f"provider response over {MAX_RESPONSE_BODY} bytes")
-            parts.append(chunk)
-            watchdog.deadline = trio.current_time() + idle
+        body = await response.read(limit, watchdog=watchdog, idle=idle)
     if watchdog.cancelled_caught:
         raise UpstreamTimeout("idle", idle)
-    return b"".join(parts)
+    return body
+
+
+async def _send_within(send: trio.MemorySendChannel[Batch | Failure], batch: Batch, stall: float) -> None:
+    """Hand ``batch`` to the consumer, waiting at most ``stall`` seconds for room in the channel."""
+    with trio.move_on_after(stall):
+        await send.send(batch)
+        return
+    raise ConsumerStalled(stall)
 
 
 async def _send_failure(send: trio.MemorySendChannel[Batch | Failure], err: MuxError) -> None:
-    with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+    """Report ``err`` to the consumer. If the channel stays full (the consumer is stuck), give up: the channel then
+    closes without ``StreamMeta.completed``, which the consumer reads as a truncated stream, never as an answer."""
+    with suppress(trio.BrokenResourceError, trio.ClosedResourceError), trio.move_on_after(FAILURE_DELIVERY_S):
         await send.send(Failure(err))

@@ -8,6 +8,13 @@ Invariants:
   length or the client's speed.
 - A single chunk larger than the whole pool takes the whole pool (it cannot be split, and it is already bounded by
   the decoder's maximum event size).
+- Every byte taken is given back on every path: the reader releases what it holds in ``finally`` (a decoder that
+  raises on an oversized event must not leak the budget into the next attempt), and the consumer's budget goes back
+  when it asks for more or leaves.
+- No wait is unbounded: :meth:`BytePool.acquire` takes a timeout and raises :class:`ConsumerStalled` when the
+  consumer has not freed budget in time (a client that stopped reading; never the provider's fault).
+- The consumer sees a stream as complete only if the producer said so (``StreamMeta.completed``): a channel that
+  ends without it raises :class:`StreamTruncated`, so a lost failure can never read as a finished answer.
 - Errors travel as a :class:`Failure` item and are raised in the consumer's task, never in the reader's nursery,
   so the consumer always sees either a clean end or a ``MuxError``.
 """
@@ -19,7 +26,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from muxtrio.errors import MuxError
+from muxtrio.errors import ErrorKind, MuxError, StreamTruncated
 from muxtrio.ir.events import Event
 
 
@@ -29,6 +36,21 @@ class PoolStatistics:
     in_use: int
     peak: int
     waits: int
+
+
+class ConsumerStalled(Exception):
+    """The consumer freed no budget (wrote nothing to its client) for ``seconds``: the client stopped reading.
+
+    Deliberately not a :class:`MuxError`: it says nothing about the provider, so the engine's attempt loop (which
+    judges every ``MuxError`` and may fail over) lets it through, and the producer ends the stream with
+    :meth:`error`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the client read nothing for {seconds:g}s")
+        self.seconds = seconds
+
+    def error(self) -> MuxError:
+        return MuxError(ErrorKind.TIMEOUT, f"the client read nothing for {self.seconds:g}s; stream abandoned")
 
 
 class BytePool:
@@ -53,14 +75,18 @@ class BytePool:
             self._peak = self._in_use
         return size
 
-    async def acquire(self, size: int) -> int:
-        """Take ``size`` bytes (clamped to the capacity), waiting until they are free; returns what was taken, to
-        pass to :meth:`release`."""
-        while (taken := self.try_acquire(size)) is None:
-            self._waits += 1
-            self._freed = trio.Event()
-            await self._freed.wait()
-        return taken
+    async def acquire(self, size: int, patience: float) -> int:
+        """Take ``size`` bytes (clamped to the capacity), waiting at most ``patience`` seconds for the consumer to
+        free them; returns what was taken, to pass to :meth:`release`. Raises :class:`ConsumerStalled` after that."""
+        if (taken := self.try_acquire(size)) is not None:
+            return taken
+        with trio.move_on_after(patience):
+            while (taken := self.try_acquire(size)) is None:
+                self._waits += 1
+                self._freed = trio.Event()
+                await self._freed.wait()
+            return taken
+        raise ConsumerStalled(patience)
 
     def release(self, size: int) -> None:
         if size:
@@ -95,6 +121,7 @@ class StreamMeta:
     attempts: int = 0
     failovers: int = 0
     continued: bool = False
+    completed: bool = False  # set by the producer when the answer ended normally, before it closes the channel
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # told to the client (a response header), e.g. dropped tools
 
@@ -126,6 +153,8 @@ class EventStream:
         try:
             item = await self._receive.receive()
         except trio.EndOfChannel:
+            if not self.meta.completed:
+                raise StreamTruncated("the stream ended before the answer was complete") from None
             return None
         events = self._take(item)
         while True:

@@ -164,6 +164,7 @@ class Generation:
         model = shown_model(self.config, request, meta, response.model)
         info = StreamInfo(self.response_id, model, int(time.time()), request)
         body = self.codec.emit_response(response, info)
+        del response, info  # a large answer is then held once (as `body`) while it is sent
         self.log.status = 200
         await send_whole(send, 200, body, extra=self._headers("application/json", meta)[1:])
 

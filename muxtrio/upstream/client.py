@@ -7,7 +7,11 @@ Invariants:
 - ``trust_env=False``: proxies come from config only (``proxy-url`` globally, per provider or per key), so an
   ambient ``HTTP_PROXY`` never silently reroutes provider traffic.
 - Every transport exception is mapped here, once, to an :class:`UpstreamError` whose message names the provider
-  but never a key. Response bodies are closed on every exit path (client disconnect included).
+  but never a key; so is a body whose ``content-encoding`` does not decode. Response bodies are closed on every exit
+  path (client disconnect included).
+- Bodies are yielded *decoded* (gzip/deflate undone) in pieces of at most httpx2's decode chunk (1 MiB), produced
+  one at a time as the caller asks: whoever counts the yielded bytes against a limit bounds decompression too, and
+  stops it early (a gzip bomb inflates no further than the limit plus one piece). ``read`` does that counting.
 - The request id of the client request being served (:data:`REQUEST_ID`) goes upstream as ``x-request-id``.
 """
 
@@ -19,9 +23,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import httpx2
+import trio
 
 from muxtrio.codecs.base import MERGED_HEADERS, WireRequest, merge_header_lists
-from muxtrio.errors import ErrorKind, UpstreamError, UpstreamTimeout
+from muxtrio.errors import ErrorKind, ResponseTooLarge, UpstreamError, UpstreamTimeout
 
 SHRINK_BELOW = 16 * 1024
 
@@ -66,17 +71,32 @@ class UpstreamResponse:
                     yield chunk
         except httpx2.TransportError as exc:
             raise _transport_error(self.provider, exc) from None
+        except httpx2.DecodingError:
+            encoding = self.headers.get("content-encoding", "")[:40]
+            raise UpstreamError(
+                ErrorKind.UPSTREAM, f"provider {self.provider} sent a body that does not decode as {encoding!r}"
+            ) from None
 
-    async def read(self, limit: int) -> bytes:
-        """The whole body, refusing more than ``limit`` bytes."""
+    async def read(self, limit: int, *, watchdog: trio.CancelScope | None = None, idle: float = 0.0) -> bytes:
+        """The whole decoded body, refusing more than ``limit`` bytes (:class:`ResponseTooLarge`, raised as soon as
+        the decoded bytes pass it). With ``watchdog``, its deadline is moved to ``idle`` seconds after each chunk."""
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and "content-encoding" not in self.headers and int(declared) > limit:
+            raise ResponseTooLarge(self.provider, limit)
         parts: list[bytes] = []
         size = 0
         async for chunk in self.chunks():
             size += len(chunk)
             if size > limit:
-                raise UpstreamError(ErrorKind.UPSTREAM, f"provider {self.provider} sent a body over {limit} bytes")
+                raise ResponseTooLarge(self.provider, limit)
             parts.append(chunk)
-        return b"".join(parts)
+            if watchdog is not None:
+                watchdog.deadline = trio.current_time() + idle
+        if len(parts) == 1:
+            return parts[0]
+        body = b"".join(parts)
+        parts.clear()
+        return body
 
 
 def _transport_error(provider: str, exc: httpx2.TransportError, connect_timeout: float = 0.0) -> UpstreamError:

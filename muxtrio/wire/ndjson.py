@@ -1,13 +1,13 @@
 """Newline-delimited JSON framing (Ollama): an incremental line splitter with a size limit, and the encoder.
 
 Invariants: any split of the input yields the same lines; blank lines are skipped; a trailing ``\\r`` is stripped;
-a line longer than ``max_line_bytes`` raises :class:`CodecError`. ``flush()`` returns a last line without newline.
+a line longer than ``max_line_bytes`` raises :class:`EventTooLarge`. ``flush()`` returns a last line without newline.
 Pure: standard library only.
 """
 
 from __future__ import annotations
 
-from muxtrio.errors import CodecError
+from muxtrio.errors import EventTooLarge
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 
@@ -25,7 +25,7 @@ class NDJSONDecoder:
             self._partial.append(chunk)
             self._partial_size += len(chunk)
             if len(self._buf) + self._partial_size > self._max:
-                raise CodecError(f"NDJSON line larger than {self._max} bytes")
+                raise EventTooLarge("NDJSON line", self._max)
             return []
         if self._partial:
             chunk = b"".join(self._partial) + chunk
@@ -44,7 +44,7 @@ class NDJSONDecoder:
                 lines.append(line)
         self._buf = buf[start:]
         if len(self._buf) > self._max:
-            raise CodecError(f"NDJSON line larger than {self._max} bytes")
+            raise EventTooLarge("NDJSON line", self._max)
         return lines
 
     def flush(self) -> list[bytes]:

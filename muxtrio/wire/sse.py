@@ -6,7 +6,7 @@ Decoder invariants:
   several ``data:`` lines join with ``\\n``; a blank line dispatches. ``id:`` and ``retry:`` are ignored.
 - ``[DONE]`` is only special to codecs that check ``event.data == b"[DONE]"`` (a whole data payload), never a
   substring match inside content.
-- An event (or a line) larger than ``max_event_bytes`` raises :class:`CodecError` instead of growing without bound.
+- An event (or a line) larger than ``max_event_bytes`` raises :class:`EventTooLarge` instead of growing without bound.
 - ``flush()`` dispatches a final event that lacked its blank line (some servers end that way).
 Pure: standard library only.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from muxtrio.errors import CodecError
+from muxtrio.errors import EventTooLarge
 
 DEFAULT_MAX_EVENT_BYTES = 20 * 1024 * 1024
 
@@ -56,7 +56,7 @@ class SSEDecoder:
             self._partial.append(chunk)
             self._partial_size += len(chunk)
             if len(self._buf) + self._partial_size + self._data_size > self._max:
-                raise CodecError(f"SSE event larger than {self._max} bytes")
+                raise EventTooLarge("SSE event", self._max)
             return []
         if self._partial:
             chunk = b"".join(self._partial) + chunk
@@ -82,7 +82,7 @@ class SSEDecoder:
             self._line(line)
         self._buf = buf[start:]
         if len(self._buf) + self._data_size > self._max:
-            raise CodecError(f"SSE event larger than {self._max} bytes")
+            raise EventTooLarge("SSE event", self._max)
         return events
 
     def _line(self, line: bytes) -> None:
@@ -91,7 +91,7 @@ class SSEDecoder:
             self._data.append(value)
             self._data_size += len(value) + 1
             if self._data_size > self._max:
-                raise CodecError(f"SSE event larger than {self._max} bytes")
+                raise EventTooLarge("SSE event", self._max)
         elif line[:1] == b":":
             return
         elif line[:6] == b"event:":

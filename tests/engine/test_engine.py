@@ -272,10 +272,10 @@ async def test_slow_consumer_bounds_memory_and_backpressures_the_provider(
     async with Engine(cfg, transports={"p": fake}) as engine, engine.stream(ask("m")) as events:
         first = await events.next_batch()
         assert first
-        await trio.sleep(5)  # the consumer stalls; the reader must stop
+        await trio.sleep(4)  # the consumer stalls (for less than the idle timeout, 10 s); the reader must stop
         stats = events.pool.statistics()
         sent_while_stalled = fake.seen[0].sent_tokens
-        await trio.sleep(5)
+        await trio.sleep(4)
         assert fake.seen[0].sent_tokens == sent_while_stalled  # the provider is not being read
         assert stats.in_use <= stats.capacity and stats.waits >= 1
         assert sent_while_stalled < 16 * 1024  # far less than the 4 MB the provider wants to send
