@@ -48,9 +48,11 @@ STREAM_TYPES = {"sse": b"text/event-stream", "ndjson": b"application/x-ndjson"}
 
 
 def transcript(api: str, name: str = "text", *, stream: bool) -> bytes:
-    """A real-shaped provider answer: the stream body (``stream``) or the whole JSON body."""
-    ext = APIS[api][2] if stream else "json"
-    return (WIRE / api / f"{name}.{ext}").read_bytes()
+    """A real-shaped provider answer: the stream body (``stream``) or the whole JSON body (compact, as providers
+    send it; the fixture files are indented for reading)."""
+    if stream:
+        return (WIRE / api / f"{name}.{APIS[api][2]}").read_bytes()
+    return orjson.dumps(orjson.loads((WIRE / api / f"{name}.json").read_bytes()))
 
 
 def stream_content_type(api: str) -> bytes:
@@ -182,7 +184,7 @@ def model_for(api: str) -> str:
 async def hostile_gateway(**overrides: Any) -> AsyncIterator[tuple[str, HostileProvider]]:
     """The real gateway (Hypercorn, loopback) with one provider per API, all served by one hostile provider.
     ``overrides`` are Config fields; by default one attempt per request (``request_retry=0``) so each request
-    meets exactly one scripted answer."""
+    meets exactly one scripted answer, and no circuit breaker between cases."""
     provider = HostileProvider()
     async with trio.open_nursery() as nursery:
         await nursery.start(provider.serve)
@@ -201,6 +203,7 @@ async def hostile_gateway(**overrides: Any) -> AsyncIterator[tuple[str, HostileP
             "disable_auth": True,
             "echo_model": False,
             "request_retry": 0,
+            "breaker_failures": 1_000_000,  # a run of refused answers must not open the breaker for the next case
             "timeouts": Timeouts(connect=5, first_byte=5, idle=5),
         }
         settings.update(overrides)
