@@ -89,6 +89,19 @@ def declared_tools(api: str, body: dict[str, Any]) -> list[Declared]:
     return found
 
 
+def schema_mismatch(schema: Any, arguments: dict[str, Any]) -> str:
+    """Why ``arguments`` do not fit a declared JSON schema's properties / required list ("" when they do)."""
+    if not isinstance(schema, dict):
+        return ""
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        unknown = sorted(set(arguments) - set(properties))
+        if unknown:
+            return f"unknown arguments {unknown} (declared: {sorted(properties)})"
+    missing = sorted(set(schema.get("required") or []) - set(arguments))
+    return f"missing required arguments {missing}" if missing else ""
+
+
 def thinking_requested(api: str, model: str, body: dict[str, Any]) -> tuple[bool, bool]:
     """(send reasoning text, send a signature) for a request, as the real model would."""
     if api == "anthropic":
@@ -177,8 +190,12 @@ class AgentProvider(FakeProvider):
 
     def _answer(self, seen: Seen, body: dict[str, Any], ids: list[str]) -> list[tuple[str, Any]]:
         api = seen.api
-        if not any(d.name == self.plan.tool for d in declared_tools(api, body)):
+        shell = next((d for d in declared_tools(api, body) if d.name == self.plan.tool), None)
+        if shell is None:
             return [("text", "{}" if wants_json(api, body) else "OK")]
+        mismatch = schema_mismatch(shell.schema, self.plan.arguments)
+        if mismatch:  # the CLI changed its tool: say so in the answer the test reads, rather than call it wrongly
+            return [("text", f"fake: the {shell.name} tool as declared does not take the planned call: {mismatch}")]
         results = tool_results_of(api, body)
         if results:
             text = FINAL_PREFIX + "; ".join(r.strip() for r in results)

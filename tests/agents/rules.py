@@ -50,6 +50,10 @@ ANTHROPIC_BETA_TOOL_FIELDS = {
 }
 # Claude models that take temperature or top_p, not both (Claude 4.5 generation and later).
 ANTHROPIC_ONE_SAMPLER = re.compile(r"^claude-(sonnet|opus|haiku)-4-[5-9]|^claude-(sonnet|opus|haiku)-[5-9]")
+# Claude models that know adaptive thinking (Opus/Sonnet 4.6 and later); older ones need enabled + budget_tokens.
+ANTHROPIC_ADAPTIVE = re.compile(r"^claude-(sonnet|opus)-4-[6-9]|^claude-[a-z]+-[5-9]")
+# Claude models that take output_config.effort: Opus 4.5 and every adaptive-thinking model.
+ANTHROPIC_EFFORT = re.compile(r"^claude-opus-4-5|^claude-(sonnet|opus)-4-[6-9]|^claude-[a-z]+-[5-9]")
 
 
 def _anthropic_error(rule: str, message: str, status: int = 400) -> Refusal:
@@ -82,6 +86,13 @@ def check_anthropic(model: str, body: dict[str, Any], headers: dict[str, str],
         return _anthropic_error("anthropic-thinking", f"thinking.type: Input tag '{thinking_type}' found using "
                                 "'type' does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'")
     thinking_on = thinking_type in ("enabled", "adaptive")
+    if thinking_type == "adaptive" and not ANTHROPIC_ADAPTIVE.match(model):
+        return _anthropic_error("anthropic-adaptive-thinking", "thinking.type.adaptive is not supported for this "
+                                "model. Use thinking.type.enabled with budget_tokens.")
+    output_config = body.get("output_config")
+    if isinstance(output_config, dict) and "effort" in output_config and not ANTHROPIC_EFFORT.match(model):
+        return _anthropic_error("anthropic-effort", "output_config.effort: This model does not support the effort "
+                                "parameter.")
     if thinking_type == "enabled":
         budget = thinking.get("budget_tokens")
         if not isinstance(budget, int) or budget < 1024:

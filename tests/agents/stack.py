@@ -53,7 +53,7 @@ NPM_INSTALL_LIMIT_S = 900
 PROVIDER_FORMATS: dict[str, tuple[ProviderType, str, str, str, str]] = {
     "chat": (ProviderType.OPENAI, "openai", "/v1", "sk-fake-openai-0001", "gpt-5-mini"),
     "responses": (ProviderType.OPENAI_RESPONSES, "openai", "/v1", "sk-fake-openai-0001", "gpt-5"),
-    "anthropic": (ProviderType.ANTHROPIC, "anthropic", "", "sk-ant-fake-0001", "claude-sonnet-4-5"),
+    "anthropic": (ProviderType.ANTHROPIC, "anthropic", "", "sk-ant-fake-0001", "claude-sonnet-4-6"),
     "gemini": (ProviderType.GEMINI, "gemini", "", "AIzaFakeGeminiKey0001", "gemini-3-pro-preview"),
 }
 SECRET_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "cookie")
