@@ -73,8 +73,11 @@ async def test_shell_tool_round_trip(
         final_answers = list(stack.fake.final_answers)
         calls = list(stack.fake.calls)
         responses_turns = [r for r in stack.recorder.requests if r.path == "/v1/responses"]
+        unanswered = [f"{r.method} {r.path} -> {r.status}" for r in stack.recorder.requests
+                      if r.status == 404 or r.status >= 500]
     # Asserted once the stack is closed, so a failure reads as itself rather than inside a nursery's group.
     assert refusals == [], why
+    assert unanswered == [], why  # every request the CLI sends has a route (probes included), none is a 5xx
     assert result is not None and result.returncode == 0, why
     assert any(a.startswith(FINAL_PREFIX) and marker in a for a in final_answers), why  # the result reached it
     assert marker in result.stdout.decode("utf-8", "replace"), why
