@@ -7,7 +7,9 @@ Settings are the CLIs' defaults; the only things configured are what pointing a 
 - Codex CLI: a custom model provider in ``$CODEX_HOME/config.toml`` (``wire_api = "responses"``, the key from an
   environment variable through ``env_key``, ``supports_websockets`` true for WebSocket mode, false for HTTP);
 - Claude Code: ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_API_KEY``; ``--allowedTools`` grants its shell tool for the
-  one command (``-p`` mode has nobody to approve a tool);
+  one command (``-p`` mode has nobody to approve a tool); ``DISABLE_TELEMETRY`` / ``DISABLE_ERROR_REPORTING`` (its
+  documented switches) keep a CI run from reporting to Anthropic's hosts — its requests to the gateway, the
+  ``/api/hello`` probe included, are the same with them;
 - Gemini CLI: ``GOOGLE_GEMINI_BASE_URL`` and ``GEMINI_API_KEY``, with the API-key auth type selected in
   ``~/.gemini/settings.json`` (what its ``/auth`` dialog stores; the env-only ``gateway`` auth type of 0.61 is
   refused by its own non-interactive validation); ``--yolo`` approves its shell tool, and
@@ -88,7 +90,9 @@ def cli_run(mode: str, clis: AgentClis, gateway_url: str, root: Path, token: str
         env.update({"CODEX_HOME": str(codex_home), "MUXTRIO_API_KEY": CLIENT_KEY})
         argv = [str(clis.path("codex")), "exec", "--skip-git-repo-check", prompt]
     elif mode == "claude":
-        env.update({"ANTHROPIC_BASE_URL": gateway_url, "ANTHROPIC_API_KEY": CLIENT_KEY})
+        env.update({"ANTHROPIC_BASE_URL": gateway_url, "ANTHROPIC_API_KEY": CLIENT_KEY,
+                    # its documented switches for the reports it would send to Anthropic's own hosts
+                    "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1"})
         argv = [str(clis.path("claude")), "-p", prompt, "--model", CLIENT_MODEL, "--allowedTools", "Bash(printf:*)"]
     elif mode == "gemini":
         settings = home / ".gemini"
