@@ -118,6 +118,31 @@ def thinking_requested(api: str, model: str, body: dict[str, Any]) -> tuple[bool
     return wants_text, model.startswith("gemini-3") or wants_text
 
 
+def system_prompt(api: str, body: dict[str, Any]) -> str:
+    """The system prompt a request carries, in the provider format ``api`` (all of its text, joined)."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            return "".join(text(v) for v in value)
+        if isinstance(value, dict):
+            return text(value.get("text", value.get("parts", value.get("content", ""))))
+        return ""
+
+    if api == "anthropic":
+        return text(body.get("system"))
+    if api == "gemini":
+        return text(body.get("systemInstruction", body.get("system_instruction")))
+    if api == "openai":
+        return "".join(text(m.get("content")) for m in body.get("messages") or []
+                       if m.get("role") in ("system", "developer"))
+    items = body.get("input")
+    leading = "".join(text(i.get("content")) for i in items if isinstance(i, dict)
+                      and i.get("role") in ("system", "developer")) if isinstance(items, list) else ""
+    return text(body.get("instructions")) + leading
+
+
 def wants_json(api: str, body: dict[str, Any]) -> bool:
     if api == "gemini":
         config = body.get("generationConfig") or body.get("generation_config") or {}
@@ -150,6 +175,7 @@ class AgentProvider(FakeProvider):
         self.issued: set[str] = set()  # signatures / encrypted reasoning this fake sent
         self.calls: list[str] = []  # tool-call ids this fake issued
         self.final_answers: list[str] = []
+        self.system_prompts: list[str] = []  # of every request that declared the shell tool, in order
         self._serial = count(1)
 
     def _signature(self, api: str) -> str:
@@ -193,6 +219,7 @@ class AgentProvider(FakeProvider):
         shell = next((d for d in declared_tools(api, body) if d.name == self.plan.tool), None)
         if shell is None:
             return [("text", "{}" if wants_json(api, body) else "OK")]
+        self.system_prompts.append(system_prompt(api, body))
         mismatch = schema_mismatch(shell.schema, self.plan.arguments)
         if mismatch:  # the CLI changed its tool: say so in the answer the test reads, rather than call it wrongly
             return [("text", f"fake: the {shell.name} tool as declared does not take the planned call: {mismatch}")]

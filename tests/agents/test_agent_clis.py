@@ -72,6 +72,7 @@ async def test_shell_tool_round_trip(
         refusals = list(stack.fake.refusals)
         final_answers = list(stack.fake.final_answers)
         calls = list(stack.fake.calls)
+        system_prompts = list(stack.fake.system_prompts)
         responses_turns = [r for r in stack.recorder.requests if r.path == "/v1/responses"]
         unanswered = [f"{r.method} {r.path} -> {r.status}" for r in stack.recorder.requests
                       if r.status == 404 or r.status >= 500]
@@ -82,6 +83,10 @@ async def test_shell_tool_round_trip(
     assert any(a.startswith(FINAL_PREFIX) and marker in a for a in final_answers), why  # the result reached it
     assert marker in result.stdout.decode("utf-8", "replace"), why
     assert len(calls) >= 1, why
+    # The CLI's system prompt reaches the model whole on every turn of the tool loop, the tool-result turn included.
+    lengths = f"\nsystem prompt lengths per turn: {[len(p) for p in system_prompts]}"
+    assert len(system_prompts) >= 2 and system_prompts[0], why + lengths
+    assert all(p == system_prompts[0] for p in system_prompts), why + lengths
     if mode == "codex-websocket":
         assert responses_turns and all(r.kind == "websocket" for r in responses_turns), why
         assert sum(len(r.messages) for r in responses_turns) >= 2, why  # both turns went over the socket
