@@ -9,8 +9,8 @@ answers ``The command printed: <output>``; the test asserts the CLI printed that
 which transport carried the turns (WebSocket mode: every turn over a WebSocket on ``/v1/responses``, no HTTP POST).
 
 The CLIs are installed from npm by the session fixture ``agent_clis`` (cached). Per-case logs of everything each
-side sent (``client-requests.jsonl``, ``provider-requests.jsonl``) are written to the test's ``tmp_path`` and, when
-``MUXTRIO_AGENT_LOG_DIR`` is set, also there, named by case.
+side sent (``client-requests.jsonl``, ``provider-requests.jsonl``) and the CLI's output are written to the test's
+``tmp_path`` and, when ``MUXTRIO_AGENT_LOG_DIR`` is set, also there, named by case.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ async def test_shell_tool_round_trip(
         finally:
             elapsed = time.monotonic() - started
             logs = stack.dump(tmp_path / "logs")
+            if result is not None:
+                (logs / "cli-stdout.txt").write_bytes(result.stdout)
+                (logs / "cli-stderr.txt").write_bytes(result.stderr)
             if os.environ.get("MUXTRIO_AGENT_LOG_DIR"):
                 shutil.copytree(logs, Path(os.environ["MUXTRIO_AGENT_LOG_DIR"]) / request.node.callspec.id,
                                 dirs_exist_ok=True)
