@@ -4,7 +4,8 @@ Routes (see ``docs/http.md``): OpenAI ``/v1/chat/completions``, ``/v1/completion
 (+ ``/input_tokens``), ``/v1/models[/{id}]``; Anthropic ``/v1/messages`` (+ ``/count_tokens``), ``/v1/models`` in
 Anthropic's shape when ``anthropic-version`` is sent; Gemini ``/v1beta/models[/{m}]`` and
 ``/v1beta/models/{m}:generateContent|streamGenerateContent|countTokens`` (also under ``/v1/``); Ollama ``/api/chat``,
-``/api/generate``, ``/api/tags``, ``/api/show``, ``/api/version``, ``/api/ps``; ``/`` (no key), ``/healthz``,
+``/api/generate``, ``/api/tags``, ``/api/show``, ``/api/version``, ``/api/ps``; ``/`` and ``/api/hello`` (no key,
+Claude Code's probe), ``/healthz``,
 ``/metrics``; WebSocket ``/v1/responses`` and ``/v1/ws``. ``/v1/models[/{id}]`` answers in Gemini's shape when the
 request carries ``x-goog-api-key`` or ``x-goog-api-client`` (google-genai's default ``api_version`` is ``v1``).
 ``HEAD`` is answered wherever ``GET`` is, without the body.
@@ -75,6 +76,8 @@ _FIXED: dict[str, tuple[str, Format, str, RequestHints]] = {
     "/api/version": ("GET", Format.OLLAMA, "version", RequestHints()),
     "/api/ps": ("GET", Format.OLLAMA, "ps", RequestHints()),
     "/": ("GET", Format.OPENAI_CHAT, "root", RequestHints()),
+    # Claude Code's connection probe (a HEAD at start-up; its connectivity check wants a GET 200 there).
+    "/api/hello": ("GET", Format.ANTHROPIC, "root", RequestHints()),
     "/healthz": ("GET", Format.OPENAI_CHAT, "health", RequestHints()),
     "/metrics": ("GET", Format.OPENAI_CHAT, "metrics", RequestHints()),
 }

@@ -22,10 +22,12 @@ Invariants:
   ``cancel`` nothing more is sent for it.
 - Responses mode: a turn's events are the Responses SSE events of the codec's encoder, each ``data:`` payload sent
   as one text message (byte-identical to SSE, no re-serialisation). ``previous_response_id`` resolves against this
-  connection's memory (the full IR conversation: the earlier messages plus the answer's parts); it is never sent
-  upstream, so any provider can serve every turn. Turns on one ``stream_id`` lane run in order; lanes run
-  concurrently. An error before a turn's first event is a lone ``error`` event with ``status``; after it, the
-  encoder's own ``error`` + ``response.failed`` events, as over SSE.
+  connection's memory (the full IR conversation: the earlier messages plus the answer's parts, and the system /
+  developer text that came as input items — only ``instructions`` belong to their own turn, as OpenAI documents); it
+  is never sent upstream, so any provider can serve every turn. A warm-up (``generate: false``) is remembered too:
+  Codex CLI sends its base instructions as the warm-up's only input item. Turns on one ``stream_id`` lane run in
+  order; lanes run concurrently. An error before a turn's first event is a lone ``error`` event with ``status``;
+  after it, the encoder's own ``error`` + ``response.failed`` events, as over SSE.
 - Keepalive: WebSocket ping/pong is the server's job (Hypercorn answers pings; it sends its own every
   ``websocket_ping_interval`` when set). No application-level pings: a Responses client must not see unknown events.
 
@@ -40,7 +42,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -54,7 +56,7 @@ from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ClientError, ErrorKind, MuxError
 from muxtrio.ir.accumulate import Accumulator
 from muxtrio.ir.events import Event, Finish, Start, UsageUpdate
-from muxtrio.ir.request import Message, Part, Request, Role, ToolCall, ToolResult
+from muxtrio.ir.request import Message, Part, Request, Role, Text, ToolCall, ToolResult
 from muxtrio.ir.response import Usage
 from muxtrio.server import auth
 from muxtrio.server.handlers import (
@@ -535,6 +537,15 @@ class _Lane(_Owner):
         self.id_json = orjson.dumps(lane_id) if lane_id is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    """What a later turn continues from: the system/developer text given as input items (carried over, unlike
+    ``instructions``) and the conversation, the answer included."""
+
+    system: tuple[Text, ...] = ()
+    messages: tuple[Message, ...] = ()
+
+
 class ResponsesConnection(_Connection):
     """Responses WebSocket mode: ``response.create`` in; the Responses stream events out, one per message."""
 
@@ -542,7 +553,7 @@ class ResponsesConnection(_Connection):
         super().__init__(engine, receive, send, max_message_bytes)
         self.codec = get_codec(Format.OPENAI_RESPONSES)
         self.lanes: dict[str | None, tuple[_Lane, trio.MemorySendChannel[dict[str, Any]]]] = {}
-        self.memory: OrderedDict[str, tuple[Message, ...]] = OrderedDict()
+        self.memory: OrderedDict[str, _Remembered] = OrderedDict()
 
     async def reject(self, err: MuxError, message: Mapping[str, Any] | None) -> None:
         lane_id = message.get("stream_id") if message is not None else None
@@ -612,14 +623,18 @@ class ResponsesConnection(_Connection):
             client_request = checked_model(self.codec.parse_request(orjson.dumps(body), RequestHints(stream=True)))
             entry.model = client_request.model
             history = self._recall(client_request.previous_response_id)
-            messages = history + _name_tool_results(client_request.messages, history)
-            request = replace(client_request, messages=messages, previous_response_id=None, stream=True)
+            # The codec puts `instructions` first in `system`, then the leading system/developer input items.
+            instructions = client_request.system[:1] if isinstance(body.get("instructions"), str) else ()
+            carried = history.system + client_request.system[len(instructions):]
+            messages = history.messages + _name_tool_results(client_request.messages, history.messages)
+            request = replace(client_request, system=instructions + carried, messages=messages,
+                              previous_response_id=None, stream=True)
             encoding = _WireEncoding(self.codec, response_id, int(time.time()), client_request)
             if body.get("generate") is False:
                 # Warm-up: remember the input, answer with an empty completed response.
                 start = encoding.encode([Start(response_id, request.model)], request.model)
                 await emit(start + encoding.finish(request.model))
-                self._remember(response_id, messages)
+                self._remember(response_id, _Remembered(carried, messages))
                 entry.status = 200
                 return
             answer = Accumulator()
@@ -628,7 +643,8 @@ class ResponsesConnection(_Connection):
             entry.provider = meta.provider or "-"
             entry.tokens_in, entry.tokens_out = answer.usage.input_tokens, answer.usage.output_tokens
             parts = answer.partial_parts()
-            self._remember(response_id, messages + ((Message(Role.ASSISTANT, parts),) if parts else ()))
+            answered = messages + ((Message(Role.ASSISTANT, parts),) if parts else ())
+            self._remember(response_id, _Remembered(carried, answered))
         except MuxError as err:
             entry.status, entry.error = err.status, err.message
             await self._fail(lane, encoding, err)
@@ -647,17 +663,17 @@ class ResponsesConnection(_Connection):
         else:
             await self.write(lane, self._error_event(err, lane))
 
-    def _recall(self, response_id: str | None) -> tuple[Message, ...]:
+    def _recall(self, response_id: str | None) -> _Remembered:
         if response_id is None:
-            return ()
+            return _Remembered()
         history = self.memory.get(response_id)
         if history is None:
             raise PreviousResponseNotFound(response_id)
         self.memory.move_to_end(response_id)
         return history
 
-    def _remember(self, response_id: str, messages: tuple[Message, ...]) -> None:
-        self.memory[response_id] = messages
+    def _remember(self, response_id: str, turns: _Remembered) -> None:
+        self.memory[response_id] = turns
         while len(self.memory) > REMEMBERED_RESPONSES:
             self.memory.popitem(last=False)
 

@@ -43,7 +43,7 @@ async def test_v1_models_stays_openai_shaped_for_openai_clients(stack: Stack) ->
     assert (await client.models.retrieve("gemini-text")).id == "gemini-text"
 
 
-@pytest.mark.parametrize("path", ["/", "/healthz", "/v1/models", "/api/tags", "/api/version"])
+@pytest.mark.parametrize("path", ["/", "/api/hello", "/healthz", "/v1/models", "/api/tags", "/api/version"])
 async def test_head_answers_where_get_does_with_headers_and_no_body(stack: Stack, path: str) -> None:
     headers = {"authorization": f"Bearer {CLIENT_KEY}"}
     async with httpx2.AsyncClient(base_url=stack.url, timeout=10) as client:
@@ -59,9 +59,11 @@ async def test_head_answers_where_get_does_with_headers_and_no_body(stack: Stack
 async def test_head_root_needs_no_key_and_head_on_post_routes_is_405(stack: Stack) -> None:
     async with httpx2.AsyncClient(base_url=stack.url, timeout=10) as client:
         root = await client.head("/")  # Claude Code's probe, sent before it uses its key
+        hello = await client.head("/api/hello")  # the path Claude Code 2.1 probes (HEAD {ANTHROPIC_BASE_URL}/api/hello)
         post_only = await client.head("/v1/chat/completions", headers={"authorization": f"Bearer {CLIENT_KEY}"})
         unknown = await client.head("/nope")
     assert root.status_code == 200
+    assert hello.status_code == 200
     assert (post_only.status_code, post_only.content) == (405, b"")
     assert (unknown.status_code, unknown.content) == (404, b"")
 

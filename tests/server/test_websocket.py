@@ -697,3 +697,32 @@ def test_ws_url() -> None:
     assert ws_url("ws://h:2/v1/ws?key=k") == "ws://h:2/v1/ws?key=k"
     with pytest.raises(ValueError):
         ws_url("ftp://h")
+
+
+async def test_responses_system_input_items_carry_over_and_instructions_do_not(gateway: Gateway) -> None:
+    """OpenAI carries every earlier input item over ``previous_response_id``, system/developer messages included;
+    only ``instructions`` belong to their own turn. Codex CLI relies on it: its warm-up's only input item is its base
+    developer message, and later turns send only what is new."""
+
+    def developer(text: str) -> dict[str, Any]:
+        return {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": text}]}
+
+    async with open_websocket_url(gateway.ws + "/v1/responses", extra_headers=AUTH) as ws:
+        await send(ws, {"type": "response.create", "model": "words", "input": [developer("base rules")],
+                        "generate": False})
+        warm = await until_terminal(ws)
+        await send(ws, {"type": "response.create", "model": "words", "instructions": "this turn only",
+                        "previous_response_id": warm[-1]["response"]["id"],
+                        "input": [developer("skills"), {"type": "message", "role": "user", "content": "go"}]})
+        first = await until_terminal(ws)
+        await send(ws, {"type": "response.create", "model": "words", "input": "again",
+                        "previous_response_id": first[-1]["response"]["id"]})
+        assert (await until_terminal(ws))[-1]["type"] == "response.completed"
+
+    def system_text(body: dict[str, Any]) -> list[str]:
+        return [p["text"] for m in body["messages"] if m["role"] == "system" for p in m["content"]]
+
+    first_up, second_up = (s.body for s in gateway.fake.seen)
+    assert system_text(first_up) == ["this turn only", "base rules", "skills"]
+    assert system_text(second_up) == ["base rules", "skills"]
+    assert [m["content"] for m in second_up["messages"] if m["role"] == "user"] == ["go", "again"]
