@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx2
 import trio
@@ -75,6 +76,9 @@ from muxtrio.ir.request import Request, has_signatures, without_signatures
 from muxtrio.ir.response import Response, Usage
 from muxtrio.ir.tokens import estimate_tokens
 from muxtrio.redact import Scrubber, scrub_error
+
+if TYPE_CHECKING:
+    from muxtrio.metrics import Metrics
 from muxtrio.upstream.client import ClientSettings, UpstreamClient, UpstreamResponse
 from muxtrio.upstream.echo import EchoTransport
 from muxtrio.upstream.providers import kind_of
@@ -127,9 +131,11 @@ class Engine:
         *,
         transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.router = Router(config)
+        self.metrics = metrics
         # Upstream error text loses every configured secret and key-shaped token before anyone sees it.
         self.scrubber = Scrubber(config_secrets(config))
         self.model_rules = ModelRules(model_rule_of(rule, index) for index, rule in enumerate(config.model_rules))
@@ -392,11 +398,13 @@ class Engine:
                     if step.move is Move.FAIL:
                         raise last_error from None
                     if step.move is Move.FALLBACK:
+                        self._count_recovery("fallback", candidate)
                         break
                     if step.move is Move.LATER:
                         await trio.sleep(step.delay)
                         tried.clear()
                     meta.failovers += 1
+                    self._count_recovery("retry" if step.move is Move.LATER else "failover", candidate)
         if last_error is not None:
             raise last_error
         raise ClientError(ErrorKind.NOT_FOUND, f"model {request.model!r} is not served by this gateway", param="model")
@@ -468,6 +476,7 @@ class Engine:
                     log.info("cut stream: %s on %s (%s)", how, candidate.credential.name,
                              candidate.deployment.upstream_model)
                     meta.failovers += 1
+                    self._count_recovery(how, candidate)
                     try:
                         await self._attempt(
                             candidate, built, meta, attempt, progress, route=model, restore=cut.restore, recovering=True
@@ -503,6 +512,7 @@ class Engine:
         meta.provider = candidate.deployment.provider.name
         meta.model = candidate.deployment.upstream_model
         meta.route = route
+        meta.credential = candidate.credential.name
         pool, cred, model = candidate.pool, candidate.credential, candidate.deployment.upstream_model
         prepared = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta, restore)
         pool.begin(cred, model, trio.current_time())
@@ -511,6 +521,8 @@ class Engine:
         except MuxError as err:
             scrub_error(err, self.scrubber)
             self.failed_attempts += 1
+            cut = progress.emitted and not isinstance(err, SpliceDiverged)
+            self._count_attempt(candidate, "cut" if cut else error_class(err))
             if not recovering and progress.emitted:
                 _, state = self._judge(candidate, err)
                 raise _Cut(err, candidate, state, request, restore) from None
@@ -520,8 +532,18 @@ class Engine:
             raise
         else:
             pool.on_success(cred, model)
+            self._count_attempt(candidate, "ok")
         finally:
             pool.end(cred)
+
+    def _count_attempt(self, candidate: _Candidate, outcome: str) -> None:
+        if self.metrics is not None:
+            provider = candidate.deployment.provider.name
+            self.metrics.attempts.labels(provider, candidate.credential.name, outcome).inc()
+
+    def _count_recovery(self, kind: str, candidate: _Candidate) -> None:
+        if self.metrics is not None:
+            self.metrics.recoveries.labels(kind, candidate.deployment.provider.name).inc()
 
     def _recoverable(self, request: Request) -> bool:
         """Whether a cut of this request's stream could be recovered (so the delivered answer is worth recording):

@@ -118,6 +118,7 @@ class StreamMeta:
     provider: str = ""
     model: str = ""
     route: str = ""  # the model name (the requested one or a fallback) whose route served
+    credential: str = ""  # the label (never the key) of the credential of the last attempt
     attempts: int = 0
     failovers: int = 0
     continued: bool = False
