@@ -21,6 +21,7 @@ import orjson
 
 from muxtrio.config import Config, LogFormat
 from muxtrio.logsafe import escape_controls
+from muxtrio.paths import data_path
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _NOISY = ("httpx2", "httpcore2", "hpack", "hypercorn", "psycopg")
@@ -69,7 +70,7 @@ def configure(config: Config, *, rotate: bool = True) -> None:
     stream.setFormatter(formatter)
     root.addHandler(stream)
     if config.logging.to_file:
-        path = os.path.abspath(config.logging.file)
+        path = data_path(config.logging.file)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         file_handler: logging.Handler
         if rotate:

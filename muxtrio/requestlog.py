@@ -46,7 +46,8 @@ def mask_headers(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict
 
 @dataclass(slots=True)
 class Capture:
-    """A body captured up to ``limit`` bytes; ``size`` counts everything seen."""
+    """A body captured up to ``limit`` bytes; ``size`` counts everything seen. Chunks are kept by reference (no
+    copy on the request path) until ``limit`` bytes are held, so memory stays within ``limit`` plus one chunk."""
 
     limit: int
     parts: list[bytes] = field(default_factory=list)
@@ -55,16 +56,15 @@ class Capture:
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        room = self.limit - self.kept
-        if room > 0:
-            piece = chunk[:room]
-            self.parts.append(piece)
-            self.kept += len(piece)
+        if self.kept < self.limit:
+            self.parts.append(chunk)
+            self.kept += len(chunk)
 
     def text(self, scrub: Scrubber) -> str:
-        body = b"".join(self.parts).decode("utf-8", "replace")
-        cut = f"\n[... {self.size - self.kept} more bytes not kept]" if self.size > self.kept else ""
-        return scrub(body) + cut
+        body = b"".join(self.parts)[: self.limit]
+        shown = body.decode("utf-8", "replace")
+        cut = f"\n[... {self.size - len(body)} more bytes not kept]" if self.size > len(body) else ""
+        return scrub(shown) + cut
 
 
 @dataclass(slots=True)
@@ -83,11 +83,18 @@ class Exchange:
     error: str | None = None
     end: float | None = None
 
-    def respond(self, status: int, headers: Mapping[str, str], limit: int) -> Capture:
+    def respond(self, status: int, headers: Mapping[str, str], capture: bool) -> Capture | None:
+        """Note the response head; returns the capture for its body when bodies are captured."""
         self.status = status
         self.response_headers = mask_headers(headers)
-        self.response_body = Capture(limit)
+        if capture:
+            self.response_body = Capture(self.request_body.limit)
         return self.response_body
+
+    def finish(self, error: str | None = None) -> None:
+        self.end = time.perf_counter()
+        if error is not None:
+            self.error = error
 
     def as_dict(self, scrub: Scrubber) -> dict[str, Any]:
         return {
@@ -105,10 +112,13 @@ class Exchange:
 
 
 class RequestRecorder:
-    """What one client request did, gathered while it is served."""
+    """What one client request did, gathered while it is served. Upstream response bodies are captured only with
+    ``capture_responses`` (``request-log: true``): a failed request's log otherwise carries each attempt's status,
+    headers and error text, so an open stream never holds a copy of what it relayed."""
 
-    def __init__(self, body_limit: int) -> None:
+    def __init__(self, body_limit: int, *, capture_responses: bool) -> None:
         self.body_limit = body_limit
+        self.capture_responses = capture_responses
         self.client_body = Capture(body_limit)
         self.exchanges: list[Exchange] = []
         self.marks: dict[str, float] = {}
@@ -120,7 +130,7 @@ class RequestRecorder:
 
     def upstream(self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Exchange:
         capture = Capture(self.body_limit)
-        capture.add(body)
+        capture.add(body)  # a reference: the engine holds the request body for the attempt anyway
         exchange = Exchange(provider, method, url, mask_headers(headers), capture)
         self.exchanges.append(exchange)
         return exchange

@@ -481,6 +481,10 @@ class Engine:
                         await self._attempt(
                             candidate, built, meta, attempt, progress, route=model, restore=cut.restore, recovering=True
                         )
+                        if continuation:
+                            meta.continued = True
+                        else:
+                            meta.regenerated = True
                         return
                     except SpliceDiverged as err:
                         candidate.pool.on_neutral(candidate.credential)

@@ -121,7 +121,8 @@ class StreamMeta:
     credential: str = ""  # the label (never the key) of the credential of the last attempt
     attempts: int = 0
     failovers: int = 0
-    continued: bool = False
+    continued: bool = False  # a cut stream was finished by a continuation (assistant prefill)
+    regenerated: bool = False  # a cut stream was finished by a regeneration spliced after what was sent
     completed: bool = False  # set by the producer when the answer ended normally, before it closes the channel
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # told to the client (a response header), e.g. dropped tools

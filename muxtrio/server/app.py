@@ -34,12 +34,16 @@ from muxtrio.codecs.base import Format, RequestHints
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config, config_secrets
 from muxtrio.engine.engine import Engine
-from muxtrio.engine.routing import ModelEntry
+from muxtrio.engine.retry import error_class
+from muxtrio.engine.routing import ModelEntry, Router
 from muxtrio.errors import ClientError, ErrorKind, MuxError
+from muxtrio.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from muxtrio.redact import Scrubber, scrub_error
+from muxtrio.requestlog import RECORDER, RequestRecorder
 from muxtrio.server import auth, models
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
 from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
+from muxtrio.server.observe import Observability
 from muxtrio.upstream.client import REQUEST_ID
 
 log = logging.getLogger("muxtrio.server")
@@ -165,6 +169,7 @@ class MuxApp:
         self.engine: Engine | None = None
         self.ready = False
         self.scrubber = Scrubber(config_secrets(config))
+        self.observe = Observability(config, known_models(config), self.scrubber)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -182,7 +187,10 @@ class MuxApp:
         if message["type"] != "lifespan.startup":
             return
         try:
-            async with Engine(self.config, transports=self.transports) as engine:
+            async with (
+                self.observe.running(),
+                Engine(self.config, transports=self.transports, metrics=self.observe.metrics) as engine,
+            ):
                 self.engine = engine
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
@@ -200,18 +208,28 @@ class MuxApp:
         fmt = path_format(path, scope)
         entry = RequestLog(method, path, fmt.value, request_id_for(header(scope, b"x-request-id")))
         request_id = REQUEST_ID.set(entry.request_id)
+        recorder: RequestRecorder | None = None
+        recording = None
         if method == "HEAD":
             send = _without_body(send)
+        self.observe.begin()
         try:
             route = match(method, path, scope)
             fmt = route.format
             entry.format = fmt.value
+            entry.kind = route.kind
             if route.kind == "health":
                 await self._health(send)
                 return
             if route.kind == "root":
                 await send_whole(send, 200, b"muxtrio is running", b"text/plain; charset=utf-8")
                 return
+            if route.kind == "metrics":
+                await self._metrics(scope, send, entry)
+                return
+            if route.kind in ("generate", "count"):
+                recorder = self.observe.recorder()
+                recording = RECORDER.set(recorder)
             auth.check(self.config, scope)
             await self._dispatch(route, scope, receive, send, entry)
         except ClientGone:
@@ -219,6 +237,7 @@ class MuxApp:
         except MuxError as err:
             scrub_error(err, self.scrubber)
             entry.error = err.message
+            entry.error_class = error_class(err)
             await send_error(send, get_codec(fmt), err, entry.request_id, entry)
         except trio.Cancelled:
             entry.status = entry.status or 499
@@ -228,6 +247,12 @@ class MuxApp:
             await send_error(send, get_codec(fmt), internal_error(), entry.request_id, entry)
         finally:
             REQUEST_ID.reset(request_id)
+            if recording is not None:
+                RECORDER.reset(recording)
+            if entry.kind not in ("health", "root"):
+                self.observe.end(entry, recorder, _headers_of(scope))
+            else:
+                self.observe.metrics.active_requests.dec()
             if entry.status != 0 or entry.error:
                 entry.emit()
 
@@ -245,7 +270,10 @@ class MuxApp:
     async def _dispatch(self, route: Route, scope: Scope, receive: Receive, send: Send, entry: RequestLog) -> None:
         engine = self._engine()
         if route.kind in ("generate", "count"):
-            await Generation(self.config, engine, route.format, route.hints, entry).run(scope, receive, send)
+            generation = Generation(
+                self.config, engine, route.format, route.hints, entry, streams=self.observe.metrics.open_streams
+            )
+            await generation.run(scope, receive, send)
             return
         entries = engine.router.models()
         entry.status = 200
@@ -265,8 +293,37 @@ class MuxApp:
             await send_whole(send, 200, models.ollama_version(), extra=[server])
         elif route.kind == "ps":
             await send_whole(send, 200, models.ollama_ps())
-        elif route.kind == "metrics":
+
+    async def _metrics(self, scope: Scope, send: Send, entry: RequestLog) -> None:
+        """Prometheus text for the whole server (``?format=json``: this worker's engine statistics, the JSON
+        snapshot of earlier releases). Loopback scrapers need no key unless ``metrics.require-key``; others need a
+        gateway key."""
+        if not self.config.metrics.enabled:
+            raise ClientError(ErrorKind.NOT_FOUND, "metrics are disabled (metrics.enabled: false)")
+        if self.config.metrics.require_key or not auth.is_loopback(scope):
+            auth.check(self.config, scope)
+        engine = self._engine()
+        entry.status = 200
+        if _query(scope).get("format") == "json":
             await send_whole(send, 200, orjson.dumps(engine.statistics(), default=str))
+            return
+        self.observe.refresh_credential_gauges(engine.statistics())
+        body = await trio.to_thread.run_sync(self.observe.metrics.render)
+        await send_whole(send, 200, body, METRICS_CONTENT_TYPE.encode())
+
+
+def known_models(config: Config) -> set[str]:
+    """The model names the configuration gives (models, aliases, fallbacks): the only ones a metric label takes."""
+    names = {entry.id for entry in Router(config).models()}
+    names.update(config.aliases)
+    names.update(config.fallbacks)
+    for chain in config.fallbacks.values():
+        names.update(chain)
+    return names
+
+
+def _headers_of(scope: Scope) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
 
 
 def _show_name(body: bytes) -> str:

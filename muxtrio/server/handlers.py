@@ -28,17 +28,21 @@ import time
 from dataclasses import dataclass, field, replace
 
 import trio
+from prometheus_client import Gauge
 
 from muxtrio.codecs.base import PROTOCOL_HEADERS, Codec, Format, RequestHints, StreamEncoder, StreamInfo
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config, ResponseModel
 from muxtrio.engine.engine import Engine
+from muxtrio.engine.retry import error_class
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ClientError, ErrorKind, MuxError
 from muxtrio.ir.events import UsageUpdate
 from muxtrio.ir.request import Request
+from muxtrio.ir.response import Usage
 from muxtrio.logsafe import escape_controls
 from muxtrio.redact import scrub_error
+from muxtrio.requestlog import RECORDER
 from muxtrio.server.http import Headers, Message, Receive, Scope, Send, read_body, send_whole, watch_disconnect
 
 access_log = logging.getLogger("muxtrio.access")
@@ -54,11 +58,15 @@ ID_PREFIX: dict[Format, str] = {
 
 @dataclass(slots=True)
 class RequestLog:
+    """What one client request did: the access-log line, and what metrics, usage records and request logs read."""
+
     method: str
     path: str
     format: str
     request_id: str
     start: float = field(default_factory=time.perf_counter)
+    wall_start: float = field(default_factory=time.time)
+    kind: str = "-"  # the route kind: generate, count, list, ...
     model: str = "-"
     provider: str = "-"
     status: int = 0
@@ -66,6 +74,14 @@ class RequestLog:
     tokens_in: int = 0
     tokens_out: int = 0
     error: str = ""
+    error_class: str | None = None
+    stream: bool = False
+    meta: StreamMeta | None = None
+    usage: Usage | None = None  # the provider-reported usage; None when it reported none
+    tokens_estimated: bool = False
+    key_id: str | None = None  # the client key's id and name (client keys), never the key
+    key_name: str | None = None
+    cost: float | None = None
 
     def emit(self) -> None:
         duration = time.perf_counter() - self.start
@@ -110,8 +126,17 @@ def shield_last_message(send: Send) -> Send:
 class Generation:
     """Serves one generation (or token-count) request for one client format."""
 
-    def __init__(self, config: Config, engine: Engine, fmt: Format, hints: RequestHints, log: RequestLog) -> None:
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        fmt: Format,
+        hints: RequestHints,
+        log: RequestLog,
+        streams: Gauge | None = None,
+    ) -> None:
         self.config = config
+        self.streams = streams  # the open-streams gauge, when metrics are kept
         self.engine = engine
         self.codec = get_codec(fmt)
         self.fmt = fmt
@@ -122,9 +147,13 @@ class Generation:
 
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, scope, self.config.max_request_bytes)
+        recorder = RECORDER.get()
+        if recorder is not None:
+            recorder.client_body.add(body)
         hints = replace(self.hints, headers=protocol_headers(self.fmt, scope))
         request = self.codec.parse_request(body, hints)
         self.log.model = request.model  # logged escaped, also when it is refused just below
+        self.log.stream = request.stream and self.hints.endpoint != "count_tokens"
         checked_model(request)
         send = shield_last_message(send)
         # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
@@ -157,9 +186,11 @@ class Generation:
 
     async def _complete(self, request: Request, send: Send) -> None:
         meta = StreamMeta()
+        self.log.meta = meta
         response = await self.engine.complete(request, meta=meta)
         self.log.ttfb = time.perf_counter() - self.log.start
         self.log.tokens_in, self.log.tokens_out = response.usage.input_tokens, response.usage.output_tokens
+        self.log.usage = response.usage if response.usage != Usage() else None
         self.log.provider = meta.provider or "-"
         model = shown_model(self.config, request, meta, response.model)
         info = StreamInfo(self.response_id, model, int(time.time()), request)
@@ -169,12 +200,23 @@ class Generation:
         await send_whole(send, 200, body, extra=self._headers("application/json", meta)[1:])
 
     async def _count(self, request: Request, send: Send) -> None:
-        tokens, _exact = await self.engine.count_tokens(request)
+        tokens, exact = await self.engine.count_tokens(request)
         self.log.tokens_in = tokens
+        self.log.tokens_estimated = not exact
         self.log.status = 200
         await send_whole(send, 200, self.codec.emit_count_response(tokens), extra=self._headers("")[1:])
 
     async def _stream(self, request: Request, send: Send) -> None:
+        if self.streams is None:
+            await self._stream_events(request, send)
+            return
+        self.streams.inc()
+        try:
+            await self._stream_events(request, send)
+        finally:
+            self.streams.dec()
+
+    async def _stream_events(self, request: Request, send: Send) -> None:
         interval = self.config.keepalive_interval
         encoder: StreamEncoder | None = None
         started = False
@@ -193,6 +235,7 @@ class Generation:
 
         try:
             async with self.engine.stream(request) as events:
+                self.log.meta = events.meta
                 while True:
                     with trio.move_on_after(interval) as idle:
                         batch = await events.next_batch()
@@ -218,6 +261,7 @@ class Generation:
                         if type(event) is UsageUpdate:
                             self.log.tokens_in = event.usage.input_tokens
                             self.log.tokens_out = event.usage.output_tokens
+                            self.log.usage = event.usage
                     payload = b"".join(parts)
                     if payload:
                         await send({"type": "http.response.body", "body": payload, "more_body": True})
@@ -241,6 +285,7 @@ class Generation:
         """End the request with ``err``: a real status before any output, the format's error framing after."""
         scrub_error(err, self.engine.scrubber)
         self.log.error = err.message
+        self.log.error_class = error_class(err)
         if not started or encoder is None:
             await send_error(send, self.codec, err, self.log.request_id, self.log)
             return

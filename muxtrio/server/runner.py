@@ -26,10 +26,12 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 
-from muxtrio.config import Config
-from muxtrio.logs import TEXT_FORMAT, OneLineFormatter
+from muxtrio import logs
+from muxtrio.config import Config, redact_url
+from muxtrio.metrics import cleanup_multiprocess, prepare_multiprocess, worker_exited
 from muxtrio.server import listener
 from muxtrio.server.app import MuxApp
+from muxtrio.server.observe import usage_dsn
 
 log = logging.getLogger("muxtrio")
 
@@ -53,14 +55,6 @@ def hypercorn_config(config: Config) -> HypercornConfig:
         hc.certfile = config.tls.cert
         hc.keyfile = config.tls.key
     return hc
-
-
-def setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(OneLineFormatter(TEXT_FORMAT))
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
-    for noisy in ("httpx2", "httpcore2", "hpack", "hypercorn"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -124,11 +118,11 @@ async def _follow_parent(parent: _Stop, stop: trio.Event, now: trio.Event) -> No
     now.set()
 
 
-def _worker(config: Config, sockets: Sockets, parent: _Stop) -> None:
+def _worker(config: Config, sockets: Sockets, parent: _Stop, index: int) -> None:
     # The parent owns the signals: a Ctrl-C or a hang-up reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    setup_logging(config.debug)
+    logs.configure(config, rotate=index == 0)  # one rotating writer per log file; the others follow it
     hc = hypercorn_config(config)
     for sock in sockets.insecure_sockets + sockets.secure_sockets:
         sock.listen(hc.backlog)
@@ -137,7 +131,7 @@ def _worker(config: Config, sockets: Sockets, parent: _Stop) -> None:
 
 def run(config: Config) -> int:
     """Serve until SIGINT/SIGTERM. Returns the process exit code."""
-    setup_logging(config.debug)
+    logs.configure(config, rotate=config.workers <= 1)
     hc = hypercorn_config(config)
     try:
         sockets = hc.create_sockets()
@@ -146,22 +140,45 @@ def run(config: Config) -> int:
         return 1
     scheme = "https" if config.tls.enable else "http"
     log.info("muxtrio listening on %s://%s:%d (%d worker(s))", scheme, config.host, config.port, config.workers)
+    for line in startup_summary(config):
+        log.info("%s", line)
     if config.workers <= 1:
         for sock in sockets.insecure_sockets + sockets.secure_sockets:
             sock.listen(hc.backlog)
         trio.run(_serve, config, hc, sockets, None)
         log.info("stopped")
         return 0
-    code = _run_workers(config, sockets)
+    metrics_dir = prepare_multiprocess()  # one Prometheus view of every worker (see muxtrio.metrics)
+    try:
+        code = _run_workers(config, sockets)
+    finally:
+        cleanup_multiprocess(metrics_dir)
     log.info("stopped")
     return code
+
+
+def startup_summary(config: Config) -> list[str]:
+    """What this gateway serves, in a few log lines: providers with credential counts and models, the usage store."""
+    lines = []
+    for provider in config.providers:
+        if not provider.enabled:
+            continue
+        names = ", ".join(m.client_name for m in provider.models) or "any name its type serves"
+        lines.append(
+            f"provider {provider.name} ({provider.type.value}): {len(provider.credentials)} credential(s); "
+            f"models: {names}"
+        )
+    dsn = usage_dsn(config)
+    lines.append(f"usage records: {redact_url(dsn) if dsn else 'off'}")
+    return lines
 
 
 def _run_workers(config: Config, sockets: Sockets) -> int:
     ctx = multiprocessing.get_context("spawn")
     parent = _Stop(ctx)
     processes = [
-        ctx.Process(target=_worker, args=(config, sockets, parent), daemon=False) for _ in range(config.workers)
+        ctx.Process(target=_worker, args=(config, sockets, parent, index), daemon=False)
+        for index in range(config.workers)
     ]
 
     def on_signal(signum: int, frame: object) -> None:
@@ -179,6 +196,8 @@ def _run_workers(config: Config, sockets: Sockets) -> int:
     code = 0
     for process in processes:
         process.join()
+        if process.pid is not None:
+            worker_exited(process.pid)
         code = code or (process.exitcode or 0)
     for sock in sockets.insecure_sockets + sockets.secure_sockets:
         sock.close()

@@ -27,6 +27,7 @@ import trio
 
 from muxtrio.codecs.base import MERGED_HEADERS, WireRequest, merge_header_lists
 from muxtrio.errors import ErrorKind, ResponseTooLarge, UpstreamError, UpstreamTimeout
+from muxtrio.requestlog import RECORDER, Capture
 
 SHRINK_BELOW = 16 * 1024
 
@@ -58,16 +59,19 @@ def merge_headers(configured: tuple[tuple[str, str], ...], request: tuple[tuple[
 class UpstreamResponse:
     """A provider response whose body is read incrementally (``chunks``) or whole (``read``)."""
 
-    def __init__(self, provider: str, response: httpx2.Response) -> None:
+    def __init__(self, provider: str, response: httpx2.Response, capture: Capture | None = None) -> None:
         self.provider = provider
         self.status = response.status_code
         self.headers: Mapping[str, str] = {k.lower(): v for k, v in response.headers.items()}
         self._response = response
+        self._capture = capture  # the request log's copy of the body (request-log: true), else None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.aiter_bytes():
                 if chunk:
+                    if self._capture is not None:
+                        self._capture.add(chunk)
                     yield chunk
         except httpx2.TransportError as exc:
             raise _transport_error(self.provider, exc) from None
@@ -163,14 +167,26 @@ class UpstreamClient:
         request = client.build_request(
             wire.method, self.settings.base_url.rstrip("/") + wire.path, headers=headers, content=body
         )
+        recorder = RECORDER.get()
+        exchange = None
+        if recorder is not None:
+            exchange = recorder.upstream(self.provider, wire.method, str(request.url), headers, body)
         try:
             response = await client.send(request, stream=True)
         except httpx2.TransportError as exc:
-            raise _transport_error(self.provider, exc, self.settings.connect_timeout) from None
+            error = _transport_error(self.provider, exc, self.settings.connect_timeout)
+            if exchange is not None:
+                exchange.finish(error=error.message)
+            raise error from None
+        capture = None
+        if recorder is not None and exchange is not None:
+            capture = exchange.respond(response.status_code, response.headers, recorder.capture_responses)
         try:
-            yield UpstreamResponse(self.provider, response)
+            yield UpstreamResponse(self.provider, response, capture)
         finally:
             await response.aclose()
+            if exchange is not None:
+                exchange.finish()
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -21,6 +21,7 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import Any, Protocol
 
+from muxtrio.paths import data_dir
 from muxtrio.usage.record import COLUMNS, UsageRecord
 
 _TYPES: dict[str, str] = {
@@ -159,8 +160,7 @@ class PostgresStore:
         self._psycopg = psycopg
         self._dsn = dsn
         self.label = "postgres"
-        self._conn: Any = None
-        self._connect()
+        self._conn: Any = None  # connected on first use: a database down at startup only delays the writes
 
     def _connect(self) -> Any:
         if self._conn is None or self._conn.closed:
@@ -209,11 +209,9 @@ class PostgresStore:
             self._conn.close()
 
 
-def default_sqlite_path(env: dict[str, str] | None = None) -> str:
-    """``$XDG_DATA_HOME/muxtrio/usage.db``, else ``~/.local/share/muxtrio/usage.db``."""
-    environ = os.environ if env is None else env
-    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "muxtrio", "usage.db")
+def default_sqlite_path() -> str:
+    """``usage.db`` in the data directory (``$XDG_DATA_HOME/muxtrio``, else ``~/.local/share/muxtrio``)."""
+    return os.path.join(data_dir(), "usage.db")
 
 
 def sqlite_path(dsn: str) -> str | None:
