@@ -53,8 +53,10 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from muxtrio import provider_types
 from muxtrio.codecs.base import HostedToolPolicy
 from muxtrio.errors import ConfigError, mask_secret
+from muxtrio.provider_types import PROVIDER_TYPES
 
 __all__ = [
     "DEFAULT_BASE_URLS",
@@ -100,6 +102,12 @@ class ProviderType(StrEnum):
     OPENAI_RESPONSES = "openai-responses"
     VERTEX_COMPAT = "vertex-compat"
     ECHO = "echo"
+    # Subscription accounts (docs/accounts.md): credentials are token files in ``auth-dir``.
+    CLAUDE = "claude"
+    CODEX = "codex"
+    GEMINI_CLI = "gemini-cli"
+    GITHUB_COPILOT = "github-copilot"
+    QWEN = "qwen"
 
 
 class RoutingStrategy(StrEnum):
@@ -119,29 +127,16 @@ class ResponseModel(StrEnum):
 
 
 DEFAULT_BASE_URLS: Final[Mapping[ProviderType, str]] = MappingProxyType(
-    {
-        ProviderType.OPENAI: "https://api.openai.com/v1",
-        ProviderType.OPENAI_RESPONSES: "https://api.openai.com/v1",
-        ProviderType.ANTHROPIC: "https://api.anthropic.com",
-        ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
-        ProviderType.OLLAMA: "http://127.0.0.1:11434",
-    }
+    {t: PROVIDER_TYPES[t.value].default_base_url for t in ProviderType if PROVIDER_TYPES[t.value].default_base_url}
 )
-"""Base URL per provider type when ``base-url`` is not given. ``vertex-compat`` has none (it is required); ``echo``
-needs none."""
+"""Base URL per provider type when ``base-url`` is not given (from :mod:`muxtrio.provider_types`). ``vertex-compat``
+has none (it is required); ``echo`` needs none."""
 
 ECHO_MODEL: Final = "muxtrio-echo"
 """The model name the built-in echo provider serves."""
 
-# Types whose upstream refuses requests without a key. ``openai`` only when it points at OpenAI itself: a local vLLM or
-# llama.cpp server behind ``type: openai`` usually needs no key.
-_KEYED_TYPES: Final = frozenset({ProviderType.ANTHROPIC, ProviderType.GEMINI, ProviderType.OPENAI_RESPONSES})
-
-
 def _requires_key(provider_type: ProviderType, base_url: str) -> bool:
-    if provider_type in _KEYED_TYPES:
-        return True
-    return provider_type is ProviderType.OPENAI and base_url.rstrip("/") == DEFAULT_BASE_URLS[ProviderType.OPENAI]
+    return provider_types.requires_key(provider_type.value, base_url)
 
 
 # --------------------------------------------------------------------------------------------------- paths and errors

@@ -509,12 +509,12 @@ def test_unknown_keys_are_warnings_naming_the_key_path() -> None:
         (
             "providers: [{name: x}]",
             "providers[0].type: required: one of openai, anthropic, gemini, ollama, "
-            "openai-responses, vertex-compat, echo",
+            "openai-responses, vertex-compat, echo, claude, codex, gemini-cli, github-copilot, qwen",
         ),
         (
-            "providers: [{type: claude}]",
+            "providers: [{type: claud}]",
             "providers[0].type: expected one of openai, anthropic, gemini, ollama, "
-            "openai-responses, vertex-compat, echo, got 'claude'",
+            "openai-responses, vertex-compat, echo, claude, codex, gemini-cli, github-copilot, qwen, got 'claud'",
         ),
         (
             "providers: [{type: echo}, {type: ollama}, {type: openai, base-url: localhost}]",
