@@ -26,6 +26,7 @@ from typing import TextIO
 
 import attrs
 
+from muxtrio import provider_types
 from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
 from muxtrio.engine.routing import Router
 from muxtrio.errors import ConfigError, mask_secret
@@ -153,7 +154,9 @@ def _provider_lines(config: Config, provider: ProviderConfig) -> list[str]:
         mask_secret(c.key) + (f" via {redact_url(c.proxy_url)}" if c.proxy_url else "") for c in provider.credentials
     )
     credentials = f"{len(provider.credentials)}" + (f" ({keys})" if keys else "")
-    if not provider.credentials and provider.requires_key:
+    if provider_types.info(provider.type).account:
+        credentials = f"subscription accounts in {config.auth_dir} (muxtrio login {provider.type.value})"
+    elif not provider.credentials and provider.requires_key:
         credentials += "  (needs an api-key: not routed)"
     lines.append(f"    credentials: {credentials}")
     if provider.proxy_url:
