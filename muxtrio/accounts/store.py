@@ -59,6 +59,7 @@ class AccountFile:
         self.retry_at = 0.0  # wall clock: no refresh attempt before this
         self.failures = 0
         self.copilot: oauth.CopilotToken | None = None
+        self.lifetime: float | None = None  # seconds the last token we obtained was valid for
 
     @property
     def provider(self) -> str:
@@ -267,11 +268,16 @@ class AccountStore:
             await self._refresh(file, file.generation)
 
     # ------------------------------------------------------------------ tokens
+    def _lead(self, file: AccountFile) -> float:
+        """The refresh lead, at most half the token's lifetime (a token shorter-lived than the lead would otherwise
+        be due the moment it arrives, and refreshed in a loop)."""
+        return self.refresh_lead if file.lifetime is None else min(self.refresh_lead, file.lifetime / 2)
+
     def _due(self, file: AccountFile, now: float) -> bool:
         if file.provider == "github-copilot":
-            return file.copilot is None or file.copilot.expires_at - self.refresh_lead <= now
+            return file.copilot is None or file.copilot.expires_at - self._lead(file) <= now
         expires = file.token.expires_at
-        return expires is not None and expires - self.refresh_lead <= now
+        return expires is not None and expires - self._lead(file) <= now
 
     def _usable(self, file: AccountFile, now: float) -> bool:
         if file.provider == "github-copilot":
@@ -317,6 +323,7 @@ class AccountStore:
             try:
                 if provider == "github-copilot":
                     file.copilot = await oauth.copilot_token(self.http, endpoints, file.token.access_token)
+                    file.lifetime = max(file.copilot.expires_at - self._clock(), 0.0)
                     self._set_extras(file)
                 else:
                     if not file.token.refresh_token:
@@ -324,6 +331,7 @@ class AccountStore:
                     grant = await oauth.refresh(self.http, provider, endpoints, file.token.refresh_token)
                     now = self._clock()
                     expires = now + grant.expires_in if grant.expires_in is not None else None
+                    file.lifetime = grant.expires_in
                     token = file.token.with_tokens(
                         grant.access_token, expires, grant.refresh_token or None, grant.id_token or None, now
                     )
@@ -354,6 +362,7 @@ class AccountStore:
                 ErrorKind.AUTHENTICATION,
                 f"account {label} is disabled: {file.reason}; run `muxtrio login {file.provider}` again",
                 provider_status=401,
+                status=502,  # a gateway credential problem, not the client's key (errors.client_status)
             )
         return UpstreamError(
             ErrorKind.UNAVAILABLE,

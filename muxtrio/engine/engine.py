@@ -266,8 +266,13 @@ class Engine:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._entered = False
+        try:
+            await self._background.aclose()  # the account watcher's nursery: exited in the scope it was opened in
+        finally:
+            await self._close_clients()
+
+    async def _close_clients(self) -> None:
         with trio.CancelScope(shield=True):
-            await self._background.aclose()
             if self.accounts is not None:
                 await self.accounts.aclose()
             for client in self.clients.values():
