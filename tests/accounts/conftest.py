@@ -146,7 +146,9 @@ async def fake() -> AsyncIterator[SubscriptionFake]:
 
 
 @pytest.fixture
-async def gateway(request: pytest.FixtureRequest, fake: SubscriptionFake, auth_dir: Path) -> AsyncIterator[AccountStack]:
+async def gateway(
+    request: pytest.FixtureRequest, fake: SubscriptionFake, auth_dir: Path
+) -> AsyncIterator[AccountStack]:
     """The gateway over ``auth_dir``; token files for every account type are written first unless the test is
     marked ``@pytest.mark.empty_auth_dir``."""
     if request.node.get_closest_marker("empty_auth_dir") is None:
