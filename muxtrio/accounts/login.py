@@ -62,7 +62,7 @@ class LoginSession:
     redirect_uri: str = ""
     done: trio.Event = field(default_factory=trio.Event)
     _verifier: str = field(default="", repr=False)
-    _code: trio.MemorySendChannel[str] | None = field(default=None, repr=False)
+    _code: trio.MemorySendChannel[str | LoginError] | None = field(default=None, repr=False)
     _scope: trio.CancelScope = field(default_factory=trio.CancelScope, repr=False)
 
     def view(self) -> dict[str, object]:
@@ -183,7 +183,7 @@ class LoginManager:
         verifier, challenge = oauth.pkce_pair()
         session._verifier = verifier
         redirect = urlsplit(endpoints.redirect_uri)
-        send, receive = trio.open_memory_channel[str](1)
+        send, receive = trio.open_memory_channel[str | LoginError](1)
         session._code = send
         async with trio.open_nursery() as nursery:
             listeners = await trio.open_tcp_listeners(redirect.port or 80, host="127.0.0.1")
@@ -195,7 +195,9 @@ class LoginManager:
             )
             ready()
             code = await receive.receive()
-            nursery.cancel_scope.cancel()  # one-shot: the listener closes as soon as a good callback came
+            nursery.cancel_scope.cancel()  # one-shot: the listener closes as soon as a callback with our state came
+        if isinstance(code, LoginError):
+            raise code
         if "#" in code:  # Claude's code comes as "code#state"
             code = code.split("#", 1)[0]
         grant = await oauth.exchange_code(
@@ -233,14 +235,15 @@ class LoginManager:
         if _first(query, "state") != session.id:
             log.warning("%s login: callback with a wrong state refused", session.provider)
             return "400 Bad Request", b"<p>This callback does not belong to the login in progress (state mismatch).</p>"
+        if session._code is None:
+            return "400 Bad Request", b"<p>No login in progress.</p>"
         if _first(query, "error"):
-            session.status = "failed"
             reason = _first(query, "error_description") or _first(query, "error")
-            session.error = f"the provider refused the login: {reason}"
-            session._scope.cancel()
+            with contextlib.suppress(trio.WouldBlock):
+                session._code.send_nowait(LoginError(f"the provider refused the login: {reason}"))
             return "400 Bad Request", f"<p>Login failed: {_first(query, 'error')}</p>".encode()
         code = _first(query, "code")
-        if not code or session._code is None:
+        if not code:
             return "400 Bad Request", b"<p>No authorization code in the callback.</p>"
         with contextlib.suppress(trio.WouldBlock):  # a second good callback: the first one counts
             session._code.send_nowait(code)
