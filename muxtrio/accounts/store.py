@@ -142,6 +142,7 @@ class AccountStore:
         self._clock = clock
         self.files: dict[str, AccountFile] = {}
         self.accounts: dict[str, Account] = {}
+        self._skipped: dict[str, Stamp] = {}  # unusable files, not read again until they change
         self.listeners: list[Listener] = []
         self.scans = 0
 
@@ -187,22 +188,23 @@ class AccountStore:
         skipped: list[str] = []
         for path in [p for p in self.files if p not in listing]:
             removed.extend(self._drop(path))
+        for path in [p for p in self._skipped if p not in listing]:
+            del self._skipped[path]
         for path, stamp in listing.items():
             known = self.files.get(path)
-            if known is not None and known.stamp == stamp:
+            if (known is not None and known.stamp == stamp) or self._skipped.get(path) == stamp:
                 continue
             try:
                 token = read_token_file(path)
+                if token.disabled:
+                    raise TokenFileError(f"{os.path.basename(path)}: disabled")
             except TokenFileError as exc:
                 skipped.append(str(exc))
+                self._skipped[path] = stamp
                 if known is not None:
                     removed.extend(self._drop(path))
                 continue
-            if token.disabled:
-                skipped.append(f"{os.path.basename(path)}: disabled")
-                if known is not None:
-                    removed.extend(self._drop(path))
-                continue
+            self._skipped.pop(path, None)
             file = AccountFile(token, stamp)
             new_accounts = {a.key: a for a in _accounts_of(file)}
             old_keys = {k for k, a in self.accounts.items() if a.file is known} if known is not None else set()
