@@ -118,11 +118,16 @@ def deployment_warnings(config: Config) -> list[str]:
     router = Router(config)
     for model, chain in config.fallbacks.items():
         for name in chain:
-            if not any(d.provider.credentials or not d.provider.requires_key for d in router.resolve(name)):
+            if not any(_may_serve(d.provider) for d in router.resolve(name)):
                 warnings.append(
                     f"fallbacks: {model} -> {name}: no provider serves {name!r}; this fallback never answers"
                 )
     return warnings
+
+
+def _may_serve(provider: ProviderConfig) -> bool:
+    """Whether a provider can answer at all: it has keys, needs none, or takes its accounts from auth-dir."""
+    return bool(provider.credentials) or not provider.requires_key or provider_types.info(provider.type).account
 
 
 def _warn(warnings: Sequence[str]) -> None:
@@ -163,7 +168,8 @@ def _provider_lines(config: Config, provider: ProviderConfig) -> list[str]:
     )
     credentials = f"{len(provider.credentials)}" + (f" ({keys})" if keys else "")
     if provider_types.info(provider.type).account:
-        credentials = f"subscription accounts in {config.auth_dir} (muxtrio login {provider.type.value})"
+        where = config.auth_dir or "auth-dir (not set: add auth-dir or run muxtrio login first)"
+        credentials = f"subscription accounts in {where} (muxtrio login {provider.type.value})"
     elif not provider.credentials and provider.requires_key:
         credentials += "  (needs an api-key: not routed)"
     lines.append(f"    credentials: {credentials}")
