@@ -4,10 +4,13 @@ tokens kept fresh.
 - One :class:`Account` per token file, or per project for a Gemini CLI file that lists several (they share the file
   and its refresh). Labels are ``<type>:<email or account id>[/<project>]``, never a token.
 - Refresh: an access token that expires within ``refresh_lead`` seconds is refreshed before use, and the watcher
-  refreshes due accounts in the background. One refresh per file at a time (a per-file lock; whoever waited on it
-  uses the new token). The result is written back atomically. A failed refresh marks the file *out* with its
-  reason and retries after a backoff (5 s doubling to 5 min); while the old token is still valid it keeps serving.
-  A revoked refresh token (``invalid_grant``) disables the account until its file changes (log in again).
+  refreshes due accounts in the background. One refresh per file at a time: a per-file trio lock inside the process,
+  and an ``flock`` on ``.<file>.lock`` across processes (``--workers N``). Under the lock the file is read again, and
+  a token another process (another worker, or llm-mux sharing the directory) already refreshed is adopted instead
+  of refreshing again (refresh tokens rotate: a second refresh with the old one would fail). The result is written
+  back atomically. A failed refresh marks the file *out* with its reason and retries after a backoff (5 s doubling
+  to 5 min); while the old token is still valid it keeps serving. A revoked refresh token (``invalid_grant``)
+  disables the account until its file changes (log in again).
 - Copilot: the GitHub token is exchanged for a Copilot API token, cached until ``refresh_lead`` before it expires,
   re-exchanged under the same per-file lock.
 - Watching: every ``watch_interval`` seconds the directory is listed and each ``*.json`` file's (inode, size, mtime)
@@ -23,6 +26,7 @@ are never logged.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import time
@@ -323,23 +327,15 @@ class AccountStore:
             provider = file.provider
             endpoints = self.endpoints(provider)
             try:
-                if provider == "github-copilot":
+                if provider != "github-copilot":
+                    async with _ProcessLock(file.token.path):
+                        if await self._adopt(file):
+                            return
+                        await self._refresh_oauth(file, provider, endpoints)
+                else:
                     file.copilot = await oauth.copilot_token(self.http, endpoints, file.token.access_token)
                     file.lifetime = max(file.copilot.expires_at - self._clock(), 0.0)
                     self._set_extras(file)
-                else:
-                    if not file.token.refresh_token:
-                        raise oauth.OAuthError("the token file has no refresh_token", revoked=True)
-                    grant = await oauth.refresh(self.http, provider, endpoints, file.token.refresh_token)
-                    now = self._clock()
-                    expires = now + grant.expires_in if grant.expires_in is not None else None
-                    file.lifetime = grant.expires_in
-                    token = file.token.with_tokens(
-                        grant.access_token, expires, grant.refresh_token or None, grant.id_token or None, now
-                    )
-                    await trio.to_thread.run_sync(write_token_file, token)
-                    file.token = token
-                    file.stamp = _stamp(token.path) or file.stamp
             except oauth.OAuthError as exc:
                 file.failures += 1
                 file.reason = exc.message
@@ -356,6 +352,38 @@ class AccountStore:
             file.failures = 0
             file.reason = ""
             file.retry_at = 0.0
+
+    async def _adopt(self, file: AccountFile) -> bool:
+        """Under the process lock: take the file's current tokens if another process changed them; True when they
+        are fresh enough that no refresh is needed."""
+        try:
+            current = await trio.to_thread.run_sync(read_token_file, file.token.path)
+        except TokenFileError:
+            return False
+        if current.access_token == file.token.access_token:
+            return False
+        file.token = current
+        file.stamp = _stamp(current.path) or file.stamp
+        if self._due(file, self._clock()):
+            return False
+        file.generation += 1
+        file.failures, file.reason, file.retry_at = 0, "", 0.0
+        log.info("account %s: using the token another process refreshed", _label(current, ""))
+        return True
+
+    async def _refresh_oauth(self, file: AccountFile, provider: str, endpoints: oauth.Endpoints) -> None:
+        if not file.token.refresh_token:
+            raise oauth.OAuthError("the token file has no refresh_token", revoked=True)
+        grant = await oauth.refresh(self.http, provider, endpoints, file.token.refresh_token)
+        now = self._clock()
+        expires = now + grant.expires_in if grant.expires_in is not None else None
+        file.lifetime = grant.expires_in
+        token = file.token.with_tokens(
+            grant.access_token, expires, grant.refresh_token or None, grant.id_token or None, now
+        )
+        await trio.to_thread.run_sync(write_token_file, token)
+        file.token = token
+        file.stamp = _stamp(token.path) or file.stamp
 
     def _file_error(self, file: AccountFile) -> UpstreamError:
         label = _label(file.token, "")
@@ -380,6 +408,28 @@ class AccountStore:
         if not file.reason:
             file.reason = "access token expired"
         return self._file_error(file)
+
+
+class _ProcessLock:
+    """An exclusive ``flock`` on ``.<token file>.lock`` next to the token file, taken in a worker thread (the wait
+    is bounded by the other holder's refresh, itself bounded by the HTTP timeout)."""
+
+    def __init__(self, path: str) -> None:
+        directory, name = os.path.split(path)
+        self.path = os.path.join(directory, f".{name}.lock")
+        self.fd = -1
+
+    async def __aenter__(self) -> None:
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            await trio.to_thread.run_sync(fcntl.flock, self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
 
 
 def _stamp(path: str) -> Stamp | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+import trio
 
 from muxtrio.accounts.store import BACKOFF_FIRST, AccountStore
 from muxtrio.errors import ErrorKind, UpstreamError
@@ -74,3 +75,25 @@ async def test_a_revoked_refresh_token_disables_the_account(fake: SubscriptionFa
         assert "run `muxtrio login qwen` again" in info.value.message
     assert fake.oauth.refreshes == 1, "a revoked account is not asked again"
     await store.http.aclose()
+
+
+async def test_two_workers_refresh_an_account_once(fake: SubscriptionFake, auth_dir: Path) -> None:
+    """Two stores on one directory (two ``--workers`` processes): the file lock makes the second adopt the token
+    the first one refreshed; a second refresh with the rotated refresh token would have been refused."""
+    write_account(fake, auth_dir, "codex", expires_in=-1.0)
+    first, second = _store(fake, auth_dir), _store(fake, auth_dir)
+    [a] = first.scan().added
+    [b] = second.scan().added
+    tokens: list[str] = []
+
+    async def use(store: AccountStore, account: object) -> None:
+        tokens.append((await store.access(account))[0])  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(use, first, a)
+        nursery.start_soon(use, second, b)
+    assert fake.oauth.refreshes == 1
+    assert tokens[0] == tokens[1] and tokens[0] in fake.valid
+    assert not a.file.revoked and not b.file.revoked
+    for store in (first, second):
+        await store.http.aclose()
