@@ -92,6 +92,12 @@ class TokenFile:
         return _str(self.data.get("account_id")) or chatgpt_account_id(self.id_token)
 
     @property
+    def plan(self) -> str:
+        """The subscription plan where the file tells it (ChatGPT's ``chatgpt_plan_type`` in the id_token)."""
+        auth = jwt_claims(self.id_token).get("https://api.openai.com/auth")
+        return _str(auth.get("chatgpt_plan_type")) if isinstance(auth, dict) else ""
+
+    @property
     def projects(self) -> tuple[str, ...]:
         raw = _str(self.data.get("project_id"))
         return tuple(p.strip() for p in raw.split(",") if p.strip())

@@ -83,13 +83,14 @@ class Account:
         return self.file.provider
 
     def status(self, now: float) -> dict[str, object]:
-        """What the management side shows: provider, label, email, expiry, state and reason (no token)."""
+        """What the management side shows: provider, label, email, plan, file, expiry, state and reason (no token)."""
         token = self.file.token
         state = "revoked" if self.file.revoked else "out" if self.file.retry_at > now and self.file.reason else "ok"
         return {
             "provider": self.provider,
             "label": self.label,
             "email": token.email or None,
+            "plan": token.plan or None,
             "file": os.path.basename(token.path),
             "expires_at": token.expires_at,
             "state": state,

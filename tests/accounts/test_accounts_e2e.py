@@ -25,7 +25,7 @@ from tests.accounts.conftest import (
 )
 from tests.accounts.fakes import ACCOUNT_ID, CLAUDE_IDENTITY, PROJECT
 from tests.e2e import clients
-from tests.e2e.clients import PER_CLIENT, error_status
+from tests.e2e.clients import PER_CLIENT, TOOL_RESULT, error_status
 from tests.e2e.conftest import CLIENT_KEY, STREAM_OR_NOT, run_sync
 from tests.e2e.fakes import COUNT_TOKENS, script_text
 
@@ -88,6 +88,24 @@ async def test_every_client_format_against_every_account(
         assert (system if isinstance(system, str) else system[0]["text"]) == CLAUDE_IDENTITY
     if account == "gemini-cli":
         assert seen.stream is stream
+
+
+@PER_ACCOUNT
+@PER_CLIENT
+async def test_tool_round_trip_through_every_account(gateway: AccountStack, client: str, account: str) -> None:
+    sdk = clients.make(client, gateway.url, CLIENT_KEY)
+    first, final = await run_sync(sdk.tool_round_trip, gateway.model(account, "tool"), stream=True)
+    sdk.close()
+    assert [(c.name, c.arguments) for c in first.tool_calls] == [("get_weather", {"city": "Paris"})]
+    assert final.text.startswith("The tool said: ") and TOOL_RESULT in final.text
+    assert len(gateway.requests(PATHS[account])) == 2
+
+
+async def test_a_claude_rate_limit_cools_the_account_and_reaches_the_client(gateway: AccountStack) -> None:
+    status, retry_after, _ = await _ask_error(gateway, "claude-ratelimit")
+    assert status == 429 and retry_after is not None
+    [cred] = _engine(gateway).pools["claude"].credentials
+    assert cred.cooling_until("ratelimit", trio.current_time()) > 0
 
 
 @PER_ACCOUNT

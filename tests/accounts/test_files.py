@@ -42,6 +42,9 @@ def test_an_llm_mux_auth_dir_loads_as_is(auth_copy: Path) -> None:
     ]
     by_label = {a.label: a for a in changes.added}
     assert by_label["codex:bob@example.com"].extras == {"account_id": "8d2b0000-0000-4000-8000-00000000000b"}
+    status = by_label["codex:bob@example.com"].status(0.0)
+    assert (status["plan"], status["email"], status["state"]) == ("plus", "bob@example.com", "ok")
+    assert "FAKE" not in json.dumps(status), "no token in what a management API shows"
     assert by_label["qwen:erin@example.com"].extras == {"base_url": "https://portal.qwen.ai/v1"}
     assert by_label["gemini-cli:carol@example.com/carol-project-2"].extras == {"project": "carol-project-2"}
     claude = by_label["claude:alice@example.com"].file.token
