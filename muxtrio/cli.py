@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     login = commands.add_parser("login", help="log in to a subscription account and save its token in auth-dir")
     login.add_argument("provider", choices=provider_types.ACCOUNT_TYPES, help="the account type")
     login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
-    login.add_argument("--project", default="", help="gemini-cli: the Google Cloud project to use")
+    login.add_argument("--project", default="", help="gemini-cli: Google Cloud project(s), comma-separated")
     login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)")
     login.add_argument("--config", metavar="PATH", help=config_help)
     login.set_defaults(handler=_login)

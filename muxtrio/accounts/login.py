@@ -293,15 +293,20 @@ class LoginManager:
             identity = await oauth.user_name(self.http, endpoints, grant.access_token)
             scope = str((grant.raw or {}).get("scope") or endpoints.scope)
             data = {"access_token": grant.access_token, "token_type": "bearer", "scope": scope, "username": identity}
-        else:  # gemini-cli
+        else:  # gemini-cli: one project (found or created), or each of several requested ("p1,p2")
             identity = grant.email or await oauth.user_name(self.http, endpoints, grant.access_token)
-            found = await oauth.code_assist_project(
-                self.http, endpoints, grant.access_token, project, poll_interval=self.onboard_poll_interval
-            )
+            requested = [p.strip() for p in project.split(",") if p.strip()] or [""]
+            found = []
+            for wanted in requested:
+                onboarded = await oauth.code_assist_project(
+                    self.http, endpoints, grant.access_token, wanted, poll_interval=self.onboard_poll_interval
+                )
+                found.append(wanted or onboarded)  # a requested project is kept, as Gemini CLI does
             data = {"token": {"access_token": grant.access_token, "refresh_token": grant.refresh_token,
                               "token_type": "Bearer", "expiry": expires},
-                    "project_id": found, "email": identity, "auto": not project, "checked": True}  # fmt: skip
-            project = found
+                    "project_id": ",".join(found), "email": identity, "auto": not project,
+                    "checked": True}  # fmt: skip
+            project = found[0] if len(found) == 1 else "all"  # llm-mux names a multi-project file ...-all.json
         data["type"] = FILE_TYPE[provider]
         path = os.path.join(self.auth_dir, file_name(provider, identity, project if provider == "gemini-cli" else ""))
         await trio.to_thread.run_sync(write_token_file, TokenFile(path, provider, data))

@@ -13,6 +13,7 @@ import trio
 from muxtrio.accounts import oauth
 from muxtrio.accounts.files import read_token_file
 from muxtrio.accounts.login import LoginError, LoginManager, LoginSession
+from muxtrio.accounts.store import AccountStore
 from tests.accounts.conftest import endpoints, file_mode
 from tests.accounts.fakes import ACCOUNT_ID, GITHUB_LOGIN, PROJECT, SubscriptionFake
 
@@ -59,6 +60,22 @@ async def test_pkce_login_writes_an_llm_mux_token_file(fake: SubscriptionFake, a
         assert token.projects == (PROJECT,), "onboarding found the project after one pending round"
         assert fake.onboarding_pending == 0
         assert token.data["type"] == "gemini" and "token" in token.data
+
+
+async def test_gemini_login_with_several_projects_gives_one_account_each(
+    fake: SubscriptionFake, auth_dir: Path
+) -> None:
+    manager = _manager(fake, auth_dir)
+    async with trio.open_nursery() as nursery:
+        session = await manager.start(nursery, "gemini-cli", project="team-a, team-b")
+        await _browser(session.url)
+        await _finished(session)
+    assert session.status == "completed", session.error
+    [path] = session.files
+    assert Path(path).name == "gemini-new-user@example.com-all.json"
+    store = AccountStore(str(auth_dir))
+    labels = sorted(a.label for a in store.scan().added)
+    assert labels == ["gemini-cli:new-user@example.com/team-a", "gemini-cli:new-user@example.com/team-b"]
 
 
 async def test_a_wrong_pkce_verifier_is_refused(fake: SubscriptionFake, auth_dir: Path) -> None:
