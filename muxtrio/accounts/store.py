@@ -39,6 +39,7 @@ import trio
 from muxtrio.accounts import oauth
 from muxtrio.accounts.files import TokenFile, TokenFileError, read_token_file, write_token_file
 from muxtrio.errors import ErrorKind, UpstreamError
+from muxtrio.redact import scrub
 
 log = logging.getLogger("muxtrio.accounts")
 
@@ -81,6 +82,12 @@ class Account:
     @property
     def provider(self) -> str:
         return self.file.provider
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every token of this account (for scrubbing provider error text that might echo one)."""
+        token = self.file.token
+        copilot = self.file.copilot.token if self.file.copilot is not None else ""
+        return tuple(t for t in (token.access_token, token.refresh_token, token.id_token, copilot) if t)
 
     def status(self, now: float) -> dict[str, object]:
         """What the management side shows: provider, label, email, plan, file, expiry, state and reason (no token)."""
@@ -308,14 +315,14 @@ class AccountStore:
         if file.revoked:
             raise self._revoked_error(account)
         if force or self._due(file, now):
-            if file.retry_at > now and not self._usable(file, now):
+            if file.retry_at > now and (force or not self._usable(file, now)):
                 raise self._out_error(account, now)
             if file.retry_at <= now:
                 try:
                     await self._refresh(file, generation)
                 except UpstreamError:
-                    if file.revoked or not self._usable(file, self._clock()):
-                        raise
+                    if force or file.revoked or not self._usable(file, self._clock()):
+                        raise  # after a 401 the old token is known to be refused
                     # the old token still works: keep serving while the refresh backs off
         elif not self._usable(file, now):
             raise self._out_error(account, now)
@@ -339,7 +346,7 @@ class AccountStore:
                     self._set_extras(file)
             except oauth.OAuthError as exc:
                 file.failures += 1
-                file.reason = exc.message
+                file.reason = scrub(exc.message, (file.token.access_token, file.token.refresh_token))
                 if exc.revoked:
                     file.revoked = True
                     log.warning("account %s: %s; run `muxtrio login %s` again", _label(file.token, ""), exc.message,

@@ -253,6 +253,7 @@ class Engine:
         except UpstreamError as err:
             if not isinstance(cred.account, Account):
                 raise
+            scrub_error(err, Scrubber(cred.account.secrets()))  # a provider echoing the account's token
             if err.provider_type == "usage_limit_reached" and err.retry_after:
                 cred.cooldown_until[ALL_MODELS] = trio.current_time() + err.retry_after
                 raise
@@ -260,7 +261,12 @@ class Engine:
                 raise
             log.info("%s: the provider refused the access token; refreshing once", cred.name)
             await self._credential(candidate, force_refresh=True)
-            await attempt(candidate, request)
+            try:
+                await attempt(candidate, request)
+            except UpstreamError as again:
+                if isinstance(cred.account, Account):
+                    scrub_error(again, Scrubber(cred.account.secrets()))
+                raise
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -54,7 +54,7 @@ CODEX_REFUSED = ("max_output_tokens", "temperature", "top_p", "truncation", "use
 ACCOUNT_ID = "acct-fake-0001"
 PROJECT = "fake-project-1"
 GITHUB_LOGIN = "octocat"
-SUB_BEHAVIOURS = (*BEHAVIOURS, "usagelimit")
+SUB_BEHAVIOURS = (*BEHAVIOURS, "usagelimit", "leaktoken")
 
 
 def fake_jwt(claims: dict[str, Any]) -> str:
@@ -156,6 +156,8 @@ class SubscriptionFake(FakeProvider):
             return _anthropic_error(400, "invalid_request_error", "This credential is only authorized for Claude Code")
         seen.model = str(body.get("model", ""))
         seen.stream = body.get("stream") is True
+        if seen.model == "leaktoken":  # a provider that echoes the credential in its error text
+            return _anthropic_error(400, "invalid_request_error", f"bad request for token {seen.key}")
         if seen.path == "/claude/v1/messages/count_tokens":
             return Whole(200, dumps({"input_tokens": COUNT_TOKENS}))
         return self._generate(seen, "anthropic")

@@ -101,6 +101,13 @@ async def test_tool_round_trip_through_every_account(gateway: AccountStack, clie
     assert len(gateway.requests(PATHS[account])) == 2
 
 
+async def test_an_account_token_echoed_by_the_provider_never_reaches_the_client(gateway: AccountStack) -> None:
+    status, _, message = await _ask_error(gateway, "claude-leaktoken")
+    assert status == 400 and "bad request for token" in message
+    for token in gateway.fake.valid:
+        assert token not in message
+
+
 async def test_a_claude_rate_limit_cools_the_account_and_reaches_the_client(gateway: AccountStack) -> None:
     status, retry_after, _ = await _ask_error(gateway, "claude-ratelimit")
     assert status == 429 and retry_after is not None
