@@ -43,6 +43,8 @@ from muxtrio.redact import scrub
 
 log = logging.getLogger("muxtrio.accounts")
 
+ACCOUNT_UNUSABLE = "account_unusable"
+"""``UpstreamError.provider_type`` of the errors an account raises before any request (revoked, out)."""
 BACKOFF_FIRST = 5.0
 BACKOFF_MAX = 300.0
 DEFAULT_REFRESH_LEAD = 300.0
@@ -400,11 +402,13 @@ class AccountStore:
                 ErrorKind.AUTHENTICATION,
                 f"account {label} is disabled: {file.reason}; run `muxtrio login {file.provider}` again",
                 provider_status=401,
+                provider_type=ACCOUNT_UNUSABLE,
                 status=502,  # a gateway credential problem, not the client's key (errors.client_status)
             )
         return UpstreamError(
             ErrorKind.UNAVAILABLE,
             f"account {label} is out: {file.reason}",
+            provider_type=ACCOUNT_UNUSABLE,
             retry_after=max(file.retry_at - self._clock(), 0.0),
         )
 

@@ -43,7 +43,7 @@ from types import TracebackType
 import httpx2
 import trio
 
-from muxtrio.accounts.store import Account, AccountStore, Changes
+from muxtrio.accounts.store import ACCOUNT_UNUSABLE, Account, AccountStore, Changes
 from muxtrio.codecs.base import Codec, Format, Target, WireRequest
 from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
 from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
@@ -86,6 +86,8 @@ CHANNEL_CAPACITY = 64
 _FORMAT_NAMES = frozenset(f.value for f in Format)
 MAX_ERROR_BODY = 1 << 20
 FAILURE_DELIVERY_S = 5.0  # how long a failure waits for room in a full channel before the channel is just closed
+USAGE_LIMIT = "usage_limit_reached"  # Codex's error type for a used-up subscription window (codecs/subscription.py)
+ACCOUNT_ERROR_TYPES = frozenset({ACCOUNT_UNUSABLE, USAGE_LIMIT})
 
 
 Access = tuple[str | None, tuple[tuple[str, str], ...]]
@@ -254,7 +256,7 @@ class Engine:
             if not isinstance(cred.account, Account):
                 raise
             scrub_error(err, Scrubber(cred.account.secrets()))  # a provider echoing the account's token
-            if err.provider_type == "usage_limit_reached" and err.retry_after:
+            if err.provider_type == USAGE_LIMIT and err.retry_after:
                 cred.cooldown_until[ALL_MODELS] = trio.current_time() + err.retry_after
                 raise
             if err.provider_status != 401 or self.accounts is None:
@@ -465,7 +467,7 @@ class Engine:
                         await trio.sleep(wait)
                         tried.clear()
                         continue
-                    last_error = outage.error(upstream_model, now)
+                    last_error = _account_error(last_error) or outage.error(upstream_model, now)
                     break
                 try:
                     await self._attempt(candidate, request, meta, attempt, progress, route=model, restore=restore)
@@ -973,6 +975,14 @@ def _client_error(candidate: _Candidate, err: MuxError, verdict: Verdict) -> Mux
         if found is not None and found.reason is OutageReason.MODEL_MISSING:
             return replace(found, status=_provider_status(err) or 404).error(model, now)
     return err
+
+
+def _account_error(err: MuxError | None) -> MuxError | None:
+    """A subscription account's own explanation (revoked: log in again; a usage limit and its reset), which says
+    more to the client than the pool's summary of the outage it caused."""
+    if isinstance(err, UpstreamError) and err.provider_type in ACCOUNT_ERROR_TYPES:
+        return err
+    return None
 
 
 def _rejects_signatures(err: MuxError) -> bool:

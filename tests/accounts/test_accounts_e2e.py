@@ -39,7 +39,7 @@ def _engine(stack: AccountStack) -> Engine:
 
 
 def _credentials(stack: AccountStack, account: str) -> list[CredentialState]:
-    return [c for c in _engine(stack).pools[account].credentials if not c.disabled]
+    return [c for c in _engine(stack).pools[account].credentials if not c.retired]
 
 
 async def _ask(stack: AccountStack, client: str, model: str, *, stream: bool = False) -> clients.Answer:
@@ -235,16 +235,17 @@ async def test_revoked_refresh_token_disables_the_account_with_a_clear_message(g
     gateway.fake.revoked.add(refresh)
     await _until(lambda: _credentials(gateway, "codex"), "the account is loaded")
     status, _, message = await _ask_error(gateway, "codex-text")
-    assert status == 502
+    assert status == 502, message
     assert "muxtrio login codex" in message
     assert gateway.requests("/codex/") == [], "an expired token is never sent"
     [state] = _engine(gateway).statistics()["accounts"]  # type: ignore[misc]
     assert state["state"] == "revoked"
     assert "invalid_grant" in state["reason"]
-    assert _credentials(gateway, "codex") == []
+    [cred] = _credentials(gateway, "codex")
+    assert cred.refused_until, "the account is out (refused) without asking the provider again"
     # A new login (the file rewritten) brings the account back without a restart.
     write_account(gateway.fake, gateway.auth_dir, "codex", name="codex-user@example.com")
-    await _until(lambda: _credentials(gateway, "codex"), "the account is back")
+    await _until(lambda: not cred.refused_until, "the account is back")
     answer = await _ask(gateway, "openai-chat", "codex-text")
     assert answer.text == script_text("text", "responses")
 
