@@ -37,7 +37,7 @@ from muxtrio.ir.events import Event
 from muxtrio.ir.request import Request, Text
 from muxtrio.ir.response import Response
 from muxtrio.wire import jsonutil
-from muxtrio.wire.sse import SSEDecoder, encode_data
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_data
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -215,8 +215,8 @@ def unwrap_code_assist(data: object) -> object:
 class _UnwrappingDecoder(StreamDecoder):
     """Code Assist SSE (``data: {"response": {...}}``) -> the Gemini decoder, one unwrapped event at a time."""
 
-    def __init__(self, inner: StreamDecoder) -> None:
-        self._sse = SSEDecoder()
+    def __init__(self, inner: StreamDecoder, max_event_bytes: int) -> None:
+        self._sse = SSEDecoder(max_event_bytes)
         self._inner = inner
 
     def _relay(self, events: list[Any]) -> list[Event]:
@@ -262,8 +262,8 @@ class GeminiCliCodec(GeminiCodec):
             raise CodecError(f"malformed Code Assist answer: {exc}") from None
         return super().parse_response(jsonutil.dumps(unwrap_code_assist(data)), seed)
 
-    def new_decoder(self, seed: str) -> StreamDecoder:
-        return _UnwrappingDecoder(super().new_decoder(seed))
+    def new_decoder(self, seed: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> StreamDecoder:
+        return _UnwrappingDecoder(super().new_decoder(seed, max_event_bytes=max_event_bytes), max_event_bytes)
 
     def emit_count_request(self, request: Request, target: Target) -> WireRequest | None:
         inner = super().emit_count_request(request, target)
