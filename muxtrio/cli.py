@@ -1,4 +1,4 @@
-"""The ``muxtrio`` command: ``serve`` (the default), ``check`` and ``models``.
+"""The ``muxtrio`` command: ``serve`` (the default), ``check``, ``models`` and ``login <account type>``.
 
 Role: parse the command line, load the configuration (CLI flags > ``MUXTRIO_*`` environment > file > defaults), print
 its warnings to stderr, and hand over to the server runner or print a summary.
@@ -26,6 +26,7 @@ from typing import TextIO
 
 import attrs
 
+from muxtrio import provider_types
 from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
 from muxtrio.engine.routing import Router
 from muxtrio.errors import ConfigError, mask_secret
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="muxtrio",
         description="An LLM API gateway: every wire format in, every provider out. Without a command: serve.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,check,models}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,check,models,login}")
     config_help = (
         "config file (default: $MUXTRIO_CONFIG, ./muxtrio.yaml, ~/.config/muxtrio/config.yaml, else built-in defaults)"
     )
@@ -71,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the model names clients can use, with their provider")
     models.add_argument("--config", metavar="PATH", help=config_help)
     models.set_defaults(handler=_models)
+
+    login = commands.add_parser("login", help="log in to a subscription account and save its token in auth-dir")
+    login.add_argument("provider", choices=provider_types.ACCOUNT_TYPES, help="the account type")
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    login.add_argument("--project", default="", help="gemini-cli: Google Cloud project(s), comma-separated")
+    login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)")
+    login.add_argument("--config", metavar="PATH", help=config_help)
+    login.set_defaults(handler=_login)
     return parser
 
 
@@ -109,11 +118,16 @@ def deployment_warnings(config: Config) -> list[str]:
     router = Router(config)
     for model, chain in config.fallbacks.items():
         for name in chain:
-            if not any(d.provider.credentials or not d.provider.requires_key for d in router.resolve(name)):
+            if not any(_may_serve(d.provider) for d in router.resolve(name)):
                 warnings.append(
                     f"fallbacks: {model} -> {name}: no provider serves {name!r}; this fallback never answers"
                 )
     return warnings
+
+
+def _may_serve(provider: ProviderConfig) -> bool:
+    """Whether a provider can answer at all: it has keys, needs none, or takes its accounts from auth-dir."""
+    return bool(provider.credentials) or not provider.requires_key or provider_types.info(provider.type).account
 
 
 def _warn(warnings: Sequence[str]) -> None:
@@ -153,7 +167,10 @@ def _provider_lines(config: Config, provider: ProviderConfig) -> list[str]:
         mask_secret(c.key) + (f" via {redact_url(c.proxy_url)}" if c.proxy_url else "") for c in provider.credentials
     )
     credentials = f"{len(provider.credentials)}" + (f" ({keys})" if keys else "")
-    if not provider.credentials and provider.requires_key:
+    if provider_types.info(provider.type).account:
+        where = config.auth_dir or "auth-dir (not set: add auth-dir or run muxtrio login first)"
+        credentials = f"subscription accounts in {where} (muxtrio login {provider.type.value})"
+    elif not provider.credentials and provider.requires_key:
         credentials += "  (needs an api-key: not routed)"
     lines.append(f"    credentials: {credentials}")
     if provider.proxy_url:
@@ -245,6 +262,63 @@ def _models(args: argparse.Namespace) -> int:
     width = max((len(model) for model, _ in rows), default=0)
     _print_lines([f"{model:<{width}}  {provider}" for model, provider in rows], sys.stdout)
     return 0
+
+
+def _login(args: argparse.Namespace) -> int:
+    """``muxtrio login <type>``: run the provider's login flow and write the token file (docs/accounts.md)."""
+    import os
+    import webbrowser
+
+    import trio
+
+    from muxtrio.accounts.files import default_auth_dir
+    from muxtrio.accounts.login import LoginManager
+
+    config = _load(args)
+    auth_dir = config.auth_dir or default_auth_dir(os.environ)
+    manager = LoginManager(auth_dir, endpoints=config.accounts.endpoints, timeout=args.timeout)
+
+    async def run() -> int:
+        async with trio.open_nursery() as nursery:
+            session = await manager.start(nursery, args.provider, project=args.project)
+            if session.flow == "device":
+                print(f"Open {session.url} and enter the code {session.user_code}")
+            elif args.no_browser or not webbrowser.open(session.url):
+                print(f"Open this URL in a browser to log in to {args.provider}:\n\n  {session.url}\n")
+                print("If that browser runs on another machine, it ends on a page that does not load: copy that "
+                      "page's full address and paste it here, then press Enter.")  # fmt: skip
+                nursery.start_soon(_read_pasted_url, manager, session.id)
+            else:
+                print(f"A browser window opened for the {args.provider} login; waiting for it to finish.")
+            await session.done.wait()
+            nursery.cancel_scope.cancel()
+        if session.status != "completed":
+            print(f"muxtrio: {args.provider} login {session.status}: {session.error}", file=sys.stderr)
+            return 1
+        for path in session.files:
+            print(f"Logged in. Token saved to {path} (mode 0600); a running gateway picks it up by itself.")
+        return 0
+
+    return trio.run(run)
+
+
+async def _read_pasted_url(manager: object, session_id: str) -> None:
+    import trio
+
+    from muxtrio.accounts.login import LoginError, LoginManager
+
+    assert isinstance(manager, LoginManager)
+    while True:
+        line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        if not line:
+            return
+        if not line.strip():
+            continue
+        try:
+            manager.submit_callback(session_id, line)
+            return
+        except LoginError as exc:
+            print(f"muxtrio: {exc}; paste the address again", file=sys.stderr)
 
 
 def _print_lines(lines: Sequence[str], stream: TextIO) -> None:

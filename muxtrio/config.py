@@ -53,12 +53,16 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from muxtrio import provider_types
+from muxtrio.accounts.files import default_auth_dir
 from muxtrio.codecs.base import HostedToolPolicy
 from muxtrio.errors import ConfigError, mask_secret
+from muxtrio.provider_types import PROVIDER_TYPES
 
 __all__ = [
     "DEFAULT_BASE_URLS",
     "ECHO_MODEL",
+    "AccountsConfig",
     "Config",
     "Credential",
     "HostedToolPolicy",
@@ -100,6 +104,12 @@ class ProviderType(StrEnum):
     OPENAI_RESPONSES = "openai-responses"
     VERTEX_COMPAT = "vertex-compat"
     ECHO = "echo"
+    # Subscription accounts (docs/accounts.md): credentials are token files in ``auth-dir``.
+    CLAUDE = "claude"
+    CODEX = "codex"
+    GEMINI_CLI = "gemini-cli"
+    GITHUB_COPILOT = "github-copilot"
+    QWEN = "qwen"
 
 
 class RoutingStrategy(StrEnum):
@@ -119,29 +129,16 @@ class ResponseModel(StrEnum):
 
 
 DEFAULT_BASE_URLS: Final[Mapping[ProviderType, str]] = MappingProxyType(
-    {
-        ProviderType.OPENAI: "https://api.openai.com/v1",
-        ProviderType.OPENAI_RESPONSES: "https://api.openai.com/v1",
-        ProviderType.ANTHROPIC: "https://api.anthropic.com",
-        ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
-        ProviderType.OLLAMA: "http://127.0.0.1:11434",
-    }
+    {t: PROVIDER_TYPES[t.value].default_base_url for t in ProviderType if PROVIDER_TYPES[t.value].default_base_url}
 )
-"""Base URL per provider type when ``base-url`` is not given. ``vertex-compat`` has none (it is required); ``echo``
-needs none."""
+"""Base URL per provider type when ``base-url`` is not given (from :mod:`muxtrio.provider_types`). ``vertex-compat``
+has none (it is required); ``echo`` needs none."""
 
 ECHO_MODEL: Final = "muxtrio-echo"
 """The model name the built-in echo provider serves."""
 
-# Types whose upstream refuses requests without a key. ``openai`` only when it points at OpenAI itself: a local vLLM or
-# llama.cpp server behind ``type: openai`` usually needs no key.
-_KEYED_TYPES: Final = frozenset({ProviderType.ANTHROPIC, ProviderType.GEMINI, ProviderType.OPENAI_RESPONSES})
-
-
 def _requires_key(provider_type: ProviderType, base_url: str) -> bool:
-    if provider_type in _KEYED_TYPES:
-        return True
-    return provider_type is ProviderType.OPENAI and base_url.rstrip("/") == DEFAULT_BASE_URLS[ProviderType.OPENAI]
+    return provider_types.requires_key(provider_type.value, base_url)
 
 
 # --------------------------------------------------------------------------------------------------- paths and errors
@@ -708,6 +705,19 @@ class ModelRuleConfig:
         low, high = self.thinking_budget_min, self.thinking_budget_max
         if low is not None and high is not None and low > high:
             raise _InvalidField(("thinking_budget_min",), f"{low} is above thinking-budget-max {high}")
+def _endpoint_overrides(value: Mapping[str, Mapping[str, str]]) -> Mapping[str, Mapping[str, str]]:
+    return _FrozenMap({provider: _FrozenMap(dict(keys)) for provider, keys in value.items()})
+
+
+@attrs.frozen
+class AccountsConfig:
+    """Subscription accounts (docs/accounts.md): refresh an access token ``refresh_lead`` seconds before it expires,
+    look for changed token files every ``watch_interval`` seconds, and ``endpoints`` overrides the OAuth/API
+    endpoints per account type (``{codex: {token-url: ...}}``; keys in ``muxtrio.accounts.oauth.ENDPOINT_KEYS``)."""
+
+    refresh_lead: float = attrs.field(default=300.0, validator=_number(positive=False))
+    watch_interval: float = attrs.field(default=2.0, validator=_number(positive=True))
+    endpoints: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, converter=_endpoint_overrides)
 
 
 @attrs.frozen
@@ -769,6 +779,9 @@ class Config:
     )
     http2: bool = attrs.field(default=False, validator=_bool)
     keep_alive_timeout: float = attrs.field(default=75.0, validator=_number(positive=True))
+    auth_dir: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
+    oauth_excluded_models: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_frozen_fallbacks)
+    accounts: AccountsConfig = attrs.field(factory=lambda: AccountsConfig())
     source: str | None = attrs.field(default=None, eq=False)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     legacy_mappings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -785,6 +798,27 @@ class Config:
         if self.echo_model and not any(p.type is ProviderType.ECHO for p in self.providers):
             # Frozen class: attrs documents object.__setattr__ as the way to finish an instance in post-init.
             object.__setattr__(self, "providers", (*self.providers, _builtin_echo(set(names))))
+        if self.auth_dir is not None:
+            object.__setattr__(self, "providers", (*self.providers, *self._account_providers()))
+
+    def _account_providers(self) -> list[ProviderConfig]:
+        """One provider per subscription account type not configured explicitly (its credentials are the accounts
+        in ``auth_dir``), with llm-mux's ``oauth-excluded-models`` for the type."""
+        configured = {p.type for p in self.providers}
+        taken = {p.name for p in self.providers}
+        added: list[ProviderConfig] = []
+        for name in provider_types.ACCOUNT_TYPES:
+            provider_type = ProviderType(name)
+            if provider_type in configured:
+                continue
+            provider = ProviderConfig(
+                type=provider_type,
+                name=_unique_name(name, taken),
+                excluded_models=self.oauth_excluded_models.get(name, ()),
+            )
+            taken.add(provider.name)
+            added.append(provider)
+        return added
 
     def timeouts_for(self, provider: ProviderConfig, model: ModelConfig | None = None) -> Timeouts:
         """The effective timeouts of one attempt: model over provider over global, field by field."""
@@ -878,6 +912,12 @@ _TOP_KEYS: Final = (
     "circuit-breaker", "workers", "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file",
     "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
     "refused-credential-cooldowns", "regenerate-on-cut", "http2", "keep-alive-timeout",
+    "auth-dir", "oauth-excluded-models", "accounts",
+)  # fmt: skip
+_ACCOUNTS_KEYS: Final = ("refresh-lead", "watch-interval", "endpoints")
+_ENDPOINT_KEYS: Final = (
+    "client-id", "scope", "authorize-url", "token-url", "redirect-uri", "client-secret", "device-code-url",
+    "token-exchange-url", "code-assist-url", "user-url",
 )  # fmt: skip
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
@@ -909,9 +949,9 @@ _OUTPUT_LIMIT_FIELDS: Final = ("max_tokens", "max_completion_tokens")
 # llm-mux settings that muxtrio has no use for: a warning says so, rather than "unknown key".
 _LLM_MUX_IGNORED: Final = frozenset(
     {
-        "auth-dir", "remote-management", "usage-statistics-enabled",
+        "remote-management", "usage-statistics-enabled",
         "usage-persistence", "disable-cooling", "quota-exceeded", "quota-window", "ws-auth",
-        "show-provider-prefixes", "use-canonical-translator", "ampcode", "oauth-excluded-models", "auth",
+        "show-provider-prefixes", "use-canonical-translator", "ampcode", "auth",
     }
 )  # fmt: skip
 _LLM_MUX_IGNORED_ROUTING: Final = frozenset({"provider-priority"})
@@ -1126,6 +1166,7 @@ class _Reader:
             steps = self._list(top[where], where, "durations")
             ladder = tuple(self._duration(step, f"{where}[{i}]") for i, step in enumerate(steps))
             self._put(out, (), "refused_credential_cooldowns", ladder, where)
+        self._read_accounts(top, out)
         providers = self._providers(top["providers"]) if "providers" in top else []
         providers.extend(self._legacy(top, len(providers), {str(p["name"]) for p in providers}))
         if "providers" in top or providers:
@@ -1269,6 +1310,43 @@ class _Reader:
                     self._put(values, (section,), field, top[key], key)
             if values:
                 self._put(out, (), section, values, section)
+    def _read_accounts(self, top: Mapping[str, object], out: dict[str, object]) -> None:
+        if not self._blank(top.get("auth-dir")):
+            raw = top["auth-dir"]
+            if not isinstance(raw, str):
+                raise ConfigError("auth-dir", f"expected a directory path, got {_show(raw)}")
+            self._put(out, (), "auth_dir", raw, "auth-dir")  # resolved by parse_config, which has the environment
+        if "oauth-excluded-models" in top:
+            excluded: dict[str, tuple[str, ...]] = {}
+            for provider, patterns in self._mapping(top["oauth-excluded-models"], "oauth-excluded-models").items():
+                where = _format_path((str(provider),), "oauth-excluded-models")
+                items = self._list(patterns, where, "model patterns")
+                if not all(isinstance(p, str) and p.strip() for p in items):
+                    raise ConfigError(where, "expected a list of model patterns")
+                excluded[str(provider)] = tuple(str(p).strip() for p in items)
+            self._put(out, (), "oauth_excluded_models", excluded, "oauth-excluded-models")
+        if "accounts" in top:
+            accounts = self._mapping(top["accounts"], "accounts")
+            self._check_keys(accounts, "accounts", _ACCOUNTS_KEYS)
+            normalized: dict[str, object] = {}
+            for key in ("refresh-lead", "watch-interval"):
+                if key in accounts:
+                    where = f"accounts.{key}"
+                    normalized[key.replace("-", "_")] = self._duration(accounts[key], where)
+                    self.origin[("accounts", key.replace("-", "_"))] = where
+            if "endpoints" in accounts:
+                endpoints: dict[str, dict[str, str]] = {}
+                for provider, keys in self._mapping(accounts["endpoints"], "accounts.endpoints").items():
+                    where = _format_path((str(provider),), "accounts.endpoints")
+                    if provider not in provider_types.ACCOUNT_TYPES:
+                        raise ConfigError(where, f"expected one of {', '.join(provider_types.ACCOUNT_TYPES)}")
+                    mapping = self._mapping(keys, where)
+                    self._check_keys(mapping, where, _ENDPOINT_KEYS)
+                    endpoints[str(provider)] = {
+                        str(k): str(v) for k, v in mapping.items() if k in _ENDPOINT_KEYS and isinstance(v, str)
+                    }
+                normalized["endpoints"] = endpoints
+            self._put(out, (), "accounts", normalized, "accounts")
 
     def _tls(self, raw: object) -> dict[str, object]:
         tls = self._mapping(raw, "tls")
@@ -1727,6 +1805,12 @@ def _apply_env(out: dict[str, object], origin: dict[KeyPath, str], env: Mapping[
         if value := env.get(name, "").strip():
             out[field] = _env_bool(name, value)
             origin[(field,)] = name
+    if env.get("MUXTRIO_AUTH_DIR", "").strip():
+        out["auth_dir"] = default_auth_dir(env)
+        origin[("auth_dir",)] = "MUXTRIO_AUTH_DIR"
+    elif "auth_dir" not in out and os.path.isdir(default_auth_dir(env)):
+        # Logged-in accounts are served without a config entry once `muxtrio login` created the directory.
+        out["auth_dir"] = default_auth_dir(env)
 
 
 # ------------------------------------------------------------------------------------------------------------ loading
@@ -1782,6 +1866,8 @@ def parse_config(
     env = os.environ if env is None else env
     reader = _Reader(source)
     normalized = reader.read(data)
+    if isinstance(normalized.get("auth_dir"), str):
+        normalized["auth_dir"] = _resolve_dir(str(normalized["auth_dir"]), env, source)
     _apply_env(normalized, reader.origin, env)
     normalized["source"] = source
     normalized["warnings"] = tuple(reader.warnings)
@@ -1793,6 +1879,24 @@ def parse_config(
             if not os.path.isfile(path):
                 raise ConfigError(f"tls.{name}", f"file not found: {path!r}")
     return config
+
+
+def _resolve_dir(raw: str, env: Mapping[str, str], source: str | None) -> str:
+    """A directory setting as llm-mux reads it: ``$VAR``/``${VAR}`` from the environment (``XDG_CONFIG_HOME``
+    defaults to ``~/.config``), ``~``, and relative to the config file's directory."""
+    home = env.get("HOME") or str(Path.home())
+    defaults = {"HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config")}
+
+    def variable(match: re.Match[str]) -> str:
+        name = match[1] or match[2]
+        return env.get(name) or defaults.get(name, "")
+
+    path = re.sub(r"\$\{(\w+)\}|\$(\w+)", variable, raw)
+    if path.startswith("~"):
+        path = home + path[1:]
+    if not os.path.isabs(path) and source is not None:
+        path = os.path.join(os.path.dirname(source), path)
+    return os.path.abspath(path)
 
 
 def _lookup(env: Mapping[str, str]) -> str | None:

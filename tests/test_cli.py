@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CONFIG = """
 api-keys: [client-key-SECRET-0001]
-auth-dir: ~/.llm-mux/auth
+ws-auth: false
 providers:
   - type: openai
     api-keys: [sk-upstream-SECRET-1111, {key: sk-upstream-SECRET-2222, proxy-url: "http://bob:pw-SECRET@proxy:3128"}]
@@ -85,12 +85,12 @@ def test_check_prints_resolved_providers_with_keys_masked(config_file: Path, tmp
         configuration OK
         """
     )
-    assert result.stderr == "muxtrio: warning: auth-dir: llm-mux setting not used by muxtrio; ignored\n"
+    assert result.stderr == "muxtrio: warning: ws-auth: llm-mux setting not used by muxtrio; ignored\n"
     assert "SECRET" not in result.stdout + result.stderr
 
 
 def test_check_strict_exits_1_on_warnings_and_0_without(config_file: Path, tmp_path: Path) -> None:
-    warned = run_cli("check", "--strict", "--config", str(config_file), cwd=tmp_path)  # auth-dir is ignored
+    warned = run_cli("check", "--strict", "--config", str(config_file), cwd=tmp_path)  # ws-auth is ignored
     assert warned.returncode == 1
     assert warned.stdout.endswith("configuration has 1 warning(s): failing (--strict)\n")
     clean = tmp_path / "clean.yaml"

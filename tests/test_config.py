@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
 import textwrap
@@ -236,7 +237,14 @@ def test_llm_mux_documented_config_parses() -> None:
         ("groq", "openai", "https://api.groq.com/openai/v1"),
         ("zenmux", "vertex-compat", "https://zenmux.ai/api"),
         ("echo", "echo", ""),
+        # auth-dir is set: one provider per subscription account type, its credentials the token files there
+        ("claude", "claude", "https://api.anthropic.com"),
+        ("codex", "codex", "https://chatgpt.com/backend-api/codex"),
+        ("gemini-cli", "gemini-cli", "https://cloudcode-pa.googleapis.com"),
+        ("github-copilot", "github-copilot", "https://api.githubcopilot.com"),
+        ("qwen", "qwen", "https://portal.qwen.ai/v1"),
     ]
+    assert config.auth_dir == os.path.join(str(Path.home()), ".config", "llm-mux", "auth")
     groq = config.providers[4]
     assert groq.credentials == (
         Credential("gsk_0123456789"),
@@ -246,7 +254,6 @@ def test_llm_mux_documented_config_parses() -> None:
     assert config.aliases == {"claude-sonnet-4.5": "claude-sonnet-4-5"}
     assert config.fallbacks == {"claude-opus-4-5": ("claude-sonnet-4-5", "gpt-4o")}
     assert config.warnings == (
-        "auth-dir: llm-mux setting not used by muxtrio; ignored",
         "disable-cooling: llm-mux setting not used by muxtrio; ignored",
         "remote-management: llm-mux setting not used by muxtrio; ignored",
         "ws-auth: llm-mux setting not used by muxtrio; ignored",
@@ -300,14 +307,13 @@ stream-timeout: 0
 
 
 def test_llm_mux_generated_default_config_parses_with_warnings_only() -> None:
-    config = parse_yaml(LLM_MUX_GENERATED_DEFAULT)
-    assert config == Config(disable_auth=True)
+    config = parse_yaml(LLM_MUX_GENERATED_DEFAULT, {"XDG_CONFIG_HOME": "/xdg", "HOME": "/home/u"})
+    assert config == Config(disable_auth=True, auth_dir="/xdg/llm-mux/auth")
     assert config.timeouts.first_byte == 600.0  # stream-timeout: 0 is llm-mux's "unset"
     ignored = [w.split(":")[0] for w in config.warnings]
     assert ignored == [
         "show-provider-prefixes",
         "remote-management",
-        "auth-dir",
         "usage-statistics-enabled",
         "usage-persistence",
         "disable-cooling",
@@ -509,12 +515,12 @@ def test_unknown_keys_are_warnings_naming_the_key_path() -> None:
         (
             "providers: [{name: x}]",
             "providers[0].type: required: one of openai, anthropic, gemini, ollama, "
-            "openai-responses, vertex-compat, echo",
+            "openai-responses, vertex-compat, echo, claude, codex, gemini-cli, github-copilot, qwen",
         ),
         (
-            "providers: [{type: claude}]",
+            "providers: [{type: claud}]",
             "providers[0].type: expected one of openai, anthropic, gemini, ollama, "
-            "openai-responses, vertex-compat, echo, got 'claude'",
+            "openai-responses, vertex-compat, echo, claude, codex, gemini-cli, github-copilot, qwen, got 'claud'",
         ),
         (
             "providers: [{type: echo}, {type: ollama}, {type: openai, base-url: localhost}]",
@@ -889,7 +895,11 @@ def test_example_file_parses_without_warnings() -> None:
         ("local", "ollama", 0, True),
         ("zenmux", "vertex-compat", 1, False),
         ("echo", "echo", 0, True),
+        *((name, name, 0, True) for name in ("claude", "codex", "gemini-cli", "github-copilot", "qwen")),
     ]
+    claude = next(p for p in config.providers if p.name == "claude")
+    assert claude.excluded_models == ("*-haiku-*",)
+    assert config.accounts.refresh_lead == 300.0
     openai = config.providers[0]
     assert openai.credentials[1].proxy_url == "socks5://127.0.0.1:1080"
     assert openai.excluded_models == ("*-preview", "gpt-3.5-*")

@@ -161,18 +161,23 @@ class Target:
 
     From the model's rule (``codecs/model_rules.py``): ``max_tokens_field``, the wire name of the output-token limit
     where a format has a choice (OpenAI Chat: ``max_completion_tokens`` for reasoning models; None leaves the codec's
-    own choice); ``adaptive_thinking``, the model takes adaptive thinking only, no budget (Anthropic)."""
+    own choice); ``adaptive_thinking``, the model takes adaptive thinking only, no budget (Anthropic).
+
+    ``account``: what a subscription account adds to its token (``account_id`` for Codex, ``project`` for Gemini
+    CLI, ``base_url`` where the account has its own API host); empty for API keys."""
 
     model: str
     api_key: str | None
     stream: bool
     max_tokens_field: str | None = None
     adaptive_thinking: bool = False
+    account: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class WireRequest:
-    """An HTTP request for a provider. ``path`` is relative to the provider's base URL and may carry a query."""
+    """An HTTP request for a provider. ``path`` is relative to the provider's base URL and may carry a query; an
+    absolute ``https://`` URL (an account with its own API host) replaces the base URL."""
 
     method: str
     path: str

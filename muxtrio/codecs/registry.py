@@ -1,7 +1,8 @@
 """Format name -> codec instance. Unknown formats raise; there is no default. Pure.
 
 ``provider_codec`` gives the provider side for a provider type whose API moves the same format to other paths
-(``vertex-compat``: Gemini's wire on Vertex AI's paths).
+(``vertex-compat``: Gemini's wire on Vertex AI's paths) or with its own quirks (the subscription account types of
+``codecs/subscription.py``).
 
 Codec modules are imported on first use, so a process that serves two formats loads two codecs.
 """
@@ -35,7 +36,15 @@ def get_codec(fmt: Format | str) -> Codec:
 
 
 # Provider types whose upstream speaks a format with other paths: (module, codec attribute).
-_PROVIDER_VARIANTS: dict[str, tuple[str, str]] = {"vertex-compat": ("muxtrio.codecs.gemini", "VERTEX_CODEC")}
+_PROVIDER_VARIANTS: dict[str, tuple[str, str]] = {
+    "vertex-compat": ("muxtrio.codecs.gemini", "VERTEX_CODEC"),
+    # Subscription accounts: the base format plus each backend's wire quirks (codecs/subscription.py).
+    "claude": ("muxtrio.codecs.subscription", "CLAUDE_CODEC"),
+    "codex": ("muxtrio.codecs.subscription", "CODEX_CODEC"),
+    "gemini-cli": ("muxtrio.codecs.subscription", "GEMINI_CLI_CODEC"),
+    "github-copilot": ("muxtrio.codecs.subscription", "COPILOT_CODEC"),
+    "qwen": ("muxtrio.codecs.subscription", "QWEN_CODEC"),
+}
 
 
 def provider_codec(provider_type: str, fmt: Format) -> Codec:

@@ -36,7 +36,7 @@ import math
 import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -44,12 +44,13 @@ from typing import TYPE_CHECKING
 import httpx2
 import trio
 
+from muxtrio.accounts.store import ACCOUNT_UNUSABLE, Account, AccountStore, Changes
 from muxtrio.codecs.base import Codec, Format, Target, WireRequest
 from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
 from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
 from muxtrio.codecs.registry import get_codec, provider_codec
 from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, ProviderType, config_secrets
-from muxtrio.engine.pool import CredentialPool, CredentialState, Outage, OutageReason
+from muxtrio.engine.pool import ALL_MODELS, CredentialPool, CredentialState, Outage, OutageReason
 from muxtrio.engine.retry import (
     Action,
     Effect,
@@ -89,6 +90,12 @@ CHANNEL_CAPACITY = 64
 _FORMAT_NAMES = frozenset(f.value for f in Format)
 MAX_ERROR_BODY = 1 << 20
 FAILURE_DELIVERY_S = 5.0  # how long a failure waits for room in a full channel before the channel is just closed
+USAGE_LIMIT = "usage_limit_reached"  # Codex's error type for a used-up subscription window (codecs/subscription.py)
+ACCOUNT_ERROR_TYPES = frozenset({ACCOUNT_UNUSABLE, USAGE_LIMIT})
+
+
+Access = tuple[str | None, tuple[tuple[str, str], ...]]
+"""An attempt's credential: the key or access token, and the account's extras for ``Target.account``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +129,8 @@ class Engine:
     ``async with engine.stream(request) as events: async for event in events: ...``.
 
     ``transports`` replaces the network per provider name (tests, embedding with an in-process upstream).
-    ``clock`` must be trio's clock in trio code (the default), ``rng`` seeds jitter (tests).
+    ``clock`` must be trio's clock in trio code (the default), ``rng`` seeds jitter (tests). ``accounts`` replaces
+    the subscription account store built from ``config.auth_dir`` (tests pass one whose OAuth calls go to fakes).
     """
 
     def __init__(
@@ -132,6 +140,7 @@ class Engine:
         transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        accounts: AccountStore | None = None,
     ) -> None:
         self.config = config
         self.router = Router(config)
@@ -153,13 +162,17 @@ class Engine:
         self.thinking_cache = ThinkingCache(
             config.thinking_cache_entries, config.thinking_cache_bytes, config.thinking_cache_ttl
         )
+        self.accounts = accounts
+        self._account_creds: dict[tuple[str, str], CredentialState] = {}  # (provider name, account key) -> cred
+        self._background = AsyncExitStack()
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Engine:
         for provider in self.router.providers.values():
+            keys: list[tuple[str | None, str | None]] = [(c.key, c.proxy_url) for c in provider.credentials]
             self.pools[provider.name] = CredentialPool(
                 provider.name,
-                [(c.key, c.proxy_url) for c in provider.credentials] or [(None, None)],
+                keys or ([] if kind_of(provider.type).account else [(None, None)]),
                 strategy=str(self.config.routing_strategy),
                 breaker_failures=self.config.breaker_failures,
                 breaker_open_seconds=self.config.breaker_open_seconds,
@@ -181,14 +194,101 @@ class Engine:
                 ),
                 transport=transport,
             )
+        await self._start_accounts()
         self._entered = True
         return self
+
+    # ------------------------------------------------------------------ subscription accounts
+    async def _start_accounts(self) -> None:
+        """Load the accounts of ``auth_dir`` into the pools of the account providers and watch the directory."""
+        if not any(kind_of(p.type).account for p in self.router.providers.values()):
+            return
+        if self.accounts is None:
+            if self.config.auth_dir is None:
+                return
+            settings = self.config.accounts
+            self.accounts = AccountStore(
+                self.config.auth_dir,
+                endpoints=settings.endpoints,
+                refresh_lead=settings.refresh_lead,
+                watch_interval=settings.watch_interval,
+            )
+        self.accounts.listeners.append(self._sync_accounts)
+        for account in self.accounts.accounts.values():
+            self._sync_accounts(Changes(added=(account,)))
+        nursery = await self._background.enter_async_context(trio.open_nursery())
+        await nursery.start(self.accounts.watch)
+        self._background.callback(nursery.cancel_scope.cancel)
+
+    def _sync_accounts(self, changes: Changes) -> None:
+        """Mirror the store's changes in the pools: one credential per (account provider, account)."""
+        for provider in self.router.providers.values():
+            if not kind_of(provider.type).account:
+                continue
+            pool = self.pools[provider.name]
+            for account in (*changes.added, *changes.updated):
+                if account.provider != provider.type:
+                    continue
+                cred = self._account_creds.get((provider.name, account.key))
+                if cred is None:
+                    self._account_creds[(provider.name, account.key)] = pool.add(
+                        account=account, label=account.label, proxy_url=provider.proxy_url
+                    )
+                else:
+                    pool.revive(cred, account, account.label)
+            for account in changes.removed:
+                cred = self._account_creds.pop((provider.name, account.key), None)
+                if cred is not None:
+                    pool.retire(cred)
+
+    async def _credential(self, candidate: _Candidate, *, force_refresh: bool = False) -> Access:
+        """What the attempt authenticates with: the API key, or a subscription account's fresh access token and
+        its extras (``Target.account``)."""
+        cred = candidate.credential
+        if not isinstance(cred.account, Account) or self.accounts is None:
+            return cred.key, ()
+        token, extras = await self.accounts.access(cred.account, force=force_refresh)  # judged like a provider's
+        return token, extras
+
+    async def _account_attempt(
+        self, attempt: Callable[[_Candidate, Request], Awaitable[None]], candidate: _Candidate, request: Request
+    ) -> None:
+        """One attempt; for a subscription account, a 401 first refreshes the token and tries once more, and a
+        usage-limit 429 with a reset time cools the account for every model until then."""
+        cred = candidate.credential
+        try:
+            await attempt(candidate, request)
+        except UpstreamError as err:
+            if not isinstance(cred.account, Account):
+                raise
+            scrub_error(err, Scrubber(cred.account.secrets()))  # a provider echoing the account's token
+            if err.provider_type == USAGE_LIMIT and err.retry_after:
+                cred.cooldown_until[ALL_MODELS] = trio.current_time() + err.retry_after
+                raise
+            if err.provider_status != 401 or self.accounts is None:
+                raise
+            log.info("%s: the provider refused the access token; refreshing once", cred.name)
+            await self._credential(candidate, force_refresh=True)
+            try:
+                await attempt(candidate, request)
+            except UpstreamError as again:
+                if isinstance(cred.account, Account):
+                    scrub_error(again, Scrubber(cred.account.secrets()))
+                raise
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._entered = False
+        try:
+            await self._background.aclose()  # the account watcher's nursery: exited in the scope it was opened in
+        finally:
+            await self._close_clients()
+
+    async def _close_clients(self) -> None:
         with trio.CancelScope(shield=True):
+            if self.accounts is not None:
+                await self.accounts.aclose()
             for client in self.clients.values():
                 await client.aclose()
 
@@ -251,11 +351,16 @@ class Engine:
                     continue
                 rule = self.model_rules.find(deployment.upstream_model, codec.format)
                 counted = apply_rule(request, rule)[0] if rule is not None else request
+                try:
+                    key, account = await self._credential(_Candidate(deployment, pool, cred))
+                except MuxError:
+                    continue
                 target = Target(
                     deployment.upstream_model,
-                    cred.key,
+                    key,
                     stream=False,
                     adaptive_thinking=rule is not None and rule.adaptive_thinking,
+                    account=account,
                 )
                 wire = codec.emit_count_request(counted, target)
                 if wire is None:
@@ -277,9 +382,11 @@ class Engine:
 
     def statistics(self) -> dict[str, object]:
         now = trio.current_time() if self._entered else 0.0
+        accounts = self.accounts
         return {
             "requests": self.requests,
             "failed_attempts": self.failed_attempts,
+            "accounts": [a.status(_wall_clock()) for a in accounts.accounts.values()] if accounts is not None else [],
             "providers": {
                 name: [vars_of(s) for s in pool.statistics(now)] for name, pool in self.pools.items()
             },
@@ -356,6 +463,7 @@ class Engine:
                 if candidate is None:
                     found = self._outage(deployments, now)
                     if found is None:
+                        last_error = last_error or self._no_credentials(deployments)
                         break  # every available credential was tried: the last error stands
                     outage, upstream_model = found
                     wait = outage.until - now
@@ -365,7 +473,7 @@ class Engine:
                         await trio.sleep(wait)
                         tried.clear()
                         continue
-                    last_error = outage.error(upstream_model, now)
+                    last_error = _account_error(last_error) or outage.error(upstream_model, now)
                     break
                 try:
                     await self._attempt(candidate, request, meta, attempt, progress, route=model, restore=restore)
@@ -521,7 +629,7 @@ class Engine:
         prepared = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta, restore)
         pool.begin(cred, model, trio.current_time())
         try:
-            await attempt(candidate, replace(prepared, model=model))
+            await self._account_attempt(attempt, candidate, replace(prepared, model=model))
         except MuxError as err:
             scrub_error(err, self.scrubber)
             self.failed_attempts += 1
@@ -557,6 +665,14 @@ class Engine:
             return True
         routes = sum(len(self.pools[d.provider.name].credentials) for d in deployments)
         return self.config.regenerate_on_cut and routes > 1
+
+    def _no_credentials(self, deployments: list[Deployment]) -> MuxError | None:
+        """The error for deployments whose pools have nothing usable: no account logged in, or all disabled."""
+        account_types = sorted({str(d.provider.type) for d in deployments if kind_of(d.provider.type).account})
+        if not account_types:
+            return None
+        logins = " or ".join(f"`muxtrio login {t}`" for t in account_types)
+        return MuxError(ErrorKind.UNAVAILABLE, f"no usable subscription account serves this model (run {logins})")
 
     def _fitting(self, request: Request, deployments: list[Deployment]) -> tuple[list[Deployment], MuxError | None]:
         """The deployments whose provider format can run what the client's format put in the request's
@@ -631,7 +747,7 @@ class Engine:
     async def _complete_once(self, candidate: _Candidate, request: Request) -> Response:
         deployment = candidate.deployment
         codec = self._codec(deployment.provider)
-        wire = self._wire_request(codec, candidate, request, stream=False)
+        wire = self._wire_request(codec, candidate, request, stream=False, access=await self._credential(candidate))
         timeouts = deployment.timeouts
         with _total_deadline(timeouts.total) as total:
             deadline = trio.current_time() + timeouts.first_byte
@@ -644,7 +760,9 @@ class Engine:
             self.thinking_cache.remember(codec.format.value, answer.parts, trio.current_time())
         return answer
 
-    def _wire_request(self, codec: Codec, candidate: _Candidate, request: Request, *, stream: bool) -> WireRequest:
+    def _wire_request(
+        self, codec: Codec, candidate: _Candidate, request: Request, *, stream: bool, access: Access
+    ) -> WireRequest:
         """The provider request for one attempt: the model family's parameter rules applied to the IR, the codec's
         translation, then the operator's payload rules on the provider-format body (docs/config.md)."""
         deployment = candidate.deployment
@@ -656,10 +774,11 @@ class Engine:
                 log.debug("model rule for %s: %s", model, note)
         target = Target(
             model,
-            candidate.credential.key,
+            access[0],
             stream=stream,
             max_tokens_field=rule.output_limit_field if rule is not None else None,
             adaptive_thinking=rule is not None and rule.adaptive_thinking,
+            account=access[1],
         )
         wire = codec.emit_request(request, target)
         if self.payload_rules:
@@ -728,7 +847,7 @@ class Engine:
     ) -> None:
         deployment = candidate.deployment
         codec = self._codec(deployment.provider)
-        wire = self._wire_request(codec, candidate, request, stream=True)
+        wire = self._wire_request(codec, candidate, request, stream=True, access=await self._credential(candidate))
         timeouts = deployment.timeouts
         progress.attempt_usage = Usage()
         held: list[Event] = []  # Start/usage before the first content of this attempt
@@ -882,6 +1001,14 @@ def _client_error(candidate: _Candidate, err: MuxError, verdict: Verdict) -> Mux
         if found is not None and found.reason is OutageReason.MODEL_MISSING:
             return replace(found, status=_provider_status(err) or 404).error(model, now)
     return err
+
+
+def _account_error(err: MuxError | None) -> MuxError | None:
+    """A subscription account's own explanation (revoked: log in again; a usage limit and its reset), which says
+    more to the client than the pool's summary of the outage it caused."""
+    if isinstance(err, UpstreamError) and err.provider_type in ACCOUNT_ERROR_TYPES:
+        return err
+    return None
 
 
 def _rejects_signatures(err: MuxError) -> bool:

@@ -22,7 +22,10 @@ Invariants:
 - :meth:`CredentialPool.outage` explains an empty :meth:`pick` (reason, detail, when it ends); it never returns a
   reason for a pool that has an available credential.
 - Selection: ``least-busy`` picks the lowest in-flight count (ties rotate); ``round-robin`` rotates.
-- Keys never appear in ``statistics()`` or ``repr``: credentials are named ``<provider>#<index>``.
+- Keys never appear in ``statistics()`` or ``repr``: credentials are named ``<provider>#<index>``; subscription
+  accounts by their label (``<type>:<email or account id>``).
+- Indices are never reused: an account whose token file went away is *retired* (never picked again, and no reason
+  in :meth:`CredentialPool.outage`), not removed, so a request that already tried it still excludes it.
 """
 
 from __future__ import annotations
@@ -124,10 +127,13 @@ class CredentialState:
     probe_in_flight: bool = False
     successes: int = 0
     failures: int = 0
+    account: object | None = field(default=None, repr=False)  # an accounts.store.Account: the key is its token
+    label: str | None = None
+    retired: bool = False  # its account's token file is gone
 
     @property
     def name(self) -> str:
-        return f"{self.provider}#{self.index}"
+        return self.label or f"{self.provider}#{self.index}"
 
     def cooling_until(self, model: str, now: float) -> float:
         """When the rate-limit cooldown for ``model`` ends, or 0 when it is not cooling."""
@@ -189,6 +195,28 @@ class CredentialPool:
         self.missing_reported: set[str] = set()  # models whose 404 was already logged at WARNING
         self._cursor = 0
 
+    def add(self, *, account: object, label: str, proxy_url: str | None = None) -> CredentialState:
+        """A new credential backed by a subscription account (its token is fetched per request)."""
+        cred = CredentialState(self.provider, len(self.credentials), None, proxy_url, account=account, label=label)
+        self.credentials.append(cred)
+        return cred
+
+    def retire(self, cred: CredentialState) -> None:
+        """The account behind ``cred`` is gone: no new requests (open ones finish)."""
+        cred.retired = True
+        cred.account = None
+
+    def revive(self, cred: CredentialState, account: object, label: str) -> None:
+        """The account behind ``cred`` changed on disk (a new login, or a token another process refreshed): its
+        refusals end (new tokens), while rate-limit cooldowns and the breaker stay (a usage limit belongs to the
+        account, not to its token)."""
+        cred.account = account
+        cred.label = label
+        cred.retired = False
+        cred.refused_until.clear()
+        cred.refusals.clear()
+        cred.refusal_status.clear()
+
     # ------------------------------------------------------------------ availability
     def _advance_breaker(self, cred: CredentialState, now: float) -> None:
         if cred.breaker is BreakerState.OPEN and now - cred.opened_at >= self.breaker_open_seconds:
@@ -196,6 +224,8 @@ class CredentialPool:
             cred.probe_in_flight = False
 
     def available(self, cred: CredentialState, model: str, now: float) -> bool:
+        if cred.retired:
+            return False
         self._advance_breaker(cred, now)
         if cred.breaker is BreakerState.OPEN:
             return False
@@ -234,6 +264,8 @@ class CredentialPool:
                           detail=self.missing_detail.get(model, ""))
         best: Outage | None = None
         for cred in self.credentials:
+            if cred.retired:
+                continue
             candidate = self._credential_outage(cred, model, now)
             if best is None or (candidate.until, _RANK[candidate.reason]) < (best.until, _RANK[best.reason]):
                 best = candidate

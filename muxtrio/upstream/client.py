@@ -164,9 +164,10 @@ class UpstreamClient:
             # orjson hands back small documents in a larger buffer (a 74-byte body in a 4 KB allocation, measured);
             # the request is held for the whole stream, so keep an exact-size copy.
             body = bytes(memoryview(body))
-        request = client.build_request(
-            wire.method, self.settings.base_url.rstrip("/") + wire.path, headers=headers, content=body
-        )
+        url = wire.path  # an account with its own API host sends an absolute URL
+        if not url.startswith(("https://", "http://")):
+            url = self.settings.base_url.rstrip("/") + url
+        request = client.build_request(wire.method, url, headers=headers, content=body)
         recorder = RECORDER.get()
         exchange = None
         if recorder is not None:
