@@ -632,6 +632,28 @@ class MetricsConfig:
 
 
 @attrs.frozen
+class ClientKeysConfig:
+    """Per-team client keys (``mx-…``) kept in the usage database (see ``docs/keys.md``). ``refresh-interval``: how
+    often each worker reloads changed keys (revocations reach every worker within it); ``sync-interval``: how often
+    each worker writes its batched counters, returns idle leased permits and records last-used times."""
+
+    enabled: bool = attrs.field(default=True, validator=_bool)
+    refresh_interval: float = attrs.field(default=2.0, validator=_number(positive=True))
+    sync_interval: float = attrs.field(default=1.0, validator=_number(positive=True))
+
+
+@attrs.frozen
+class PriceConfig:
+    """One ``prices:`` entry: a model name or ``*`` pattern and its prices per million tokens (any one currency)."""
+
+    model: str = attrs.field(validator=_non_empty_str)
+    input: float = attrs.field(default=0.0, validator=_number(positive=False))
+    output: float = attrs.field(default=0.0, validator=_number(positive=False))
+    cache_read: float = attrs.field(default=0.0, validator=_number(positive=False))
+    cache_write: float = attrs.field(default=0.0, validator=_number(positive=False))
+
+
+@attrs.frozen
 class LoggingConfig:
     """Log lines (text or JSON, stderr and optionally a size-rotated file) and per-request log files."""
 
@@ -763,6 +785,8 @@ class Config:
     usage: UsageConfig = attrs.field(factory=UsageConfig)
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
+    client_keys: ClientKeysConfig = attrs.field(factory=ClientKeysConfig)
+    prices: tuple[PriceConfig, ...] = attrs.field(default=(), validator=_tuple_of(PriceConfig, "a PriceConfig"))
     hosted_tools: HostedToolPolicy = attrs.field(default=HostedToolPolicy.MAP, converter=_hosted_tools)
     response_model: ResponseModel = attrs.field(default=ResponseModel.REQUESTED, converter=_response_model)
     thinking_cache_entries: int = attrs.field(default=4096, validator=_int_at_least(0))
@@ -912,7 +936,7 @@ _TOP_KEYS: Final = (
     "circuit-breaker", "workers", "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file",
     "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
     "refused-credential-cooldowns", "regenerate-on-cut", "http2", "keep-alive-timeout",
-    "auth-dir", "oauth-excluded-models", "accounts",
+    "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices",
 )  # fmt: skip
 _ACCOUNTS_KEYS: Final = ("refresh-lead", "watch-interval", "endpoints")
 _ENDPOINT_KEYS: Final = (
@@ -921,6 +945,8 @@ _ENDPOINT_KEYS: Final = (
 )  # fmt: skip
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
+_CLIENT_KEYS_KEYS: Final = ("enabled", "refresh-interval", "sync-interval")
+_PRICE_KEYS: Final = ("input", "output", "cache-read", "cache-write")
 _LOGGING_KEYS: Final = (
     "format", "level", "to-file", "file", "file-max-bytes", "file-backups", "request-log", "request-log-dir",
     "request-log-max-files", "request-log-max-bytes", "request-log-body-bytes",
@@ -1288,6 +1314,7 @@ class _Reader:
             ("usage", _USAGE_KEYS, {"flush-interval"}),
             ("metrics", _METRICS_KEYS, set()),
             ("logging", _LOGGING_KEYS, set()),
+            ("client-keys", _CLIENT_KEYS_KEYS, {"refresh-interval", "sync-interval"}),
         ):
             raw = self._mapping(top.get(section), section)
             self._check_keys(raw, section, known)
@@ -1309,7 +1336,27 @@ class _Reader:
                 if section == "logging" and key in top:
                     self._put(values, (section,), field, top[key], key)
             if values:
-                self._put(out, (), section, values, section)
+                self._put(out, (), section.replace("-", "_"), values, section)
+        self._read_prices(top.get("prices"), out)
+
+    def _read_prices(self, raw: object, out: dict[str, object]) -> None:
+        """``prices: {model-or-pattern: {input, output, cache-read, cache-write}}`` (per million tokens)."""
+        entries: list[dict[str, object]] = []
+        for index, (model, prices) in enumerate(self._mapping(raw, "prices").items()):
+            where = _format_path((str(model),), "prices")
+            if not isinstance(model, str) or not model:
+                raise ConfigError(where, "expected a model name or pattern")
+            mapping = self._mapping(prices, where)
+            self._check_keys(mapping, where, _PRICE_KEYS)
+            entry: dict[str, object] = {"model": model}
+            self.origin[("prices", index, "model")] = where
+            for key in _PRICE_KEYS:
+                if key in mapping:
+                    self._put(entry, ("prices", index), key.replace("-", "_"), mapping[key], f"{where}.{key}")
+            entries.append(entry)
+        if entries:
+            self._put(out, (), "prices", entries, "prices")
+
     def _read_accounts(self, top: Mapping[str, object], out: dict[str, object]) -> None:
         if not self._blank(top.get("auth-dir")):
             raw = top["auth-dir"]

@@ -52,8 +52,11 @@ class MuxError(Exception):
     """Base of every muxtrio error.
 
     ``param`` names the offending request field where there is one; ``retry_after`` (seconds) is sent to clients as
-    ``Retry-After`` where the format allows.
+    ``Retry-After`` where the format allows. ``code``, when set, is a specific machine-readable code that formats
+    with a code field send instead of the kind's (OpenAI's ``insufficient_quota``).
     """
+
+    code: str | None = None
 
     def __init__(
         self,
@@ -151,6 +154,24 @@ class CapacityError(MuxError):
         self, message: str, *, retry_after: float | None = None, kind: ErrorKind = ErrorKind.RATE_LIMIT
     ) -> None:
         super().__init__(kind, message, retry_after=retry_after)
+
+
+class LimitError(MuxError):
+    """A client key's limit, budget or model allowlist refused the request (see :mod:`muxtrio.keys`). ``headers``
+    go out with the error response (``x-ratelimit-*``)."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(kind, message, retry_after=retry_after)
+        self.code = code
+        self.headers = headers
 
 
 class ConfigError(MuxError):

@@ -854,6 +854,8 @@ def _text_completion_json(response: Response, info: StreamInfo) -> dict[str, Any
 
 def _error_json(error: MuxError) -> dict[str, Any]:
     kind_type, kind_code = ERROR_TYPE_FOR_KIND[error.kind]
+    if error.code is not None:
+        kind_type = kind_code = error.code  # OpenAI's own quota error: type and code are both insufficient_quota
     return {"error": {"message": error.message, "type": kind_type, "param": error.param, "code": kind_code}}
 
 

@@ -1253,6 +1253,8 @@ class ResponsesStreamEncoder(StreamEncoder):
 # ------------------------------------------------------------------------------------------------ errors
 def _emit_error(error: MuxError) -> tuple[int, bytes]:
     error_type, code = ERROR_SHAPES[error.kind]
+    if error.code is not None:
+        error_type = code = error.code
     body = {"error": {"message": error.message, "type": error_type, "param": error.param, "code": code}}
     return error.status, dumps(body)
 

@@ -87,6 +87,10 @@ from muxtrio.upstream.providers import kind_of
 log = logging.getLogger("muxtrio.engine")
 
 CHANNEL_CAPACITY = 64
+
+DeploymentFilter = Callable[[str, Deployment], bool]
+"""``allow(step, deployment)``: whether the model name ``step`` (the requested name or a fallback) may be served by
+``deployment`` for this request (a client key's model allowlist). Deployments it refuses are never tried."""
 _FORMAT_NAMES = frozenset(f.value for f in Format)
 MAX_ERROR_BODY = 1 << 20
 FAILURE_DELIVERY_S = 5.0  # how long a failure waits for room in a full channel before the channel is just closed
@@ -298,8 +302,9 @@ class Engine:
 
     # ------------------------------------------------------------------ public API
     @asynccontextmanager
-    async def stream(self, request: Request) -> AsyncIterator[EventStream]:
-        """Stream ``request``. Errors are raised while iterating, as ``MuxError``."""
+    async def stream(self, request: Request, *, allow: DeploymentFilter | None = None) -> AsyncIterator[EventStream]:
+        """Stream ``request``. Errors are raised while iterating, as ``MuxError``. ``allow`` (see
+        :data:`DeploymentFilter`) removes the deployments a client may not use, fallbacks included."""
         self._require_entered()
         self.router.require(request.model)
         self.requests += 1
@@ -311,7 +316,7 @@ class Engine:
         # Cancellation stays inside: cancel scopes find Cancelled in groups themselves.
         error: Exception | None = None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._produce, request, send, pool, meta)
+            nursery.start_soon(self._produce, request, send, pool, meta, allow)
             try:
                 yield EventStream(receive, pool, meta)
             except Exception as exc:
@@ -322,9 +327,11 @@ class Engine:
         if error is not None:
             raise error
 
-    async def complete(self, request: Request, *, meta: StreamMeta | None = None) -> Response:
+    async def complete(
+        self, request: Request, *, meta: StreamMeta | None = None, allow: DeploymentFilter | None = None
+    ) -> Response:
         """Answer ``request`` whole (the upstream is asked not to stream). ``meta`` receives which provider and
-        model served it."""
+        model served it; ``allow`` as for :meth:`stream`."""
         self._require_entered()
         self.router.require(request.model)
         self.requests += 1
@@ -334,16 +341,16 @@ class Engine:
         async def attempt(candidate: _Candidate, req: Request) -> None:
             outcome.append(await self._complete_once(candidate, req))
 
-        await self._run_attempts(request, meta, attempt, Progress())
+        await self._run_attempts(request, meta, attempt, Progress(), allow)
         return outcome[-1]
 
-    async def count_tokens(self, request: Request) -> tuple[int, bool]:
+    async def count_tokens(self, request: Request, *, allow: DeploymentFilter | None = None) -> tuple[int, bool]:
         """Input tokens of ``request``: ``(n, exact)``. Uses the serving provider's count endpoint where it has
         one, else the local estimate of :mod:`muxtrio.ir.tokens` (``exact`` False)."""
         self._require_entered()
         self.router.require(request.model)
         for name in self.router.chain(request.model):
-            for deployment in self.router.resolve(name):
+            for deployment in self._resolve(name, allow):
                 codec = self._codec(deployment.provider)
                 pool = self.pools[deployment.provider.name]
                 cred = pool.pick(deployment.upstream_model, trio.current_time())
@@ -393,6 +400,10 @@ class Engine:
         }
 
     # ------------------------------------------------------------------ attempts
+    def _resolve(self, model: str, allow: DeploymentFilter | None) -> list[Deployment]:
+        deployments = self.router.resolve(model)
+        return deployments if allow is None else [d for d in deployments if allow(model, d)]
+
     def _codec(self, provider: ProviderConfig) -> Codec:
         return provider_codec(provider.type, kind_of(provider.type).format)
 
@@ -425,14 +436,15 @@ class Engine:
         meta: StreamMeta,
         attempt: Callable[[_Candidate, Request], Awaitable[None]],
         progress: Progress,
+        allow: DeploymentFilter | None = None,
     ) -> None:
         """Try candidates until one attempt succeeds; raise the error to show the client otherwise. A stream cut
         after content reached the client is recovered on another candidate, or ends with the cut's error."""
         try:
-            await self._answer(request, meta, attempt, progress)
+            await self._answer(request, meta, attempt, progress, allow)
         except _Cut as cut:
             self._log_failure(cut.candidate, cut.error, cut.state, "recover_cut_stream")
-            await self._recover(request, meta, attempt, progress, cut)
+            await self._recover(request, meta, attempt, progress, cut, allow)
 
     async def _answer(
         self,
@@ -440,6 +452,7 @@ class Engine:
         meta: StreamMeta,
         attempt: Callable[[_Candidate, Request], Awaitable[None]],
         progress: Progress,
+        allow: DeploymentFilter | None = None,
     ) -> None:
         """The normal path: each model of the chain in turn, its credentials as they are available, transient
         failures retried within ``request-retry``, rate-limit cooldowns waited out within ``max-retry-interval``.
@@ -450,7 +463,7 @@ class Engine:
         restore = True  # put signed thinking the client dropped back from the thinking cache
         chain = self.router.chain(request.model)
         for position, model in enumerate(chain):
-            deployments, unfit = self._fitting(request, self.router.resolve(model))
+            deployments, unfit = self._fitting(request, self._resolve(model, allow))
             if not deployments:
                 last_error = last_error or unfit
                 continue
@@ -562,6 +575,7 @@ class Engine:
         attempt: Callable[[_Candidate, Request], Awaitable[None]],
         progress: Progress,
         cut: _Cut,
+        allow: DeploymentFilter | None = None,
     ) -> None:
         """Finish a cut stream: by continuation on prefill-capable candidates while the delivered answer is plain
         text, then by regeneration and splice on the others (``regenerate-on-cut``). Each candidate is asked once;
@@ -570,7 +584,7 @@ class Engine:
         tried: set[_Route] = {_route(cut.candidate)}
         for continuation in (True, False):
             for model in self.router.chain(request.model):
-                deployments = [d for d in self._fitting(request, self.router.resolve(model))[0]
+                deployments = [d for d in self._fitting(request, self._resolve(model, allow))[0]
                                if d.prefill == continuation]
                 while (candidate := self._pick(deployments, tried, trio.current_time())) is not None:
                     tried.add(_route(candidate))
@@ -812,7 +826,12 @@ class Engine:
 
     # ------------------------------------------------------------------ streaming attempt
     async def _produce(
-        self, request: Request, send: trio.MemorySendChannel[Batch | Failure], pool: BytePool, meta: StreamMeta
+        self,
+        request: Request,
+        send: trio.MemorySendChannel[Batch | Failure],
+        pool: BytePool,
+        meta: StreamMeta,
+        allow: DeploymentFilter | None = None,
     ) -> None:
         progress = Progress()
         if self._recoverable(request):
@@ -823,7 +842,7 @@ class Engine:
                 await self._stream_once(candidate, req, send, pool, progress)
 
             try:
-                await self._run_attempts(request, meta, attempt, progress)
+                await self._run_attempts(request, meta, attempt, progress, allow)
             except MuxError as err:
                 await _send_failure(send, err)
             except ConsumerStalled as stalled:

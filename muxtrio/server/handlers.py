@@ -23,6 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,7 @@ from muxtrio.config import Config, ResponseModel
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.retry import error_class
 from muxtrio.engine.stream import StreamMeta
-from muxtrio.errors import ClientError, ErrorKind, MuxError
+from muxtrio.errors import ClientError, ErrorKind, LimitError, MuxError
 from muxtrio.ir.events import UsageUpdate
 from muxtrio.ir.request import Request
 from muxtrio.ir.response import Usage
@@ -97,7 +98,9 @@ class RequestLog:
 def error_headers(err: MuxError, request_id: str) -> Headers:
     headers: Headers = [(b"x-request-id", request_id.encode())]
     if err.retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
+        headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
+    if isinstance(err, LimitError):
+        headers.extend((name.encode(), value.encode()) for name, value in err.headers)
     return headers
 
 
