@@ -53,7 +53,7 @@ from muxtrio.keys.limits import (
     reset_text,
 )
 from muxtrio.keys.model import ClientKey, Limits, hint, looks_like_client_key, new_key_id, new_secret
-from muxtrio.keys.prices import cost_of, input_cost
+from muxtrio.keys.prices import input_cost, request_cost
 from muxtrio.keys.store import COUNTER_RETENTION, KeyStore, open_key_store
 from muxtrio.usage.store import default_sqlite_path
 
@@ -377,9 +377,7 @@ class KeyGate:
         if usage is None:
             return
         tokens = float(usage.input_tokens + usage.output_tokens)
-        cost = cost_of(self.config.prices, ticket.served_model or ticket.model, usage)
-        if cost is None and ticket.served_model:
-            cost = cost_of(self.config.prices, ticket.model, usage)
+        cost = request_cost(self.config.prices, ticket.served_model, ticket.model, usage)
         now = time.time()
         for kind, counter in limiter.counters.items():
             if kind in TOKEN_KINDS:

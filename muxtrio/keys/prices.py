@@ -38,6 +38,15 @@ def cost_of(prices: tuple[PriceConfig, ...], model: str, usage: Usage) -> float 
     ) / PER
 
 
+def request_cost(
+    prices: tuple[PriceConfig, ...], served_model: str | None, requested_model: str, usage: Usage
+) -> float | None:
+    """The cost of one request: priced by the model that served it (the provider's name), else by the name the
+    client asked for (an alias or a pattern written for client names); None when neither has a price."""
+    cost = cost_of(prices, served_model, usage) if served_model else None
+    return cost if cost is not None else cost_of(prices, requested_model, usage)
+
+
 def input_cost(prices: tuple[PriceConfig, ...], model: str, tokens: int) -> float:
     """The cost of ``tokens`` input tokens on ``model`` (0 when unpriced): what admission reserves."""
     price = price_for(prices, model)

@@ -37,10 +37,12 @@ from muxtrio.engine.engine import Engine
 from muxtrio.engine.retry import error_class
 from muxtrio.engine.routing import ModelEntry, Router
 from muxtrio.errors import ClientError, ErrorKind, MuxError
+from muxtrio.keys.gate import KeyGate, KeyIdentity
+from muxtrio.keys.prices import request_cost
 from muxtrio.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from muxtrio.redact import Scrubber, scrub_error
 from muxtrio.requestlog import RECORDER, RequestRecorder
-from muxtrio.server import auth, models
+from muxtrio.server import auth, client_keys, models
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
 from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
 from muxtrio.server.observe import Observability
@@ -170,6 +172,7 @@ class MuxApp:
         self.ready = False
         self.scrubber = Scrubber(config_secrets(config))
         self.observe = Observability(config, known_models(config), self.scrubber)
+        self.keys = KeyGate(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -190,12 +193,16 @@ class MuxApp:
             async with (
                 self.observe.running(),
                 Engine(self.config, transports=self.transports, metrics=self.observe.metrics) as engine,
+                trio.open_nursery() as nursery,
             ):
                 self.engine = engine
+                await nursery.start(self.keys.run)
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown: hypercorn sends it after open streams drained
                 self.ready = False
+                nursery.cancel_scope.cancel()
+                await self.keys.close()
         except Exception as exc:
             log.exception("engine failed to start")
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -214,6 +221,10 @@ class MuxApp:
             send = _without_body(send)
         self.observe.begin()
         try:
+            if path == client_keys.PREFIX or path.startswith(client_keys.PREFIX + "/"):
+                entry.kind = "management"
+                entry.status = await client_keys.serve(self.keys, scope, receive, send)
+                return
             route = match(method, path, scope)
             fmt = route.format
             entry.format = fmt.value
@@ -230,7 +241,11 @@ class MuxApp:
             if route.kind in ("generate", "count"):
                 recorder = self.observe.recorder()
                 recording = RECORDER.set(recorder)
-            auth.check(self.config, scope)
+            identity = await self.keys.identify(auth.presented_key(scope))
+            if identity is None:
+                auth.check(self.config, scope)
+            else:
+                entry.client_key, entry.key_id, entry.key_name = identity, identity.id, identity.name
             await self._dispatch(route, scope, receive, send, entry)
         except ClientGone:
             entry.status = 499
@@ -249,6 +264,9 @@ class MuxApp:
             REQUEST_ID.reset(request_id)
             if recording is not None:
                 RECORDER.reset(recording)
+            if entry.usage is not None and self.config.prices:
+                served = entry.meta.model if entry.meta is not None else None
+                entry.cost = request_cost(self.config.prices, served, entry.model, entry.usage)
             if entry.kind not in ("health", "root"):
                 self.observe.end(entry, recorder, _headers_of(scope))
             else:
@@ -271,11 +289,12 @@ class MuxApp:
         engine = self._engine()
         if route.kind in ("generate", "count"):
             generation = Generation(
-                self.config, engine, route.format, route.hints, entry, streams=self.observe.metrics.open_streams
+                self.config, engine, route.format, route.hints, entry, streams=self.observe.metrics.open_streams,
+                keys=self.keys,
             )
             await generation.run(scope, receive, send)
             return
-        entries = engine.router.models()
+        entries = _visible(engine.router.models(), entry.client_key)
         entry.status = 200
         if route.kind == "list":
             await send_whole(send, 200, _listing(route.format, entries))
@@ -324,6 +343,13 @@ def known_models(config: Config) -> set[str]:
 
 def _headers_of(scope: Scope) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())]
+
+
+def _visible(entries: list[ModelEntry], identity: KeyIdentity | None) -> list[ModelEntry]:
+    """The models a client key may use (every model for the flat keys)."""
+    if identity is None or identity.key.access.unrestricted:
+        return entries
+    return [entry for entry in entries if identity.key.access.names(entry.id)]
 
 
 def _show_name(body: bytes) -> str:

@@ -34,13 +34,15 @@ from prometheus_client import Gauge
 from muxtrio.codecs.base import PROTOCOL_HEADERS, Codec, Format, RequestHints, StreamEncoder, StreamInfo
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config, ResponseModel
-from muxtrio.engine.engine import Engine
+from muxtrio.engine.engine import DeploymentFilter, Engine
 from muxtrio.engine.retry import error_class
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ClientError, ErrorKind, LimitError, MuxError
 from muxtrio.ir.events import UsageUpdate
 from muxtrio.ir.request import Request
 from muxtrio.ir.response import Usage
+from muxtrio.ir.tokens import estimate_tokens
+from muxtrio.keys.gate import KeyGate, KeyIdentity, Ticket
 from muxtrio.logsafe import escape_controls
 from muxtrio.redact import scrub_error
 from muxtrio.requestlog import RECORDER
@@ -83,6 +85,7 @@ class RequestLog:
     key_id: str | None = None  # the client key's id and name (client keys), never the key
     key_name: str | None = None
     cost: float | None = None
+    client_key: KeyIdentity | None = None  # the client key the request was made with; None for the flat api-keys
 
     def emit(self) -> None:
         duration = time.perf_counter() - self.start
@@ -137,9 +140,13 @@ class Generation:
         hints: RequestHints,
         log: RequestLog,
         streams: Gauge | None = None,
+        *,
+        keys: KeyGate | None = None,
     ) -> None:
         self.config = config
         self.streams = streams  # the open-streams gauge, when metrics are kept
+        self.keys = keys
+        self.ticket: Ticket | None = None  # the client key's admission, settled when the response ends
         self.engine = engine
         self.codec = get_codec(fmt)
         self.fmt = fmt
@@ -147,6 +154,7 @@ class Generation:
         self.log = log
         # Never the request id: a client may choose that one (x-request-id), and response ids must stay unique.
         self.response_id = ID_PREFIX[fmt] + new_request_id()
+        self.allow: DeploymentFilter | None = None
 
     async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, scope, self.config.max_request_bytes)
@@ -159,6 +167,21 @@ class Generation:
         self.log.stream = request.stream and self.hints.endpoint != "count_tokens"
         checked_model(request)
         send = shield_last_message(send)
+        identity = self.log.client_key
+        if identity is not None and self.keys is not None:
+            if self.hints.endpoint == "count_tokens":
+                self.allow = self.keys.access_filter(identity, request.model, self.engine.router)
+            else:
+                estimate = estimate_tokens(request)
+                self.ticket = await self.keys.admit(identity, request.model, estimate, self.engine.router)
+                self.allow = self.ticket.allow
+        try:
+            await self._serve(request, receive, send)
+        finally:
+            if self.ticket is not None and self.keys is not None:
+                self.keys.settle(self.ticket)
+
+    async def _serve(self, request: Request, receive: Receive, send: Send) -> None:
         # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
         # them in the client's shape; a cancellation by the watcher (client gone) stays inside and ends here.
         error: Exception | None = None
@@ -185,12 +208,16 @@ class Generation:
         ]
         if meta is not None:
             headers.extend(warning_headers(meta))
+        if self.ticket is not None:
+            headers.extend((name.encode(), value.encode()) for name, value in self.ticket.headers)
         return headers
 
     async def _complete(self, request: Request, send: Send) -> None:
         meta = StreamMeta()
         self.log.meta = meta
-        response = await self.engine.complete(request, meta=meta)
+        response = await self.engine.complete(request, meta=meta, allow=self.allow)
+        if self.ticket is not None:
+            self.ticket.observe(response.usage, meta.model)
         self.log.ttfb = time.perf_counter() - self.log.start
         self.log.tokens_in, self.log.tokens_out = response.usage.input_tokens, response.usage.output_tokens
         self.log.usage = response.usage if response.usage != Usage() else None
@@ -203,7 +230,7 @@ class Generation:
         await send_whole(send, 200, body, extra=self._headers("application/json", meta)[1:])
 
     async def _count(self, request: Request, send: Send) -> None:
-        tokens, exact = await self.engine.count_tokens(request)
+        tokens, exact = await self.engine.count_tokens(request, allow=self.allow)
         self.log.tokens_in = tokens
         self.log.tokens_estimated = not exact
         self.log.status = 200
@@ -237,7 +264,7 @@ class Generation:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
 
         try:
-            async with self.engine.stream(request) as events:
+            async with self.engine.stream(request, allow=self.allow) as events:
                 self.log.meta = events.meta
                 while True:
                     with trio.move_on_after(interval) as idle:
@@ -265,6 +292,8 @@ class Generation:
                             self.log.tokens_in = event.usage.input_tokens
                             self.log.tokens_out = event.usage.output_tokens
                             self.log.usage = event.usage
+                            if self.ticket is not None:
+                                self.ticket.observe(event.usage, events.meta.model)
                     payload = b"".join(parts)
                     if payload:
                         await send({"type": "http.response.body", "body": payload, "more_body": True})
