@@ -229,12 +229,12 @@ class KeyGate:
             deployments = router.resolve(step)
             if any(allow(step, d) for d in deployments):
                 return allow
-            served.extend(d.upstream_model for d in deployments if d.upstream_model not in served)
+            served.extend(name for d in deployments if (name := f"{d.alias} on {d.provider.name}") not in served)
         if served:
             raise _refused(
                 ErrorKind.PERMISSION,
                 f"model {model!r} is not allowed for client key {name!r}: it resolves to "
-                f"{', '.join(repr(s) for s in served)}, which the key may not use",
+                f"{', '.join(served)}, which the key may not use",
             )
         return allow  # nothing serves it at all: the engine answers its own 404
 
@@ -322,12 +322,14 @@ class KeyGate:
         store = self.store
         assert store is not None
         want = counter.lease_size(need)
+        spent, counter.pending = counter.pending, 0.0
         self.lease_calls += 1
         try:
             granted, used_after = await self._call(
-                store.lease, key.id, counter.kind, counter.start, counter.limit, want, minimum
+                store.lease, key.id, counter.kind, counter.start, counter.limit, want, minimum, spent
             )
         except Exception as exc:
+            counter.pending += spent
             if not self._store_down:
                 log.warning("client keys: store unavailable (%s); counting locally until it returns",
                             type(exc).__name__)

@@ -175,10 +175,11 @@ class KeyStore:
 
     # -- counters
     def lease(
-        self, key_id: str, kind: str, window: int, limit: float, want: float, minimum: float
+        self, key_id: str, kind: str, window: int, limit: float, want: float, minimum: float, spent: float = 0.0
     ) -> tuple[float, float]:
-        """Take up to ``want`` units of (key, kind, window), at least ``minimum`` or nothing, never past ``limit``.
-        Returns (granted, used after)."""
+        """First add ``spent`` (units this worker used beyond its leases, not yet written), then take up to ``want``
+        units of (key, kind, window), at least ``minimum`` or nothing, never past ``limit``. Returns (granted, used
+        after)."""
         insert = self._sql(
             "INSERT INTO client_key_counters (key_id, kind, window_start, used) VALUES (?, ?, ?, 0) "
             "ON CONFLICT (key_id, kind, window_start) DO NOTHING"
@@ -195,6 +196,9 @@ class KeyStore:
             cur.execute(insert, (key_id, kind, window))
             cur.execute(select, (key_id, kind, window))
             used = float(cur.fetchone()[0])
+            if spent:
+                cur.execute(update, (spent, key_id, kind, window))
+                used += spent
             available = limit - used
             if available < minimum or available <= 0:
                 return 0.0, used
