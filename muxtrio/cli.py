@@ -1,4 +1,5 @@
-"""The ``muxtrio`` command: ``serve`` (the default), ``check``, ``models`` and ``login <account type>``.
+"""The ``muxtrio`` command: ``serve`` (the default), ``check``, ``models``, ``login <account type>`` and ``keys``
+(:mod:`muxtrio.keys.cli`).
 
 Role: parse the command line, load the configuration (CLI flags > ``MUXTRIO_*`` environment > file > defaults), print
 its warnings to stderr, and hand over to the server runner or print a summary.
@@ -30,9 +31,10 @@ from muxtrio import provider_types
 from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
 from muxtrio.engine.routing import Router
 from muxtrio.errors import ConfigError, mask_secret
+from muxtrio.keys import cli as keys_cli
 from muxtrio.upstream.providers import default_patterns
 
-_COMMANDS = ("serve", "check", "models")
+_COMMANDS = ("serve", "check", "models", "keys")
 
 
 def _port(text: str) -> int:
@@ -52,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="muxtrio",
         description="An LLM API gateway: every wire format in, every provider out. Without a command: serve.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,check,models,login}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,check,models,login,keys}")
     config_help = (
         "config file (default: $MUXTRIO_CONFIG, ./muxtrio.yaml, ~/.config/muxtrio/config.yaml, else built-in defaults)"
     )
@@ -80,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)")
     login.add_argument("--config", metavar="PATH", help=config_help)
     login.set_defaults(handler=_login)
+
+    keys_cli.add_commands(commands)
     return parser
 
 

@@ -21,6 +21,7 @@ import pytest
 import trio
 from google.genai import errors as genai_errors
 
+from muxtrio.cli import main
 from tests.e2e.clients import anthropic_client, genai_client, openai_client, raw_client
 from tests.e2e.conftest import CLIENT_KEY, Stack, run_sync
 
@@ -278,3 +279,39 @@ async def test_keys_are_stored_hashed_and_never_logged(
     assert key["id"] in logged  # the management log names the key by id
     for clear in (secret, rotated):
         assert clear not in logged and clear[3:] not in logged
+
+
+async def test_cli_keys_commands(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--url", stack.url]
+
+    async def muxtrio(*argv: str) -> tuple[int, str, str]:
+        status = await run_sync(main, list(argv))
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    status, out, _ = await muxtrio("keys", "create", *base, "--name", "team-a", "--models", "openai-*,gpt-5*",
+                                   "--rpm", "60", "--tpm", "200000", "--max-concurrency", "8",
+                                   "--budget-tokens-month", "50M", "--expires", "30d")
+    assert status == 0 and "shown only now" in out
+    secret = out.strip().splitlines()[-1]
+    assert secret.startswith("mx-") and "rpm=60 tpm=200000 max-concurrency=8 budget-tokens-month=5e+07" in out
+    assert (await run_sync(chat, stack, secret)).parse().choices[0].message.content
+    status, out, _ = await muxtrio("keys", "list", *base)
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["ID", "NAME", "KEY", "STATE"] and "team-a" in row and "active" in row
+    assert secret not in out and secret[-4:] in out
+    status, out, _ = await muxtrio("keys", "update", *base, "team-a", "--rpm", "none", "--models", "anthropic-*")
+    assert status == 0 and "models:      anthropic-*" in out and "rpm=" not in out
+    status, out, _ = await muxtrio("keys", "rotate", *base, "team-a")
+    rotated = out.strip().splitlines()[-1]
+    assert status == 0 and rotated.startswith("mx-") and rotated != secret
+    status, out, _ = await muxtrio("keys", "revoke", *base, "team-a")
+    assert status == 0 and "state:       revoked" in out
+    with pytest.raises(openai.AuthenticationError):
+        await run_sync(chat, stack, rotated, "anthropic-text")
+    status, _, err = await muxtrio("keys", "get", *base, "nobody")
+    assert status == 1 and err.strip() == "muxtrio: 404: no client key 'nobody'"
+    status, _, err = await muxtrio("keys", "list", "--url", stack.url, "--management-key", "wrong")
+    assert status == 1 and "401: missing or wrong management key" in err
+    status, _, err = await muxtrio("keys", "list", "--url", "http://127.0.0.1:9")
+    assert status == 1 and "cannot reach http://127.0.0.1:9" in err
