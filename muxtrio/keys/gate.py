@@ -193,6 +193,17 @@ class KeyGate:
         self._last_used[key.id] = now
         return KeyIdentity(key.id, key.name, key)
 
+    def refuse_client_key(self, presented: str | None, where: str) -> None:
+        """A 401 for a client key presented where client keys are not served (so none is served without its limits);
+        keys on the flat list pass."""
+        if presented is None or not looks_like_client_key(presented):
+            return
+        if any(hmac.compare_digest(presented.encode(), flat.encode()) for flat in self.config.api_keys):
+            return
+        raise _refused(
+            ErrorKind.AUTHENTICATION, f"client keys (mx-…) are not accepted {where}; use HTTP, or a key of api-keys"
+        )
+
     async def _lookup(self, store: KeyStore, digest: str) -> ClientKey | None:
         now = time.time()
         missed = self._misses.get(digest)

@@ -114,6 +114,7 @@ async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Sen
     try:
         if path not in (RESPONSES_PATH, MUX_PATH):
             raise ClientError(ErrorKind.NOT_FOUND, f"no WebSocket endpoint at {path or '/'}")
+        app.keys.refuse_client_key(auth.presented_key(scope), "on the WebSocket transport")
         auth.check(app.config, scope)
         engine = app.engine
         if engine is None or not app.ready:

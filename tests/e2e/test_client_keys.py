@@ -20,6 +20,7 @@ import openai
 import pytest
 import trio
 from google.genai import errors as genai_errors
+from trio_websocket import ConnectionRejected, open_websocket_url
 
 from muxtrio.cli import main
 from tests.e2e.clients import anthropic_client, genai_client, openai_client, raw_client
@@ -315,3 +316,14 @@ async def test_cli_keys_commands(stack: Stack, capsys: pytest.CaptureFixture[str
     assert status == 1 and "401: missing or wrong management key" in err
     status, _, err = await muxtrio("keys", "list", "--url", "http://127.0.0.1:9")
     assert status == 1 and "cannot reach http://127.0.0.1:9" in err
+
+
+async def test_websocket_refuses_client_keys(stack: Stack) -> None:
+    secret, _ = await new_key(stack, limits={"rpm": 1})
+    ws_url = stack.url.replace("http://", "ws://") + "/v1/responses"
+    with pytest.raises(ConnectionRejected) as rejected:
+        async with open_websocket_url(ws_url, extra_headers=[(b"authorization", f"Bearer {secret}".encode())]):
+            pass
+    assert rejected.value.status_code == 401
+    assert b"not accepted on the WebSocket transport" in (rejected.value.body or b"")
+    assert secret.encode() not in (rejected.value.body or b"")

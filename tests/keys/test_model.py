@@ -83,3 +83,23 @@ def test_costs() -> None:
     assert cost_of(prices, "gpt-5", usage) is None
     assert input_cost(prices, "claude-sonnet-4", 1000) == pytest.approx(0.003)
     assert input_cost(prices, "gpt-5", 1000) == 0.0
+
+
+def test_config_reads_client_keys_and_prices() -> None:
+    import yaml
+
+    from muxtrio.config import ConfigError, parse_config
+
+    config = parse_config(yaml.safe_load(
+        "client-keys: {refresh-interval: 500ms, sync-interval: 2s}\n"
+        "prices:\n  claude-sonnet-4*: {input: 3, output: 15, cache-read: 0.3, cache-write: 3.75}\n"
+        "  gpt-5*: {input: 1.25, output: 10}\n"
+    ), env={})
+    assert (config.client_keys.refresh_interval, config.client_keys.sync_interval) == (0.5, 2.0)
+    assert config.prices == (PriceConfig("claude-sonnet-4*", 3.0, 15.0, 0.3, 3.75), PriceConfig("gpt-5*", 1.25, 10.0))
+    with pytest.raises(ConfigError, match=r"prices\.x\.input: expected a number"):
+        parse_config({"prices": {"x": {"input": True}}}, env={})
+    with pytest.raises(ConfigError, match=r"client-keys\.sync-interval"):
+        parse_config({"client-keys": {"sync-interval": 0}}, env={})
+    warned = parse_config({"prices": {"x": {"inptu": 1}}}, env={})
+    assert any("prices.x.inptu: unknown key" in w for w in warned.warnings)
