@@ -40,7 +40,9 @@ from muxtrio.config import Config
 from muxtrio.engine.engine import DeploymentFilter
 from muxtrio.engine.routing import Deployment, Router
 from muxtrio.errors import ErrorKind, LimitError
+from muxtrio.ir.events import Event, ReasoningDelta, TextDelta, ToolCallDelta
 from muxtrio.ir.response import Usage
+from muxtrio.ir.tokens import CHARS_PER_TOKEN
 from muxtrio.keys.limits import (
     BUDGET_NAMES,
     BUDGETS,
@@ -88,12 +90,31 @@ class Ticket:
     served_model: str | None = None
     holds_slot: bool = False
     settled: bool = False
+    finished: bool = False  # the response ended normally (so the provider's usage is final)
+    produced_chars: int = 0  # text streamed so far (text, reasoning, tool arguments)
 
     def observe(self, usage: Usage, served_model: str | None) -> None:
         """Record the provider's usage so far (cumulative snapshots: the latest wins)."""
         self.usage = usage if self.usage is None else self.usage.merge(usage)
         if served_model:
             self.served_model = served_model
+
+    def produced(self, event: Event) -> None:
+        """Count what a stream delivered (for a settlement without the provider's final usage)."""
+        if isinstance(event, ToolCallDelta):
+            self.produced_chars += len(event.arguments)
+        elif isinstance(event, TextDelta | ReasoningDelta):
+            self.produced_chars += len(event.text)
+
+    def final_usage(self) -> Usage | None:
+        """The usage to settle with: the provider's when the response finished; for a stream cut short (client
+        gone, provider failure) the larger of what the provider reported so far and the local estimate of what was
+        streamed (:data:`CHARS_PER_TOKEN`), on top of the input estimate. None when nothing is known."""
+        if self.finished or self.produced_chars == 0:
+            return self.usage
+        streamed = (self.produced_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+        usage = self.usage or Usage(input_tokens=self.estimate)
+        return replace(usage, output_tokens=max(usage.output_tokens, streamed))
 
 
 def _refused(kind: ErrorKind, message: str, **kw: Any) -> LimitError:
@@ -386,7 +407,7 @@ class KeyGate:
             return
         if ticket.holds_slot:
             limiter.in_flight = max(0, limiter.in_flight - 1)
-        usage = ticket.usage
+        usage = ticket.final_usage()
         if usage is None:
             return
         tokens = float(usage.input_tokens + usage.output_tokens)

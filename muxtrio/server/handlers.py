@@ -218,6 +218,7 @@ class Generation:
         response = await self.engine.complete(request, meta=meta, allow=self.allow)
         if self.ticket is not None:
             self.ticket.observe(response.usage, meta.model)
+            self.ticket.finished = True
         self.log.ttfb = time.perf_counter() - self.log.start
         self.log.tokens_in, self.log.tokens_out = response.usage.input_tokens, response.usage.output_tokens
         self.log.usage = response.usage if response.usage != Usage() else None
@@ -294,6 +295,8 @@ class Generation:
                             self.log.usage = event.usage
                             if self.ticket is not None:
                                 self.ticket.observe(event.usage, events.meta.model)
+                        elif self.ticket is not None:
+                            self.ticket.produced(event)
                     payload = b"".join(parts)
                     if payload:
                         await send({"type": "http.response.body", "body": payload, "more_body": True})
@@ -302,6 +305,8 @@ class Generation:
                     encoder = new_encoder(shown_model(self.config, request, events.meta))
                     await start(encoder, events.meta)
                 tail = encoder.finish()
+                if self.ticket is not None:
+                    self.ticket.finished = True
         except MuxError as err:
             await self._fail(send, err, started, encoder)
             return

@@ -327,3 +327,27 @@ async def test_websocket_refuses_client_keys(stack: Stack) -> None:
     assert rejected.value.status_code == 401
     assert b"not accepted on the WebSocket transport" in (rejected.value.body or b"")
     assert secret.encode() not in (rejected.value.body or b"")
+
+
+async def test_client_disconnect_settles_with_what_was_streamed(stack: Stack) -> None:
+    # The input estimate of HELLO is 7 tokens; "endless" streams "Hello " (2 tokens) and never ends or reports usage.
+    secret, _ = await new_key(stack, limits={"budget-tokens-day": 8})
+    client = openai_client(stack.url, secret)
+
+    def read_one_chunk_and_leave() -> str:
+        stream = client.chat.completions.create(model="openai-endless", messages=HELLO, stream=True)
+        text = ""
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                text = chunk.choices[0].delta.content
+                break
+        stream.close()
+        return text
+
+    assert await run_sync(read_one_chunk_and_leave) == "Hello "
+    with trio.fail_after(20):
+        await stack.requests("openai")[-1].disconnected.wait()
+    # Settled with 7 (input estimate) + 2 (streamed): past the budget of 8, where the estimate alone was not.
+    with pytest.raises(openai.RateLimitError) as caught:
+        await run_sync(chat, stack, secret)
+    assert caught.value.code == "insufficient_quota"
