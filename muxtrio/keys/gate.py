@@ -28,6 +28,8 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -52,6 +54,7 @@ from muxtrio.keys.limits import (
     TPM,
     Counter,
     KeyLimiter,
+    Slots,
     reset_text,
 )
 from muxtrio.keys.model import ClientKey, Limits, hint, looks_like_client_key, new_key_id, new_secret
@@ -130,6 +133,7 @@ class KeyGate:
         self.config = config
         self.store: KeyStore | None = None
         self._open_lock = trio.Lock()
+        self._slots_lock = trio.Lock()
         self._db = trio.CapacityLimiter(1)
         self._by_digest: dict[str, ClientKey] = {}
         self._by_id: dict[str, ClientKey] = {}
@@ -141,6 +145,10 @@ class KeyGate:
         self._cleaned_at = 0.0
         self._store_down = False
         self.lease_calls = 0  # store calls made for leases (perf and docs report it)
+        # This process's name for its concurrency-slot rows; rows without a heartbeat for ``stale_after`` seconds
+        # (a worker that died) stop counting.
+        self.worker = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.stale_after = max(10.0, 5 * config.client_keys.sync_interval)
 
     # ------------------------------------------------------------------ store access
     @property
@@ -283,7 +291,7 @@ class KeyGate:
         ticket.allow = self.access_filter(identity, model, router)
         key = self._by_id.get(identity.id, identity.key)
         limiter = self._limiter(key)
-        if not limiter.counters and limiter.max_concurrency is None:
+        if not limiter.counters and limiter.slots is None:
             return ticket
         now = time.time()
         taken: list[tuple[Counter, float]] = []
@@ -296,14 +304,17 @@ class KeyGate:
                     if amount is None:
                         raise self._budget_spent(key, counter)
                     taken.append((counter, amount))
-            if limiter.max_concurrency is not None and limiter.in_flight >= limiter.max_concurrency:
+            slots = limiter.slots
+            if slots is not None and not await self._take_slot(key, slots, now):
                 raise _refused(
                     ErrorKind.RATE_LIMIT,
-                    f"client key {key.name!r} has {limiter.in_flight} requests in flight; its concurrency cap is "
-                    f"{limiter.max_concurrency}",
+                    f"client key {key.name!r} has {slots.limit} requests in flight (across all workers); its "
+                    f"concurrency cap is {slots.limit}",
                     retry_after=1.0,
                     headers=self._headers(limiter, now),
                 )
+            if slots is not None:
+                ticket.holds_slot = True
             for kind, need in ((RPM, 1.0), (TPM, float(estimate))):
                 counter = limiter.counters.get(kind)
                 if counter is None:
@@ -323,11 +334,11 @@ class KeyGate:
         except LimitError:
             for counter, amount in taken:
                 counter.refund(amount)
+            if ticket.holds_slot and limiter.slots is not None:
+                limiter.slots.release()
+                ticket.holds_slot = False
             raise
         ticket.reserved = {counter.kind: amount for counter, amount in taken if counter.kind != RPM}
-        if limiter.max_concurrency is not None:
-            limiter.in_flight += 1
-            ticket.holds_slot = True
         ticket.headers = self._headers(limiter, now)
         return ticket
 
@@ -341,14 +352,47 @@ class KeyGate:
         need = max(need, floor)
         if counter.spend_local(need, now):
             return need
-        await self._lease(key, counter, need, max(floor - counter.held, _COST_EPSILON))
+        if counter.dry_until <= now:
+            await self._lease(key, counter, need, max(floor - counter.held, _COST_EPSILON))
         if counter.spend_local(need, now):
             return need
         if partial_ok and counter.held > 0 and counter.held >= floor - 1e-12:
             amount = counter.held
             counter.spend_local(amount, now)
             return amount
+        # Nothing left in the store: later refusals stay local until units may have come back (another worker's
+        # idle lease returned at its sync) or the window ends.
+        counter.dry_until = min(now + self.config.client_keys.sync_interval, counter.end)
         return None
+
+    async def _take_slot(self, key: ClientKey, slots: Slots, now: float) -> bool:
+        """One concurrency slot: from this worker's leased slots, else leased from the store."""
+        if slots.take_local(now):
+            return True
+        store = self.store
+        assert store is not None
+        async with self._slots_lock:  # a lease and a heartbeat never interleave (each writes this worker's row)
+            if slots.take_local(now):
+                return True
+            holding = slots.held + slots.in_use
+            self.lease_calls += 1
+            try:
+                granted, total = await self._call(
+                    store.lease_slots, key.id, self.worker, slots.limit, slots.lease_size(), holding, now,
+                    now - self.stale_after,
+                )  # fmt: skip
+            except Exception as exc:
+                self._note_store_down(exc)
+                granted, total = (1 if holding < slots.limit else 0), slots.total
+            slots.held += granted
+            slots.total = total
+            slots.written = slots.held + slots.in_use
+        return slots.take_local(now)
+
+    def _note_store_down(self, exc: Exception) -> None:
+        if not self._store_down:
+            log.warning("client keys: store unavailable (%s); counting locally until it returns", type(exc).__name__)
+            self._store_down = True
 
     async def _lease(self, key: ClientKey, counter: Counter, need: float, minimum: float) -> None:
         store = self.store
@@ -362,10 +406,7 @@ class KeyGate:
             )
         except Exception as exc:
             counter.pending += spent
-            if not self._store_down:
-                log.warning("client keys: store unavailable (%s); counting locally until it returns",
-                            type(exc).__name__)
-                self._store_down = True
+            self._note_store_down(exc)
             counter.held += need  # fail open: spend it here, write it back when the store returns
             counter.pending += need
             return
@@ -405,8 +446,8 @@ class KeyGate:
         limiter = self._limiters.get(ticket.identity.id)
         if limiter is None:
             return
-        if ticket.holds_slot:
-            limiter.in_flight = max(0, limiter.in_flight - 1)
+        if ticket.holds_slot and limiter.slots is not None:
+            limiter.slots.release()
         usage = ticket.final_usage()
         if usage is None:
             return
@@ -457,6 +498,16 @@ class KeyGate:
             return
         now = time.time()
         idle = 0.0 if final else self.config.client_keys.sync_interval
+        async with self._slots_lock:
+            heartbeats = []
+            for key_id, limiter in self._limiters.items():
+                slots = limiter.slots
+                if slots is not None:
+                    count = slots.idle_return(now, idle)
+                    if count or slots.written:  # a row to refresh, or one to clear
+                        heartbeats.append((key_id, self.worker, count))
+                        slots.written = count
+            await self._call(store.write_slots, heartbeats, now)
         deltas = []
         for key_id, limiter in self._limiters.items():
             for counter in limiter.counters.values():

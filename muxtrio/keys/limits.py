@@ -74,6 +74,7 @@ class Counter:
     used: float = 0.0  # the store's count after this worker's last lease (all workers' leases)
     pending: float = 0.0  # spent beyond the leases (settlements): added to the store at the next sync
     active: float = 0.0  # when this worker last spent from it
+    dry_until: float = 0.0  # a lease found nothing left: refuse locally until then (no store call per refusal)
 
     def roll(self, now: float) -> None:
         """Move to the window containing ``now`` (leases of a past window are worth nothing in the next)."""
@@ -82,6 +83,7 @@ class Counter:
         self.start, self.end = window(self.kind, now)
         self.held = 0.0
         self.used = 0.0
+        self.dry_until = 0.0
 
     def spend_local(self, amount: float, now: float) -> bool:
         """Spend ``amount`` from the units held here, if there are enough."""
@@ -132,17 +134,56 @@ class Counter:
 
 
 @dataclass(slots=True)
+class Slots:
+    """The concurrency cap in one worker: slots leased from the store (this worker's row, refreshed by a heartbeat so
+    a dead worker's slots stop counting), some in use by requests, the rest held for the next ones."""
+
+    limit: int
+    held: int = 0
+    in_use: int = 0
+    total: int = 0  # every worker's slots, as of this worker's last lease
+    active: float = 0.0
+    written: int = -1  # what this worker's row said at the last write (-1: never written)
+
+    def take_local(self, now: float) -> bool:
+        if self.held > 0:
+            self.held -= 1
+            self.in_use += 1
+            self.active = now
+            return True
+        return False
+
+    def lease_size(self) -> int:
+        return max(1, (self.limit - self.total) // SLICE_DIVISOR)
+
+    def release(self) -> None:
+        if self.in_use > 0:
+            self.in_use -= 1
+            self.held += 1
+
+    def idle_return(self, now: float, idle: float) -> int:
+        """The count this worker's row should say now (held slots idle for ``idle`` seconds given back)."""
+        if self.held and now - self.active >= idle:
+            self.held = 0
+        return self.held + self.in_use
+
+
+@dataclass(slots=True)
 class KeyLimiter:
-    """Every counter of one key in this worker, plus its in-flight count (the concurrency cap)."""
+    """Every counter of one key in this worker, plus its concurrency slots."""
 
     key_id: str
     counters: dict[str, Counter] = field(default_factory=dict)
-    in_flight: int = 0
-    max_concurrency: int | None = None
+    slots: Slots | None = None
 
     def configure(self, limits: Limits) -> None:
         """Follow the key's current limits (kept counters keep their state; removed limits drop theirs)."""
-        self.max_concurrency = limits.max_concurrency
+        if limits.max_concurrency is None:
+            self.slots = None
+        elif self.slots is None:
+            self.slots = Slots(limits.max_concurrency)
+        else:
+            self.slots.limit = limits.max_concurrency
         for kind in _LIMIT_OF:
             limit = limit_of(limits, kind)
             if limit is None:

@@ -58,6 +58,7 @@ SCHEMA: tuple[str, ...] = (
 )
 
 COUNTER_RETENTION = 40 * 86400.0  # longer than the longest window (a month)
+SLOTS = "slots@"  # kind prefix of a worker's concurrency-slot row: window_start is its heartbeat
 
 
 def _row(key: ClientKey) -> tuple[object, ...]:
@@ -208,6 +209,50 @@ class KeyStore:
 
         return self._run(take)
 
+    def _lock_key(self, cur: Any, key_id: str) -> None:
+        """Serialise slot leases of one key (SQLite: ``BEGIN IMMEDIATE`` already does)."""
+
+    def lease_slots(
+        self, key_id: str, worker: str, limit: int, want: int, holding: int, now: float, stale_before: float
+    ) -> tuple[int, int]:
+        """Concurrency slots: this worker's row says ``holding`` slots; take up to ``want`` more if every worker's
+        fresh rows (heartbeat at or after ``stale_before``) leave room under ``limit``. Returns (granted, every
+        worker's slots after)."""
+        kind = SLOTS + worker
+        others = self._sql(
+            "SELECT COALESCE(SUM(used), 0) FROM client_key_counters WHERE key_id = ? AND kind LIKE ? AND kind <> ? "
+            "AND window_start >= ?"
+        )
+
+        def take(cur: Any) -> tuple[int, int]:
+            self._lock_key(cur, key_id)
+            cur.execute(others, (key_id, SLOTS + "%", kind, int(stale_before)))
+            taken = int(cur.fetchone()[0])
+            granted = max(0, min(want, limit - taken - holding))
+            self._write_slots(cur, key_id, kind, holding + granted, now)
+            return granted, taken + holding + granted
+
+        return self._run(take)
+
+    def write_slots(self, rows: list[tuple[str, str, int]], now: float) -> None:
+        """Heartbeat: (key, worker, slots held) for this worker's rows."""
+        if not rows:
+            return
+
+        def write(cur: Any) -> None:
+            for key_id, worker, count in rows:
+                self._write_slots(cur, key_id, SLOTS + worker, count, now)
+
+        self._run(write)
+
+    def _write_slots(self, cur: Any, key_id: str, kind: str, count: int, now: float) -> None:
+        cur.execute(self._sql("DELETE FROM client_key_counters WHERE key_id = ? AND kind = ?"), (key_id, kind))
+        if count > 0:
+            cur.execute(
+                self._sql("INSERT INTO client_key_counters (key_id, kind, window_start, used) VALUES (?, ?, ?, ?)"),
+                (key_id, kind, int(now), float(count)),
+            )
+
     def adjust(self, deltas: Iterable[tuple[str, str, int, float]]) -> None:
         """Add (or, negative, give back) units per (key, kind, window), never below zero: settlements and returned
         leases, written in one batch."""
@@ -295,6 +340,9 @@ class PostgresKeyStore(KeyStore):
 
     def _for_update(self) -> str:
         return " FOR UPDATE"
+
+    def _lock_key(self, cur: Any, key_id: str) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key_id,))
 
     def _upsert_add_sql(self) -> str:
         return (
