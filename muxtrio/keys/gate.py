@@ -129,6 +129,9 @@ def _when(ts: float) -> str:
 
 
 class KeyGate:
+    """One per worker process (the app owns it). ``config`` is read on every call, so a reload may assign a new one
+    (``api-keys``, ``prices``); the store's DSN is fixed once it is open."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store: KeyStore | None = None
