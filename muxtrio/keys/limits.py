@@ -87,7 +87,7 @@ class Counter:
 
     def spend_local(self, amount: float, now: float) -> bool:
         """Spend ``amount`` from the units held here, if there are enough."""
-        if self.held + 1e-9 >= amount:
+        if self.held > 0 and self.held + 1e-12 >= amount:
             self.held = max(0.0, self.held - amount)
             self.active = now
             return True

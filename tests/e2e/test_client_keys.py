@@ -23,6 +23,7 @@ from google.genai import errors as genai_errors
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from muxtrio.cli import main
+from muxtrio.config import PriceConfig
 from tests.e2e.clients import anthropic_client, genai_client, openai_client, raw_client
 from tests.e2e.conftest import CLIENT_KEY, Stack, run_sync
 
@@ -351,3 +352,17 @@ async def test_client_disconnect_settles_with_what_was_streamed(stack: Stack) ->
     with pytest.raises(openai.RateLimitError) as caught:
         await run_sync(chat, stack, secret)
     assert caught.value.code == "insufficient_quota"
+
+
+@pytest.mark.gateway_config(prices=(PriceConfig("openai-*", input=1_000_000, output=1_000_000),))
+async def test_cost_budget_with_prices(stack: Stack) -> None:
+    # One unit of currency per token: the 7-token input estimate fits a budget of 10, the reported usage does not.
+    secret, _ = await new_key(stack, limits={"budget-cost-day": 10})
+    first = (await run_sync(chat, stack, secret)).parse()
+    assert first.usage is not None and first.usage.total_tokens > 10
+    with pytest.raises(openai.RateLimitError) as caught:
+        await run_sync(chat, stack, secret)
+    assert caught.value.code == "insufficient_quota" and "daily cost budget of 10" in caught.value.message
+    # A model without a price cannot be charged: the spent budget still refuses it (nothing is left).
+    with pytest.raises(openai.RateLimitError):
+        await run_sync(chat, stack, secret, "anthropic-text")
