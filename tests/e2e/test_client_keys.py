@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import ollama
 import openai
 import pytest
 import trio
@@ -24,7 +25,7 @@ from trio_websocket import ConnectionRejected, open_websocket_url
 
 from muxtrio.cli import main
 from muxtrio.config import PriceConfig
-from tests.e2e.clients import anthropic_client, genai_client, openai_client, raw_client
+from tests.e2e.clients import anthropic_client, genai_client, ollama_client, openai_client, raw_client
 from tests.e2e.conftest import CLIENT_KEY, Stack, run_sync
 
 MANAGEMENT_KEY = "mgmt-key-for-client-key-tests-0001"
@@ -366,3 +367,14 @@ async def test_cost_budget_with_prices(stack: Stack) -> None:
     # A model without a price cannot be charged: the spent budget still refuses it (nothing is left).
     with pytest.raises(openai.RateLimitError):
         await run_sync(chat, stack, secret, "anthropic-text")
+
+
+async def test_requests_per_minute_ollama_client(stack: Stack) -> None:
+    await fresh_minute()
+    secret, _ = await new_key(stack, limits={"rpm": 1})
+    client = ollama_client(stack.url, secret)
+    answer = await run_sync(client.chat, model="ollama-text", messages=HELLO)
+    assert answer.message.content
+    with pytest.raises(ollama.ResponseError) as caught:
+        await run_sync(client.chat, model="ollama-text", messages=HELLO)
+    assert caught.value.status_code == 429 and "1 requests per minute" in caught.value.error
