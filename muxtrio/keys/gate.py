@@ -272,7 +272,10 @@ class KeyGate:
             deployments = router.resolve(step)
             if any(allow(step, d) for d in deployments):
                 return allow
-            served.extend(name for d in deployments if (name := f"{d.alias} on {d.provider.name}") not in served)
+            for deployment in deployments:
+                where = f"{deployment.alias} on {deployment.provider.name}"
+                if where not in served:
+                    served.append(where)
         if served:
             raise _refused(
                 ErrorKind.PERMISSION,

@@ -47,7 +47,7 @@ log = logging.getLogger("muxtrio.management")
 
 PREFIX = "/v1/management/client-keys"
 MAX_BODY = 1 << 20
-_REF = r"(?P<ref>[A-Za-z0-9_.@:+-]{1,128})"
+_REF = r"(?P<ref>[^/]{1,200})"
 
 
 class ApiError(Exception):

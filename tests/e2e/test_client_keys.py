@@ -199,7 +199,10 @@ async def test_model_allowlist_with_aliases_and_fallbacks(stack: Stack) -> None:
     # Named by the wildcard, but the alias resolves to a model the key may not use.
     with pytest.raises(openai.PermissionDeniedError) as caught:
         await run_sync(chat, stack, secret, "anthropic-trick")
-    assert "it resolves to gemini-text on gemini, which the key may not use" in caught.value.message
+    assert caught.value.message.endswith(
+        "model 'anthropic-trick' is not allowed for client key 'team-a': it resolves to gemini-text on gemini, which "
+        "the key may not use"
+    )
     # openai-ctxlimit falls back to anthropic-text: allowed here, so the fallback serves.
     raw = await run_sync(chat, stack, secret, "openai-ctxlimit")
     assert raw.parse().choices[0].message.content
