@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from google.genai import errors as genai_errors
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from muxtrio.cli import main
-from muxtrio.config import PriceConfig
+from muxtrio.config import PriceConfig, UsageConfig
 from tests.e2e.clients import anthropic_client, genai_client, ollama_client, openai_client, raw_client
 from tests.e2e.conftest import CLIENT_KEY, Stack, run_sync
 
@@ -381,3 +382,31 @@ async def test_requests_per_minute_ollama_client(stack: Stack) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
         await run_sync(client.chat, model="ollama-text", messages=HELLO)
     assert caught.value.status_code == 429 and "1 requests per minute" in caught.value.error
+
+
+@pytest.mark.gateway_config(
+    usage=UsageConfig(flush_interval=0.05), prices=(PriceConfig("openai-*", input=2.0, output=10.0),)
+)
+async def test_usage_records_carry_the_key_and_the_cost(stack: Stack, key_store: Path) -> None:
+    secret, key = await new_key(stack)
+    answer = (await run_sync(chat, stack, secret)).parse()
+    assert answer.usage is not None
+    database = key_store / "muxtrio" / "usage.db"
+    query = "SELECT client_key_id, client_key_name, cost, input_tokens, output_tokens FROM usage_records"
+    rows: list[tuple[Any, ...]] = []
+    with trio.fail_after(20):
+        while not rows:
+            await trio.sleep(0.05)
+            if database.exists():
+                with sqlite3.connect(database) as db:
+                    try:
+                        rows = db.execute(query + " WHERE client_key_id IS NOT NULL").fetchall()
+                    except sqlite3.OperationalError:
+                        rows = []  # the table is created by the writer's first open
+    key_id, key_name, cost, tokens_in, tokens_out = rows[0]
+    assert (key_id, key_name) == (key["id"], "team-a")
+    assert (tokens_in, tokens_out) == (answer.usage.prompt_tokens, answer.usage.completion_tokens)
+    assert cost == pytest.approx((tokens_in * 2.0 + tokens_out * 10.0) / 1_000_000)
+    with sqlite3.connect(database) as db:
+        flat = db.execute(query + " WHERE client_key_id IS NULL").fetchall()
+    assert flat == []  # only the client key's request was made
