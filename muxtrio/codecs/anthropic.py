@@ -142,6 +142,7 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import DEFAULT_THINKING_BUDGET, DYNAMIC_BUDGET, budget_for, effort_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.jsonutil import as_array, as_object, get_bool, get_int, get_number, get_str, invalid, require_str
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
 
 Wire = dict[str, Any]
@@ -317,69 +318,6 @@ _COUNT_TOKENS_KEYS = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control"}
 )
 
-# Content blocks the IR represents; any other block type is carried opaquely for an Anthropic target.
-_IR_BLOCK_TYPES = frozenset({"text", "image", "document", "thinking", "redacted_thinking", "tool_use", "tool_result"})
-
-
-# ============================================================================= client JSON readers
-def _bad(message: str, param: str) -> ClientError:
-    return ClientError(ErrorKind.INVALID_REQUEST, message, param=param)
-
-
-def _as_object(value: object, path: str) -> Wire:
-    if not isinstance(value, dict):
-        raise _bad(f"{path}: expected an object", path)
-    return cast(Wire, value)
-
-
-def _as_list(value: object, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise _bad(f"{path}: expected an array", path)
-    return value
-
-
-def _required_str(obj: Wire, key: str, path: str) -> str:
-    value = obj.get(key)
-    if value is None:
-        raise _bad(f"{path}: field required", path)
-    if not isinstance(value, str):
-        raise _bad(f"{path}: expected a string", path)
-    return value
-
-
-def _optional_str(obj: Wire, key: str, path: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _bad(f"{path}: expected a string", path)
-    return value
-
-
-def _optional_bool(obj: Wire, key: str, path: str) -> bool | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise _bad(f"{path}: expected a boolean", path)
-    return value
-
-
-def _optional_int(obj: Wire, key: str, path: str) -> int | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    number = jsonutil.integral(value) if isinstance(value, int) else None
-    if number is None:
-        raise _bad(f"{path}: expected an integer (64-bit)", path)
-    return number
-
-
-def _optional_number(obj: Wire, key: str, path: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(f"{path}: expected a number", path)
-    return float(value)
-
-
 # ============================================================================ client -> IR request
 @dataclass(slots=True)
 class _RequestExtras:
@@ -401,72 +339,72 @@ def _parse_system(value: object, extras: _RequestExtras) -> tuple[Text, ...]:
     if isinstance(value, str):
         return (Text(value),) if value else ()
     parts: list[Text] = []
-    for i, item in enumerate(_as_list(value, "system")):
+    for i, item in enumerate(as_array(value, "system")):
         path = f"system[{i}]"
-        block = _as_object(item, path)
+        block = as_object(item, path)
         if block.get("type") != "text":
-            raise _bad(f"{path}.type: system blocks must be text blocks", f"{path}.type")
+            raise invalid(f"`{path}.type`: system blocks must be text blocks", f"{path}.type")
         extras.record_cache_control(block, system=len(parts))
-        parts.append(Text(_required_str(block, "text", f"{path}.text")))
+        parts.append(Text(require_str(block, "text", f"{path}.text")))
     return tuple(parts)
 
 
 def _parse_image(block: Wire, path: str) -> Image | None:
     """An image block, or None when its source has no IR form (a Files API id)."""
-    source = _as_object(block.get("source"), f"{path}.source")
+    source = as_object(block.get("source"), f"{path}.source")
     kind = source.get("type")
     if kind == "base64":
         return Image(
-            data=_required_str(source, "data", f"{path}.source.data"),
-            mime_type=_required_str(source, "media_type", f"{path}.source.media_type"),
+            data=require_str(source, "data", f"{path}.source.data"),
+            mime_type=require_str(source, "media_type", f"{path}.source.media_type"),
         )
     if kind == "url":
-        return Image(url=_required_str(source, "url", f"{path}.source.url"))
+        return Image(url=require_str(source, "url", f"{path}.source.url"))
     if kind == "file":
         return None
-    raise _bad(f"{path}.source.type: unknown image source {kind!r}", f"{path}.source.type")
+    raise invalid(f"`{path}.source.type`: unknown image source {kind!r}", f"{path}.source.type")
 
 
 def _parse_document(block: Wire, path: str) -> File | None:
     """A document block, or None when its source has no IR form (custom ``content`` documents)."""
-    source = _as_object(block.get("source"), f"{path}.source")
-    title = _optional_str(block, "title", f"{path}.title")
+    source = as_object(block.get("source"), f"{path}.source")
+    title = get_str(block, "title", f"{path}.title")
     kind = source.get("type")
     if kind == "base64":
         return File(
-            data=_required_str(source, "data", f"{path}.source.data"),
-            mime_type=_required_str(source, "media_type", f"{path}.source.media_type"),
+            data=require_str(source, "data", f"{path}.source.data"),
+            mime_type=require_str(source, "media_type", f"{path}.source.media_type"),
             filename=title,
         )
     if kind == "text":
         # IR File data is base64; a plain-text document is encoded so that it can travel as a file anywhere.
-        text = _required_str(source, "data", f"{path}.source.data")
+        text = require_str(source, "data", f"{path}.source.data")
         encoded = base64.b64encode(text.encode()).decode("ascii")
         return File(data=encoded, mime_type="text/plain", filename=title)
     if kind == "url":
-        return File(url=_required_str(source, "url", f"{path}.source.url"), mime_type="application/pdf", filename=title)
+        return File(url=require_str(source, "url", f"{path}.source.url"), mime_type="application/pdf", filename=title)
     if kind == "file":
-        return File(file_id=_required_str(source, "file_id", f"{path}.source.file_id"), filename=title)
+        return File(file_id=require_str(source, "file_id", f"{path}.source.file_id"), filename=title)
     if kind == "content":
         return None
-    raise _bad(f"{path}.source.type: unknown document source {kind!r}", f"{path}.source.type")
+    raise invalid(f"`{path}.source.type`: unknown document source {kind!r}", f"{path}.source.type")
 
 
 def _parse_tool_result(block: Wire, path: str) -> ToolResult | None:
     """A tool_result block, or None when its content holds blocks the IR cannot (documents, search results)."""
-    call_id = _required_str(block, "tool_use_id", f"{path}.tool_use_id")
-    is_error = _optional_bool(block, "is_error", f"{path}.is_error") or False
+    call_id = require_str(block, "tool_use_id", f"{path}.tool_use_id")
+    is_error = get_bool(block, "is_error", f"{path}.is_error") or False
     content = block.get("content")
     parts: list[Text | Image] = []
     if isinstance(content, str):
         parts.append(Text(content))
     elif content is not None:
-        for i, item in enumerate(_as_list(content, f"{path}.content")):
+        for i, item in enumerate(as_array(content, f"{path}.content")):
             inner_path = f"{path}.content[{i}]"
-            inner = _as_object(item, inner_path)
+            inner = as_object(item, inner_path)
             kind = inner.get("type")
             if kind == "text":
-                parts.append(Text(_required_str(inner, "text", f"{inner_path}.text")))
+                parts.append(Text(require_str(inner, "text", f"{inner_path}.text")))
             elif kind == "image":
                 image = _parse_image(inner, inner_path)
                 if image is None:
@@ -480,10 +418,10 @@ def _parse_tool_result(block: Wire, path: str) -> ToolResult | None:
 def _parse_tool_use(block: Wire, path: str) -> ToolCall:
     tool_input = block.get("input")
     if not isinstance(tool_input, dict):
-        raise _bad(f"{path}.input: expected an object", f"{path}.input")
+        raise invalid(f"`{path}.input` must be an object", f"{path}.input")
     return ToolCall(
-        id=_required_str(block, "id", f"{path}.id"),
-        name=_required_str(block, "name", f"{path}.name"),
+        id=require_str(block, "id", f"{path}.id"),
+        name=require_str(block, "name", f"{path}.name"),
         arguments=jsonutil.dumps(tool_input).decode(),
     )
 
@@ -492,25 +430,25 @@ def _parse_block(block: Wire, path: str, role: str) -> Part | None:
     """One content block as an IR part; None for a block that only Anthropic understands (kept opaque)."""
     kind = block.get("type")
     if not isinstance(kind, str):
-        raise _bad(f"{path}.type: field required", f"{path}.type")
+        raise invalid(f"`{path}.type` is required", f"{path}.type")
     if kind == "text":
-        return Text(_required_str(block, "text", f"{path}.text"))
+        return Text(require_str(block, "text", f"{path}.text"))
     if kind == "image":
         return _parse_image(block, path)
     if kind == "document":
         return _parse_document(block, path)
     if kind == "thinking":
-        signature = _optional_str(block, "signature", f"{path}.signature")
-        return Reasoning(_required_str(block, "thinking", f"{path}.thinking"), signature=signature or None)
+        signature = get_str(block, "signature", f"{path}.signature")
+        return Reasoning(require_str(block, "thinking", f"{path}.thinking"), signature=signature or None)
     if kind == "redacted_thinking":
-        return RedactedReasoning(_required_str(block, "data", f"{path}.data"))
+        return RedactedReasoning(require_str(block, "data", f"{path}.data"))
     if kind == "tool_use":
         if role != "assistant":
-            raise _bad(f"{path}: tool_use blocks belong in assistant messages", path)
+            raise invalid(f"`{path}`: tool_use blocks belong in assistant messages", path)
         return _parse_tool_use(block, path)
     if kind == "tool_result":
         if role != "user":
-            raise _bad(f"{path}: tool_result blocks belong in user messages", path)
+            raise invalid(f"`{path}`: tool_result blocks belong in user messages", path)
         return _parse_tool_result(block, path)
     return None
 
@@ -528,18 +466,18 @@ class _Segment:
 def _segments_of(message: Wire, path: str) -> list[_Segment]:
     role_name = message.get("role")
     if not isinstance(role_name, str) or role_name not in ROLE_TO_IR:
-        raise _bad(f"{path}.role: expected 'user', 'assistant' or 'system'", f"{path}.role")
+        raise invalid(f"`{path}.role`: expected 'user', 'assistant' or 'system'", f"{path}.role")
     role = ROLE_TO_IR[role_name]
     content = message.get("content")
     if isinstance(content, str):
         return [_Segment(role, [Text(content)], [], [])]
-    blocks = _as_list(content, f"{path}.content")
+    blocks = as_array(content, f"{path}.content")
     segments: list[_Segment] = []
     for j, item in enumerate(blocks):
         block_path = f"{path}.content[{j}]"
-        block = _as_object(item, block_path)
+        block = as_object(item, block_path)
         if role is Role.SYSTEM and block.get("type") != "text":
-            raise _bad(f"{block_path}: system messages hold text blocks only", block_path)
+            raise invalid(f"`{block_path}`: system messages hold text blocks only", block_path)
         part = _parse_block(block, block_path, role_name)
         # A user turn that answers tool calls becomes a TOOL message; other user content stays USER, in order.
         part_role = Role.TOOL if isinstance(part, ToolResult) else role
@@ -561,8 +499,8 @@ def _segments_of(message: Wire, path: str) -> list[_Segment]:
 
 def _parse_messages(value: object, extras: _RequestExtras) -> tuple[Message, ...]:
     messages: list[Message] = []
-    for i, item in enumerate(_as_list(value, "messages")):
-        for segment in _segments_of(_as_object(item, f"messages[{i}]"), f"messages[{i}]"):
+    for i, item in enumerate(as_array(value, "messages")):
+        for segment in _segments_of(as_object(item, f"messages[{i}]"), f"messages[{i}]"):
             index = len(messages)
             for position, block in segment.opaque:
                 extras.opaque_blocks.append({"message": index, "part": position, "block": jsonutil.as_json(block)})
@@ -576,9 +514,9 @@ def _parse_tools(value: object, extras: _RequestExtras) -> tuple[Tool, ...]:
     if value is None:
         return ()
     tools: list[Tool] = []
-    for i, item in enumerate(_as_list(value, "tools")):
+    for i, item in enumerate(as_array(value, "tools")):
         path = f"tools[{i}]"
-        tool = _as_object(item, path)
+        tool = as_object(item, path)
         extras.record_cache_control(tool, tool=i)
         kind = tool.get("type")
         if kind is not None and kind != "custom":
@@ -588,10 +526,10 @@ def _parse_tools(value: object, extras: _RequestExtras) -> tuple[Tool, ...]:
         schema = tool.get("input_schema")
         tools.append(
             Tool(
-                name=_required_str(tool, "name", f"{path}.name"),
-                description=_optional_str(tool, "description", f"{path}.description"),
-                parameters=cast(JSONObject, _as_object(schema, f"{path}.input_schema")),
-                strict=_optional_bool(tool, "strict", f"{path}.strict"),
+                name=require_str(tool, "name", f"{path}.name"),
+                description=get_str(tool, "description", f"{path}.description"),
+                parameters=cast(JSONObject, as_object(schema, f"{path}.input_schema")),
+                strict=get_bool(tool, "strict", f"{path}.strict"),
             )
         )
     return tuple(tools)
@@ -601,13 +539,13 @@ def _parse_tool_choice(value: object) -> tuple[ToolChoice | None, bool | None]:
     """``(tool_choice, parallel_tool_calls)``."""
     if value is None:
         return None, None
-    choice = _as_object(value, "tool_choice")
+    choice = as_object(value, "tool_choice")
     kind = choice.get("type")
     mode = TOOL_CHOICE_FROM_WIRE.get(kind) if isinstance(kind, str) else None
     if mode is None:
-        raise _bad(f"tool_choice.type: expected one of {sorted(TOOL_CHOICE_FROM_WIRE)}", "tool_choice.type")
-    name = _required_str(choice, "name", "tool_choice.name") if mode is ToolChoiceMode.TOOL else None
-    disable_parallel = _optional_bool(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use")
+        raise invalid(f"`tool_choice.type`: expected one of {sorted(TOOL_CHOICE_FROM_WIRE)}", "tool_choice.type")
+    name = require_str(choice, "name", "tool_choice.name") if mode is ToolChoiceMode.TOOL else None
+    disable_parallel = get_bool(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use")
     parallel = None if disable_parallel is None else not disable_parallel
     return ToolChoice(mode, name), parallel
 
@@ -616,14 +554,14 @@ def _parse_thinking(value: object, output_config: Wire | None) -> Thinking:
     effort = _parse_effort(output_config)
     if value is None:
         return Thinking(effort=effort)
-    thinking = _as_object(value, "thinking")
-    kind = _required_str(thinking, "type", "thinking.type")
+    thinking = as_object(value, "thinking")
+    kind = require_str(thinking, "type", "thinking.type")
     if kind not in THINKING_TYPES:
-        raise _bad(f"thinking.type: expected one of {sorted(THINKING_TYPES)}", "thinking.type")
-    display = _optional_str(thinking, "display", "thinking.display")
-    budget = _optional_int(thinking, "budget_tokens", "thinking.budget_tokens")
+        raise invalid(f"`thinking.type`: expected one of {sorted(THINKING_TYPES)}", "thinking.type")
+    display = get_str(thinking, "display", "thinking.display")
+    budget = get_int(thinking, "budget_tokens", "thinking.budget_tokens")
     if kind == "enabled" and budget is None:
-        raise _bad("thinking.budget_tokens: field required", "thinking.budget_tokens")
+        raise invalid("`thinking.budget_tokens` is required", "thinking.budget_tokens")
     return Thinking(
         enabled=THINKING_TYPES[kind],
         budget_tokens=budget if kind == "enabled" else None,
@@ -635,38 +573,38 @@ def _parse_thinking(value: object, output_config: Wire | None) -> Thinking:
 def _parse_effort(output_config: Wire | None) -> Effort | None:
     if output_config is None:
         return None
-    effort = _optional_str(output_config, "effort", "output_config.effort")
+    effort = get_str(output_config, "effort", "output_config.effort")
     if effort is None:
         return None
     if effort not in EFFORT_FROM_WIRE:
-        raise _bad(f"output_config.effort: expected one of {sorted(EFFORT_FROM_WIRE)}", "output_config.effort")
+        raise invalid(f"`output_config.effort`: expected one of {sorted(EFFORT_FROM_WIRE)}", "output_config.effort")
     return EFFORT_FROM_WIRE[effort]
 
 
 def _parse_response_format(output_config: Wire | None) -> ResponseFormat | None:
     if output_config is None or output_config.get("format") is None:
         return None
-    fmt = _as_object(output_config["format"], "output_config.format")
+    fmt = as_object(output_config["format"], "output_config.format")
     if fmt.get("type") != "json_schema":
-        raise _bad("output_config.format.type: expected 'json_schema'", "output_config.format.type")
-    schema = _as_object(fmt.get("schema"), "output_config.format.schema")
+        raise invalid("`output_config.format.type`: expected 'json_schema'", "output_config.format.type")
+    schema = as_object(fmt.get("schema"), "output_config.format.schema")
     return ResponseFormat(ResponseFormatType.JSON_SCHEMA, schema=cast(JSONObject, schema))
 
 
 def _parse_sampling(body: Wire, count_only: bool) -> Sampling:
-    max_tokens = _optional_int(body, "max_tokens", "max_tokens")
+    max_tokens = get_int(body, "max_tokens", "max_tokens")
     if max_tokens is None and not count_only:
-        raise _bad("max_tokens: field required", "max_tokens")
+        raise invalid("`max_tokens` is required", "max_tokens")
     if max_tokens is not None and max_tokens < 1:
-        raise _bad("max_tokens: must be at least 1", "max_tokens")
+        raise invalid("`max_tokens` must be at least 1", "max_tokens")
     stops = body.get("stop_sequences")
     stop: tuple[str, ...] = ()
     if stops is not None:
-        stop = tuple(_stop_sequence(item, i) for i, item in enumerate(_as_list(stops, "stop_sequences")))
+        stop = tuple(_stop_sequence(item, i) for i, item in enumerate(as_array(stops, "stop_sequences")))
     return Sampling(
-        temperature=_optional_number(body, "temperature", "temperature"),
-        top_p=_optional_number(body, "top_p", "top_p"),
-        top_k=_optional_int(body, "top_k", "top_k"),
+        temperature=get_number(body, "temperature", "temperature"),
+        top_p=get_number(body, "top_p", "top_p"),
+        top_k=get_int(body, "top_k", "top_k"),
         max_tokens=max_tokens,
         stop=stop,
     )
@@ -674,7 +612,7 @@ def _parse_sampling(body: Wire, count_only: bool) -> Sampling:
 
 def _stop_sequence(item: object, i: int) -> str:
     if not isinstance(item, str):
-        raise _bad(f"stop_sequences[{i}]: expected a string", f"stop_sequences[{i}]")
+        raise invalid(f"`stop_sequences[{i}]` must be a string", f"stop_sequences[{i}]")
     return item
 
 
@@ -682,7 +620,7 @@ def _parse_user(body: Wire) -> str | None:
     metadata = body.get("metadata")
     if metadata is None:
         return None
-    return _optional_str(_as_object(metadata, "metadata"), "user_id", "metadata.user_id")
+    return get_str(as_object(metadata, "metadata"), "user_id", "metadata.user_id")
 
 
 def _extensions(body: Wire, extras: _RequestExtras, hints: RequestHints) -> dict[str, JSONObject]:
@@ -711,13 +649,13 @@ def _extensions(body: Wire, extras: _RequestExtras, hints: RequestHints) -> dict
 def parse_request_body(body: bytes, hints: RequestHints) -> Request:
     obj = jsonutil.loads_object(body)
     count_only = hints.endpoint == COUNT_TOKENS_ENDPOINT
-    model = _required_str(obj, "model", "model")
+    model = require_str(obj, "model", "model")
     if "messages" not in obj:
-        raise _bad("messages: field required", "messages")
+        raise invalid("`messages` is required", "messages")
     extras = _RequestExtras([], [], [])
-    output_config = _as_object(obj["output_config"], "output_config") if obj.get("output_config") is not None else None
+    output_config = as_object(obj["output_config"], "output_config") if obj.get("output_config") is not None else None
     tool_choice, parallel = _parse_tool_choice(obj.get("tool_choice"))
-    stream = _optional_bool(obj, "stream", "stream") or False
+    stream = get_bool(obj, "stream", "stream") or False
     return Request(
         model=model,
         messages=_parse_messages(obj["messages"], extras),
@@ -730,7 +668,7 @@ def parse_request_body(body: bytes, hints: RequestHints) -> Request:
         response_format=_parse_response_format(output_config),
         stream=hints.stream if hints.stream is not None else stream,
         user=_parse_user(obj),
-        service_tier=_optional_str(obj, "service_tier", "service_tier"),
+        service_tier=get_str(obj, "service_tier", "service_tier"),
         extensions=_extensions(obj, extras, hints),
     )
 

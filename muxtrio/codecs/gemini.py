@@ -88,8 +88,8 @@ from muxtrio.codecs.base import (
 )
 from muxtrio.codecs.hosted import translate_hosted
 from muxtrio.codecs.media import parse_data_url
-from muxtrio.codecs.schema import as_object, gemini_schema, normalize_schema
-from muxtrio.errors import ClientError, CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
+from muxtrio.codecs.schema import gemini_schema, normalize_schema, object_or_empty
+from muxtrio.errors import CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
 from muxtrio.ir.accumulate import accumulate
 from muxtrio.ir.events import (
     Event,
@@ -132,6 +132,18 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import budget_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.jsonutil import (
+    as_array,
+    as_object,
+    as_str,
+    invalid,
+    opt_bool,
+    opt_int,
+    opt_number,
+    opt_object,
+    opt_str,
+    unsupported,
+)
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
 EXT = Format.GEMINI.value
@@ -355,75 +367,26 @@ def _signature_for_gemini(signature: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- client JSON readers
-def _invalid(param: str, message: str) -> ClientError:
-    return ClientError(ErrorKind.INVALID_REQUEST, f"{param} {message}", param=param)
-
-
 def _field(obj: Mapping[str, JSON], camel: str, snake: str) -> JSON:
     value = obj.get(camel)
     return obj.get(snake) if value is None else value
-
-
-def _object(value: JSON, param: str) -> JSONObject:
-    if not isinstance(value, dict):
-        raise _invalid(param, "must be an object")
-    return value
-
-
-def _opt_object(value: JSON, param: str) -> JSONObject | None:
-    return None if value is None else _object(value, param)
 
 
 def _items(value: JSON, param: str) -> list[JSON]:
     """A repeated field: a list, or a single object (the REST API accepts both)."""
     if value is None:
         return []
-    if isinstance(value, list):
-        return value
     if isinstance(value, dict):
         return [value]
-    raise _invalid(param, "must be a list")
-
-
-def _string(value: JSON, param: str) -> str:
-    if not isinstance(value, str):
-        raise _invalid(param, "must be a string")
-    return value
-
-
-def _opt_string(value: JSON, param: str) -> str | None:
-    return None if value is None else _string(value, param)
-
-
-def _opt_bool(value: JSON, param: str) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise _invalid(param, "must be a boolean")
-    return value
-
-
-def _opt_int(value: JSON, param: str) -> int | None:
-    """An integer; integral floats too (the python SDK sends ``topK: 40.0``)."""
-    if value is None:
-        return None
-    number = jsonutil.integral(value)
-    if number is None:
-        raise _invalid(param, "must be an integer (64-bit)")
-    return number
-
-
-def _opt_float(value: JSON, param: str) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _invalid(param, "must be a number")
-    return float(value)
+    return as_array(value, param)
 
 
 def _strings(value: JSON, param: str) -> tuple[str, ...]:
-    return tuple(_string(item, f"{param}[{i}]") for i, item in enumerate(_items(value, param)))
+    return tuple(as_str(item, f"{param}[{i}]") for i, item in enumerate(_items(value, param)))
 
 
 def _unsupported(message: str, param: str) -> CodecError:
+    """IR that a Gemini request cannot express (the provider side; the client side raises ``unsupported``)."""
     return CodecError(message, kind=ErrorKind.UNSUPPORTED, param=param)
 
 
@@ -450,22 +413,22 @@ class _ContentsReader:
 
     def read(self, contents: list[JSON], param: str) -> tuple[Message, ...]:
         for i, content in enumerate(contents):
-            self._content(_object(content, f"{param}[{i}]"), f"{param}[{i}]")
+            self._content(as_object(content, f"{param}[{i}]"), f"{param}[{i}]")
         return tuple(self.messages)
 
     def _content(self, content: JSONObject, param: str) -> None:
-        role_name = _opt_string(content.get("role"), f"{param}.role") or "user"
+        role_name = opt_str(content.get("role"), f"{param}.role") or "user"
         role = ROLES.get(role_name)
         if role is None:
-            raise _invalid(f"{param}.role", f"must be one of {sorted(ROLES)}, not {role_name!r}")
+            raise invalid(f"`{param}.role` must be one of {sorted(ROLES)}, not {role_name!r}", f"{param}.role")
         raw_parts = _items(content.get("parts"), f"{param}.parts")
         if not raw_parts:
-            raise _invalid(f"{param}.parts", "must not be empty")
+            raise invalid(f"`{param}.parts` must not be empty", f"{param}.parts")
         run_role: Role | None = None
         run: list[Part] = []
         for j, raw in enumerate(raw_parts):
             part_param = f"{param}.parts[{j}]"
-            part = _object(raw, part_param)
+            part = as_object(raw, part_param)
             part_role = role
             if role is Role.USER and _field(part, "functionResponse", "function_response") is not None:
                 part_role = Role.TOOL
@@ -494,39 +457,40 @@ class _ContentsReader:
         call = _field(part, "functionCall", "function_call")
         if call is not None:
             if role is not Role.ASSISTANT:
-                raise _invalid(param, "functionCall is only allowed in a model turn")
-            return [self._function_call(_object(call, f"{param}.functionCall"), signature, f"{param}.functionCall")]
+                raise invalid(f"`{param}`: functionCall is only allowed in a model turn", param)
+            return [self._function_call(as_object(call, f"{param}.functionCall"), signature, f"{param}.functionCall")]
         result = _field(part, "functionResponse", "function_response")
         if result is not None:
             if role is Role.ASSISTANT:
-                raise _invalid(param, "functionResponse is not allowed in a model turn")
-            return [self._function_response(_object(result, f"{param}.functionResponse"), f"{param}.functionResponse")]
+                raise invalid(f"`{param}`: functionResponse is not allowed in a model turn", param)
+            response_param = f"{param}.functionResponse"
+            return [self._function_response(as_object(result, response_param), response_param)]
         text = part.get("text")
         if text is not None:
-            text = _string(text, f"{param}.text")
-            if _opt_bool(part.get("thought"), f"{param}.thought"):
+            text = as_str(text, f"{param}.text")
+            if opt_bool(part.get("thought"), f"{param}.thought"):
                 return [Reasoning(text, signature)] if text or signature is not None else []
             carried: list[Part] = [] if signature is None else [Reasoning("", signature)]
             return [*carried, Text(text)] if text else carried
         blob = _field(part, "inlineData", "inline_data")
         if blob is not None:
-            return [_read_blob(_object(blob, f"{param}.inlineData"), f"{param}.inlineData")]
+            return [_read_blob(as_object(blob, f"{param}.inlineData"), f"{param}.inlineData")]
         file_data = _field(part, "fileData", "file_data")
         if file_data is not None:
-            return [_read_file_data(_object(file_data, f"{param}.fileData"), f"{param}.fileData")]
-        raise _unsupported(f"{param} has no muxtrio equivalent (fields: {', '.join(sorted(part))})", param)
+            return [_read_file_data(as_object(file_data, f"{param}.fileData"), f"{param}.fileData")]
+        raise unsupported(f"`{param}` has no muxtrio equivalent (fields: {', '.join(sorted(part))})", param)
 
     def _function_call(self, call: JSONObject, signature: str | None, param: str) -> ToolCall:
-        name = _string(call.get("name"), f"{param}.name")
-        args = _opt_object(call.get("args"), f"{param}.args")
-        call_id = _opt_string(call.get("id"), f"{param}.id") or self._invent_id()
+        name = as_str(call.get("name"), f"{param}.name")
+        args = opt_object(call.get("args"), f"{param}.args")
+        call_id = opt_str(call.get("id"), f"{param}.id") or self._invent_id()
         self._unanswered.setdefault(name, []).append(call_id)
         return ToolCall(call_id, name, _compact(args if args is not None else {}), signature)
 
     def _function_response(self, result: JSONObject, param: str) -> ToolResult:
-        name = _string(result.get("name"), f"{param}.name")
-        response = _opt_object(result.get("response"), f"{param}.response") or {}
-        call_id = _opt_string(result.get("id"), f"{param}.id")
+        name = as_str(result.get("name"), f"{param}.name")
+        response = opt_object(result.get("response"), f"{param}.response") or {}
+        call_id = opt_str(result.get("id"), f"{param}.id")
         waiting = self._unanswered.get(name, [])
         if call_id is None:
             call_id = waiting.pop(0) if waiting else self._invent_id()
@@ -534,7 +498,7 @@ class _ContentsReader:
             waiting.remove(call_id)
         content: list[Text | Image] = [Text(_compact(response))]
         for i, raw in enumerate(_items(result.get("parts"), f"{param}.parts")):
-            content.append(_tool_result_media(_object(raw, f"{param}.parts[{i}]"), f"{param}.parts[{i}]"))
+            content.append(_tool_result_media(as_object(raw, f"{param}.parts[{i}]"), f"{param}.parts[{i}]"))
         is_error = "error" in response and "output" not in response
         return ToolResult(call_id, tuple(content), name=name, is_error=is_error)
 
@@ -545,7 +509,7 @@ class _ContentsReader:
 
 
 def _read_signature(part: JSONObject, param: str) -> str | None:
-    signature = _opt_string(_field(part, "thoughtSignature", "thought_signature"), f"{param}.thoughtSignature")
+    signature = opt_str(_field(part, "thoughtSignature", "thought_signature"), f"{param}.thoughtSignature")
     if signature is None or signature == SKIP_SIGNATURE:  # the sentinel is re-added by emit_request where needed
         return None
     return _unwrap_signature(signature)
@@ -560,14 +524,14 @@ def _standard_base64(data: str) -> str:
 
 
 def _read_blob(blob: JSONObject, param: str) -> Image | File:
-    mime = _string(_field(blob, "mimeType", "mime_type"), f"{param}.mimeType")
-    data = _standard_base64(_string(blob.get("data"), f"{param}.data"))
+    mime = as_str(_field(blob, "mimeType", "mime_type"), f"{param}.mimeType")
+    data = _standard_base64(as_str(blob.get("data"), f"{param}.data"))
     return Image(data=data, mime_type=mime) if mime.startswith("image/") else File(data=data, mime_type=mime)
 
 
 def _read_file_data(file_data: JSONObject, param: str) -> Image | File:
-    uri = _string(_field(file_data, "fileUri", "file_uri"), f"{param}.fileUri")
-    mime = _opt_string(_field(file_data, "mimeType", "mime_type"), f"{param}.mimeType")
+    uri = as_str(_field(file_data, "fileUri", "file_uri"), f"{param}.fileUri")
+    mime = opt_str(_field(file_data, "mimeType", "mime_type"), f"{param}.mimeType")
     if mime is not None and mime.startswith("image/"):
         return Image(url=uri, mime_type=mime)
     return File(url=uri, mime_type=mime)
@@ -578,13 +542,13 @@ def _tool_result_media(part: JSONObject, param: str) -> Image:
     file_data = _field(part, "fileData", "file_data")
     media: Image | File
     if blob is not None:
-        media = _read_blob(_object(blob, f"{param}.inlineData"), f"{param}.inlineData")
+        media = _read_blob(as_object(blob, f"{param}.inlineData"), f"{param}.inlineData")
     elif file_data is not None:
-        media = _read_file_data(_object(file_data, f"{param}.fileData"), f"{param}.fileData")
+        media = _read_file_data(as_object(file_data, f"{param}.fileData"), f"{param}.fileData")
     else:
-        raise _unsupported(f"{param} has no muxtrio equivalent", param)
+        raise unsupported(f"`{param}` has no muxtrio equivalent", param)
     if not isinstance(media, Image):
-        raise _unsupported(f"{param}: tool results can carry text and images only", param)
+        raise unsupported(f"`{param}`: tool results can carry text and images only", param)
     return media
 
 
@@ -593,14 +557,15 @@ def _read_system(value: JSON, param: str) -> tuple[Text, ...]:
         return ()
     if isinstance(value, str):  # a bare string: tolerated, as the SDKs turn it into one text part anyway
         return (Text(value),) if value else ()
-    content = _object(value, param)
+    content = as_object(value, param)
     texts: list[Text] = []
     for i, raw in enumerate(_items(content.get("parts"), f"{param}.parts")):
-        part = _object(raw, f"{param}.parts[{i}]")
+        part = as_object(raw, f"{param}.parts[{i}]")
         text = part.get("text")
         if text is None:
-            raise _invalid(f"{param}.parts[{i}]", "must be a text part (a system instruction holds text only)")
-        if text := _string(text, f"{param}.parts[{i}].text"):
+            part_param = f"{param}.parts[{i}]"
+            raise invalid(f"`{part_param}` must be a text part (a system instruction holds text only)", part_param)
+        if text := as_str(text, f"{param}.parts[{i}].text"):
             texts.append(Text(text))
     return tuple(texts)
 
@@ -610,11 +575,11 @@ def _read_tools(value: JSON, param: str) -> tuple[tuple[Tool, ...], list[JSON]]:
     tools: list[Tool] = []
     builtins: list[JSON] = []
     for i, raw in enumerate(_items(value, param)):
-        tool = _object(raw, f"{param}[{i}]")
+        tool = as_object(raw, f"{param}[{i}]")
         declarations = _field(tool, "functionDeclarations", "function_declarations")
         for j, decl in enumerate(_items(declarations, f"{param}[{i}].functionDeclarations")):
             decl_param = f"{param}[{i}].functionDeclarations[{j}]"
-            tools.append(_read_declaration(_object(decl, decl_param), decl_param))
+            tools.append(_read_declaration(as_object(decl, decl_param), decl_param))
         others = {k: v for k, v in tool.items() if k not in ("functionDeclarations", "function_declarations")}
         if others:
             builtins.append(others)
@@ -625,31 +590,32 @@ def _read_declaration(decl: JSONObject, param: str) -> Tool:
     schema = _field(decl, "parametersJsonSchema", "parameters_json_schema")
     if schema is None:
         schema = decl.get("parameters")
-    parameters = _opt_object(schema, f"{param}.parameters")
+    parameters = opt_object(schema, f"{param}.parameters")
     return Tool(
-        name=_string(decl.get("name"), f"{param}.name"),
-        description=_opt_string(decl.get("description"), f"{param}.description"),
+        name=as_str(decl.get("name"), f"{param}.name"),
+        description=opt_str(decl.get("description"), f"{param}.description"),
         # The google-genai SDK sends upper-case OpenAPI types (OBJECT, STRING) that other providers reject.
-        parameters=None if parameters is None else as_object(normalize_schema(parameters)),
+        parameters=None if parameters is None else object_or_empty(normalize_schema(parameters)),
     )
 
 
 def _read_tool_config(value: JSON, param: str, ext: JSONObject) -> ToolChoice | None:
-    config = _opt_object(value, param)
+    config = opt_object(value, param)
     if config is None:
         return None
     others = {k: v for k, v in config.items() if k not in ("functionCallingConfig", "function_calling_config")}
     if others:
         ext["toolConfig"] = others
-    calling = _opt_object(
+    calling = opt_object(
         _field(config, "functionCallingConfig", "function_calling_config"), f"{param}.functionCallingConfig"
     )
     if calling is None:
         return None
-    mode_name = (_opt_string(calling.get("mode"), f"{param}.functionCallingConfig.mode") or "AUTO").upper()
+    mode_name = (opt_str(calling.get("mode"), f"{param}.functionCallingConfig.mode") or "AUTO").upper()
     mode = TOOL_MODES.get(mode_name)
     if mode is None:
-        raise _invalid(f"{param}.functionCallingConfig.mode", f"must be one of {sorted(TOOL_MODES)}")
+        mode_param = f"{param}.functionCallingConfig.mode"
+        raise invalid(f"`{mode_param}` must be one of {sorted(TOOL_MODES)}", mode_param)
     names = _strings(
         _field(calling, "allowedFunctionNames", "allowed_function_names"),
         f"{param}.functionCallingConfig.allowedFunctionNames",
@@ -664,19 +630,19 @@ def _read_tool_config(value: JSON, param: str, ext: JSONObject) -> ToolChoice | 
 
 
 def _read_thinking(value: JSON, param: str, ext: JSONObject) -> Thinking:
-    config = _opt_object(value, param)
+    config = opt_object(value, param)
     if config is None:
         return Thinking()
-    budget = _opt_int(_field(config, "thinkingBudget", "thinking_budget"), f"{param}.thinkingBudget")
+    budget = opt_int(_field(config, "thinkingBudget", "thinking_budget"), f"{param}.thinkingBudget")
     # Gemini's default is no thoughts in the answer: say so, so that a Gemini client gets none from any provider.
-    include = _opt_bool(_field(config, "includeThoughts", "include_thoughts"), f"{param}.includeThoughts") or False
-    level_name = _opt_string(_field(config, "thinkingLevel", "thinking_level"), f"{param}.thinkingLevel")
+    include = opt_bool(_field(config, "includeThoughts", "include_thoughts"), f"{param}.includeThoughts") or False
+    level_name = opt_str(_field(config, "thinkingLevel", "thinking_level"), f"{param}.thinkingLevel")
     if budget is not None:
         return Thinking(enabled=budget != 0, budget_tokens=budget, include_thoughts=include)
     if level_name is not None:
         effort = THINKING_LEVELS.get(level_name.upper())
         if effort is None:
-            raise _invalid(f"{param}.thinkingLevel", f"must be one of {sorted(THINKING_LEVELS)}")
+            raise invalid(f"`{param}.thinkingLevel` must be one of {sorted(THINKING_LEVELS)}", f"{param}.thinkingLevel")
         ext["thinkingLevel"] = level_name.upper()
         return Thinking(enabled=True, effort=effort, include_thoughts=include)
     return Thinking(include_thoughts=include)
@@ -690,31 +656,31 @@ class _GenerationOptions:
 
 
 def _read_generation_config(value: JSON, param: str, ext: JSONObject) -> _GenerationOptions:
-    config = _opt_object(value, param)
+    config = opt_object(value, param)
     if config is None:
         return _GenerationOptions()
 
     def get(camel: str, snake: str) -> JSON:
         return _field(config, camel, snake)
 
-    n = _opt_int(get("candidateCount", "candidate_count"), f"{param}.candidateCount")
+    n = opt_int(get("candidateCount", "candidate_count"), f"{param}.candidateCount")
     if n is not None and n > 1:
-        raise _unsupported(
+        raise unsupported(
             "candidateCount > 1 is not supported (an answer holds one candidate)", f"{param}.candidateCount"
         )
     sampling = Sampling(
-        temperature=_opt_float(config.get("temperature"), f"{param}.temperature"),
-        top_p=_opt_float(get("topP", "top_p"), f"{param}.topP"),
-        top_k=_opt_int(get("topK", "top_k"), f"{param}.topK"),
-        max_tokens=_opt_int(get("maxOutputTokens", "max_output_tokens"), f"{param}.maxOutputTokens"),
+        temperature=opt_number(config.get("temperature"), f"{param}.temperature"),
+        top_p=opt_number(get("topP", "top_p"), f"{param}.topP"),
+        top_k=opt_int(get("topK", "top_k"), f"{param}.topK"),
+        max_tokens=opt_int(get("maxOutputTokens", "max_output_tokens"), f"{param}.maxOutputTokens"),
         stop=_strings(get("stopSequences", "stop_sequences"), f"{param}.stopSequences"),
-        seed=_opt_int(config.get("seed"), f"{param}.seed"),
-        presence_penalty=_opt_float(get("presencePenalty", "presence_penalty"), f"{param}.presencePenalty"),
-        frequency_penalty=_opt_float(get("frequencyPenalty", "frequency_penalty"), f"{param}.frequencyPenalty"),
+        seed=opt_int(config.get("seed"), f"{param}.seed"),
+        presence_penalty=opt_number(get("presencePenalty", "presence_penalty"), f"{param}.presencePenalty"),
+        frequency_penalty=opt_number(get("frequencyPenalty", "frequency_penalty"), f"{param}.frequencyPenalty"),
         n=n,
     )
     extras = {k: v for k, v in config.items() if k not in _GENERATION_FIELDS}
-    mime = _opt_string(get("responseMimeType", "response_mime_type"), f"{param}.responseMimeType")
+    mime = opt_str(get("responseMimeType", "response_mime_type"), f"{param}.responseMimeType")
     schema = get("responseJsonSchema", "response_json_schema")
     if schema is None:
         schema = get("responseSchema", "response_schema")
@@ -722,7 +688,7 @@ def _read_generation_config(value: JSON, param: str, ext: JSONObject) -> _Genera
     if mime == _TEXT_MIME and schema is None:
         response_format = ResponseFormat(ResponseFormatType.TEXT)
     elif mime in (None, _JSON_MIME) and schema is not None:
-        schema_object = as_object(normalize_schema(_object(schema, f"{param}.responseSchema")))
+        schema_object = object_or_empty(normalize_schema(as_object(schema, f"{param}.responseSchema")))
         response_format = ResponseFormat(ResponseFormatType.JSON_SCHEMA, schema=schema_object)
     elif mime == _JSON_MIME:
         response_format = ResponseFormat(ResponseFormatType.JSON_OBJECT)
@@ -753,14 +719,14 @@ def _parse_request(body: bytes, hints: RequestHints) -> Request:
         # countTokens takes {contents} or {generateContentRequest: {model, contents, ...}}.
         inner = _field(data, "generateContentRequest", "generate_content_request")
         if inner is not None:
-            data = _object(inner, "generateContentRequest")
+            data = as_object(inner, "generateContentRequest")
             prefix = "generateContentRequest."
-    model = hints.model or _opt_string(data.get("model"), f"{prefix}model")
+    model = hints.model or opt_str(data.get("model"), f"{prefix}model")
     if not model:
-        raise _invalid("model", "is required (in the URL path)")
+        raise invalid("`model` is required (in the URL path)", "model")
     contents = _items(data.get("contents"), f"{prefix}contents")
     if not contents:
-        raise _invalid(f"{prefix}contents", "is required and must not be empty")
+        raise invalid(f"`{prefix}contents` is required and must not be empty", f"{prefix}contents")
     ext: JSONObject = {}
     if hints.endpoint:
         ext["endpoint"] = hints.endpoint
@@ -1193,7 +1159,7 @@ def _function_declarations(tools: Iterable[Tool]) -> list[JSON]:
         declaration: JSONObject = {"name": tool.name}
         if tool.description:
             declaration["description"] = tool.description
-        parameters = None if tool.parameters is None else as_object(gemini_schema(tool.parameters))
+        parameters = None if tool.parameters is None else object_or_empty(gemini_schema(tool.parameters))
         # Gemini rejects an OBJECT schema without properties ("should be non-empty for OBJECT type"): a function
         # without parameters simply has no schema.
         if parameters and (parameters.get("type") != "OBJECT" or parameters.get("properties")):

@@ -55,7 +55,7 @@ from muxtrio.codecs.base import (
     kind_for_status,
 )
 from muxtrio.codecs.media import parse_data_url
-from muxtrio.codecs.schema import as_object, normalize_schema
+from muxtrio.codecs.schema import normalize_schema, object_or_empty
 from muxtrio.errors import ClientError, CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
 from muxtrio.ir.accumulate import accumulate
 from muxtrio.ir.events import (
@@ -759,7 +759,7 @@ def _wire_tools(request: Request) -> list[JSONObject] | None:
         function: JSONObject = {"name": tool.name}
         if tool.description is not None:
             function["description"] = tool.description
-        schema = as_object(normalize_schema(tool.parameters)) if tool.parameters is not None else {}
+        schema = object_or_empty(normalize_schema(tool.parameters)) if tool.parameters is not None else {}
         function["parameters"] = schema or {"type": "object", "properties": {}}
         tools.append({"type": "function", "function": function})
     return tools

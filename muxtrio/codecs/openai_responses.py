@@ -76,7 +76,7 @@ from muxtrio.codecs.base import (
 from muxtrio.codecs.hosted import translate_hosted
 from muxtrio.codecs.media import data_url, parse_data_url
 from muxtrio.codecs.openai_chat import parse_openai_error, upstream_error_from_object
-from muxtrio.codecs.schema import as_object, normalize_schema
+from muxtrio.codecs.schema import normalize_schema, object_or_empty
 from muxtrio.errors import ClientError, CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
 from muxtrio.ir.accumulate import accumulate
 from muxtrio.ir.events import (
@@ -948,7 +948,7 @@ def _tool_json(tool: Tool, *, strict_default: bool | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": "function",
         "name": tool.name,
-        "parameters": as_object(normalize_schema(tool.parameters)) if tool.parameters is not None else _EMPTY_SCHEMA,
+        "parameters": _EMPTY_SCHEMA if tool.parameters is None else object_or_empty(normalize_schema(tool.parameters)),
         "strict": tool.strict if tool.strict is not None else strict_default,
     }
     if tool.description is not None:

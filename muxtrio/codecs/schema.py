@@ -111,5 +111,5 @@ def gemini_schema(schema: JSON, root: JSONObject | None = None, depth: int = 0) 
     return out
 
 
-def as_object(schema: JSON) -> JSONObject:
+def object_or_empty(schema: JSON) -> JSONObject:
     return schema if isinstance(schema, dict) else {}

@@ -1,7 +1,11 @@
 """The one JSON library choice (orjson) and the helpers codecs share for reading untrusted JSON.
 
-Invariants: ``dumps`` returns compact UTF-8 bytes; ``loads`` accepts bytes or str. Readers (``get_str`` and friends)
-raise :class:`CodecError`/``ClientError`` with the offending field path rather than ``KeyError``/``TypeError``.
+Invariants: ``dumps`` returns compact UTF-8 bytes; ``loads`` accepts bytes or str. The typed field readers are the
+only ones the codecs use on the parse side (a client's body): ``as_*`` check a value, ``opt_*`` a value that may be
+absent (None), ``get_*``/``require_*`` a field of an object. Every reader raises :class:`ClientError`
+(``INVALID_REQUEST``) whose ``param`` is the offending field's full path and whose message has one style:
+``"`path` must be a string"``, ``"`path` is required"``; :func:`unsupported` is the parse side's ``UNSUPPORTED``
+error, also a ``ClientError``. Integers are read by :func:`integral` everywhere (``3.0`` is ``3``; 64-bit only).
 Whatever :func:`loads_object` accepts can be serialized again by :func:`dumps` after the codecs wrap it (nesting at
 most :data:`MAX_DEPTH` levels, so a translated body stays under orjson's 255-level limit), and :func:`integral`
 accepts only integers that ``dumps`` can write (64-bit), so a hostile body is a 400, never a 500 at encode time.
@@ -10,6 +14,7 @@ Pure: orjson and the standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
@@ -93,3 +98,118 @@ def integral(value: object) -> int | None:
 def as_json(value: object) -> JSON:
     """Narrow a value that came from ``loads`` to the IR's JSON type (no copy)."""
     return cast(JSON, value)
+
+
+# ------------------------------------------------------------------------------------------- typed field readers
+def invalid(message: str, path: str) -> ClientError:
+    """The 400 for a client field that is wrong; ``message`` should name ``path`` in backticks."""
+    return ClientError(ErrorKind.INVALID_REQUEST, message, param=path)
+
+
+def unsupported(message: str, path: str) -> ClientError:
+    """The 400 for a client field this gateway understands but does not carry out."""
+    return ClientError(ErrorKind.UNSUPPORTED, message, param=path)
+
+
+def _wrong(path: str, expected: str) -> ClientError:
+    return invalid(f"`{path}` must be {expected}", path)
+
+
+def as_object(value: object, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong(path, "an object")
+    return cast(dict[str, Any], value)
+
+
+def as_array(value: object, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise _wrong(path, "an array")
+    return value
+
+
+def as_str(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        raise _wrong(path, "a string")
+    return value
+
+
+def as_int(value: object, path: str) -> int:
+    number = integral(value)
+    if number is None:
+        raise _wrong(path, "an integer (64-bit)")
+    return number
+
+
+def as_number(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong(path, "a number")
+    return float(value)
+
+
+def as_bool(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong(path, "a boolean")
+    return value
+
+
+def opt_object(value: object, path: str) -> dict[str, Any] | None:
+    return None if value is None else as_object(value, path)
+
+
+def opt_array(value: object, path: str) -> list[Any] | None:
+    return None if value is None else as_array(value, path)
+
+
+def opt_str(value: object, path: str) -> str | None:
+    return None if value is None else as_str(value, path)
+
+
+def opt_int(value: object, path: str) -> int | None:
+    return None if value is None else as_int(value, path)
+
+
+def opt_number(value: object, path: str) -> float | None:
+    return None if value is None else as_number(value, path)
+
+
+def opt_bool(value: object, path: str) -> bool | None:
+    return None if value is None else as_bool(value, path)
+
+
+def get_object(obj: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
+    return opt_object(obj.get(key), path)
+
+
+def get_array(obj: Mapping[str, Any], key: str, path: str) -> list[Any] | None:
+    return opt_array(obj.get(key), path)
+
+
+def get_str(obj: Mapping[str, Any], key: str, path: str) -> str | None:
+    return opt_str(obj.get(key), path)
+
+
+def get_int(obj: Mapping[str, Any], key: str, path: str) -> int | None:
+    return opt_int(obj.get(key), path)
+
+
+def get_number(obj: Mapping[str, Any], key: str, path: str) -> float | None:
+    return opt_number(obj.get(key), path)
+
+
+def get_bool(obj: Mapping[str, Any], key: str, path: str) -> bool | None:
+    return opt_bool(obj.get(key), path)
+
+
+def require_str(obj: Mapping[str, Any], key: str, path: str) -> str:
+    """A string field that must be present: ``is required`` when absent, ``must be a string`` otherwise."""
+    value = obj.get(key)
+    if value is None:
+        raise invalid(f"`{path}` is required", path)
+    return as_str(value, path)
+
+
+def require_int(obj: Mapping[str, Any], key: str, path: str) -> int:
+    value = obj.get(key)
+    if value is None:
+        raise invalid(f"`{path}` is required", path)
+    return as_int(value, path)

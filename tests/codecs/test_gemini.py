@@ -721,7 +721,7 @@ def test_unparseable_body_and_missing_model() -> None:
     ],
 )
 def test_requests_muxtrio_cannot_serve_are_unsupported(body: dict[str, Any], param: str) -> None:
-    with pytest.raises(CodecError) as info:
+    with pytest.raises(ClientError) as info:
         parse(body)
     assert (info.value.kind, info.value.param) == (ErrorKind.UNSUPPORTED, param)
 
