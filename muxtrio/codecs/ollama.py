@@ -56,7 +56,7 @@ from muxtrio.codecs.base import (
 )
 from muxtrio.codecs.media import parse_data_url
 from muxtrio.codecs.schema import normalize_schema, object_or_empty
-from muxtrio.errors import ClientError, CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
+from muxtrio.errors import CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
 from muxtrio.ir.accumulate import accumulate
 from muxtrio.ir.events import (
     Event,
@@ -96,6 +96,7 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import DYNAMIC_BUDGET, effort_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.jsonutil import get_int, get_number, get_str, invalid, require_str, unsupported
 from muxtrio.wire.ndjson import NDJSONDecoder
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
@@ -187,11 +188,8 @@ MAX_ERROR_MESSAGE = 2000
 
 
 # --------------------------------------------------------------------------------------------------- small helpers
-def _invalid(message: str, param: str) -> ClientError:
-    return ClientError(ErrorKind.INVALID_REQUEST, message, param=param)
-
-
 def _unsupported(message: str, param: str) -> CodecError:
+    """An answer or IR request that Ollama's wire cannot express (the client side raises ``unsupported``)."""
     return CodecError(message, kind=ErrorKind.UNSUPPORTED, param=param)
 
 
@@ -202,10 +200,6 @@ def created_at(created: int) -> str:
 
 def _json_text(value: JSON) -> str:
     return jsonutil.dumps(value).decode()
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _sniff_image_mime(data: str) -> str:
@@ -226,20 +220,9 @@ def _dialect(request: Request) -> str:
 
 # =================================================================================================== client side
 # ----------------------------------------------------------------------------------------- parse_request helpers
-def _str_field(obj: JSONObject, key: str, param: str, *, required: bool = False) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise _invalid(f"{param} is required", param)
-        return None
-    if not isinstance(value, str):
-        raise _invalid(f"{param} must be a string", param)
-    return value
-
-
 def _parse_image(value: JSON, param: str) -> Image:
     if not isinstance(value, str) or not value:
-        raise _invalid(f"{param} must be a base64-encoded image string", param)
+        raise invalid(f"`{param}` must be a base64-encoded image string", param)
     parsed = parse_data_url(value)
     if parsed is not None:  # tolerated: some clients send data URLs where Ollama wants bare base64
         mime, data = parsed
@@ -251,7 +234,7 @@ def _parse_images(value: JSON, param: str) -> list[Image]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _invalid(f"{param} must be an array of base64 strings", param)
+        raise invalid(f"`{param}` must be an array of base64 strings", param)
     return [_parse_image(item, f"{param}[{i}]") for i, item in enumerate(value)]
 
 
@@ -262,7 +245,7 @@ def _parse_arguments(value: JSON, param: str) -> str:
         return _json_text(value)
     if isinstance(value, str):  # not Ollama's shape, but unambiguous: JSON text as OpenAI sends it
         return value
-    raise _invalid(f"{param} must be an object", param)
+    raise invalid(f"`{param}` must be an object", param)
 
 
 def _parse_think(value: JSON) -> Thinking:
@@ -276,7 +259,7 @@ def _parse_think(value: JSON) -> Thinking:
         effort = THINK_LEVEL_TO_EFFORT.get(value)
         if effort is not None:
             return Thinking(enabled=True, effort=effort, include_thoughts=True)
-    raise _invalid('think must be true, false, "low", "medium" or "high"', "think")
+    raise invalid('`think` must be true, false, "low", "medium" or "high"', "think")
 
 
 def _parse_format(value: JSON) -> ResponseFormat | None:
@@ -286,7 +269,7 @@ def _parse_format(value: JSON) -> ResponseFormat | None:
         return ResponseFormat(ResponseFormatType.JSON_OBJECT)
     if isinstance(value, dict):
         return ResponseFormat(ResponseFormatType.JSON_SCHEMA, schema=value)
-    raise _invalid('format must be "json" or a JSON schema object', "format")
+    raise invalid('`format` must be "json" or a JSON schema object', "format")
 
 
 def _parse_stop(value: JSON) -> tuple[str, ...]:
@@ -294,28 +277,7 @@ def _parse_stop(value: JSON) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(s, str) for s in value):
         return tuple(cast(list[str], value))
-    raise _invalid("options.stop must be an array of strings", "options.stop")
-
-
-def _option_number(options: JSONObject, key: str) -> float | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if not _is_number(value):
-        raise _invalid(f"options.{key} must be a number", f"options.{key}")
-    return float(cast(float, value))
-
-
-def _option_integer(options: JSONObject, key: str) -> int | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    # Go's option decoding takes a float for an int field and truncates it (api/types.go Options.FromMap);
-    # only integral values are accepted here, so nothing is silently changed.
-    number = jsonutil.integral(value)
-    if number is None:
-        raise _invalid(f"options.{key} must be an integer (64-bit)", f"options.{key}")
-    return number
+    raise invalid("`options.stop` must be an array of strings", "options.stop")
 
 
 def _parse_options(value: JSON) -> tuple[Sampling, JSONObject]:
@@ -323,22 +285,22 @@ def _parse_options(value: JSON) -> tuple[Sampling, JSONObject]:
     if value is None:
         return Sampling(), {}
     if not isinstance(value, dict):
-        raise _invalid("options must be an object", "options")
+        raise invalid("`options` must be an object", "options")
     rest: JSONObject = {k: v for k, v in value.items() if k not in OPTION_TO_SAMPLING and v is not None}
-    max_tokens = _option_integer(value, "num_predict")
+    max_tokens = get_int(value, "num_predict", "options.num_predict")
     if max_tokens in UNLIMITED_NUM_PREDICT:
         rest["num_predict"] = max_tokens  # kept so that an Ollama upstream sees the same -1/-2
         max_tokens = None
     stop = value.get("stop")
     sampling = Sampling(
-        temperature=_option_number(value, "temperature"),
-        top_p=_option_number(value, "top_p"),
-        top_k=_option_integer(value, "top_k"),
+        temperature=get_number(value, "temperature", "options.temperature"),
+        top_p=get_number(value, "top_p", "options.top_p"),
+        top_k=get_int(value, "top_k", "options.top_k"),
         max_tokens=max_tokens,
         stop=_parse_stop(stop) if stop is not None else (),
-        seed=_option_integer(value, "seed"),
-        frequency_penalty=_option_number(value, "frequency_penalty"),
-        presence_penalty=_option_number(value, "presence_penalty"),
+        seed=get_int(value, "seed", "options.seed"),
+        frequency_penalty=get_number(value, "frequency_penalty", "options.frequency_penalty"),
+        presence_penalty=get_number(value, "presence_penalty", "options.presence_penalty"),
     )
     return sampling, rest
 
@@ -347,26 +309,26 @@ def _parse_tools(value: JSON) -> tuple[Tool, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _invalid("tools must be an array", "tools")
+        raise invalid("`tools` must be an array", "tools")
     tools: list[Tool] = []
     for i, item in enumerate(value):
         param = f"tools[{i}]"
         if not isinstance(item, dict):
-            raise _invalid(f"{param} must be an object", param)
+            raise invalid(f"`{param}` must be an object", param)
         kind = item.get("type", "function")
         if kind != "function":
-            raise _invalid(f'{param}.type must be "function"', f"{param}.type")
+            raise invalid(f'`{param}.type` must be "function"', f"{param}.type")
         function = item.get("function")
         if not isinstance(function, dict):
-            raise _invalid(f"{param}.function must be an object", f"{param}.function")
-        name = _str_field(function, "name", f"{param}.function.name", required=True)
+            raise invalid(f"`{param}.function` must be an object", f"{param}.function")
+        name = require_str(function, "name", f"{param}.function.name")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
-            raise _invalid(f"{param}.function.parameters must be an object", f"{param}.function.parameters")
+            raise invalid(f"`{param}.function.parameters` must be an object", f"{param}.function.parameters")
         tools.append(
             Tool(
                 name=cast(str, name),
-                description=_str_field(function, "description", f"{param}.function.description"),
+                description=get_str(function, "description", f"{param}.function.description"),
                 parameters=parameters,
             )
         )
@@ -404,15 +366,15 @@ def _parse_tool_calls(value: JSON, param: str, message_index: int) -> list[ToolC
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _invalid(f"{param} must be an array", param)
+        raise invalid(f"`{param}` must be an array", param)
     calls: list[ToolCall] = []
     for j, item in enumerate(value):
         item_param = f"{param}[{j}]"
         if not isinstance(item, dict) or not isinstance(item.get("function"), dict):
-            raise _invalid(f"{item_param}.function must be an object", f"{item_param}.function")
+            raise invalid(f"`{item_param}.function` must be an object", f"{item_param}.function")
         function = cast(JSONObject, item["function"])
-        name = _str_field(function, "name", f"{item_param}.function.name", required=True)
-        call_id = _str_field(item, "id", f"{item_param}.id") or _history_call_id(message_index, j)
+        name = require_str(function, "name", f"{item_param}.function.name")
+        call_id = get_str(item, "id", f"{item_param}.id") or _history_call_id(message_index, j)
         arguments = _parse_arguments(function.get("arguments"), f"{item_param}.function.arguments")
         calls.append(ToolCall(id=call_id, name=cast(str, name), arguments=arguments))
     return calls
@@ -429,17 +391,17 @@ def _content_parts(text: str, images: list[Image]) -> list[Part]:
 def _parse_message(item: JSON, index: int, pending: _PendingCalls) -> Message:
     param = f"messages[{index}]"
     if not isinstance(item, dict):
-        raise _invalid(f"{param} must be an object", param)
-    role_name = _str_field(item, "role", f"{param}.role", required=True)
+        raise invalid(f"`{param}` must be an object", param)
+    role_name = require_str(item, "role", f"{param}.role")
     role = ROLES.get(cast(str, role_name).lower())  # Ollama lower-cases roles (api/types.go Message.UnmarshalJSON)
     if role is None:
-        raise _invalid(f"{param}.role must be system, user, assistant or tool", f"{param}.role")
-    content = _str_field(item, "content", f"{param}.content") or ""
+        raise invalid(f"`{param}.role` must be system, user, assistant or tool", f"{param}.role")
+    content = get_str(item, "content", f"{param}.content") or ""
     images = _parse_images(item.get("images"), f"{param}.images")
 
     if role is Role.TOOL:
-        name = _str_field(item, "tool_name", f"{param}.tool_name")
-        call_id = _str_field(item, "tool_call_id", f"{param}.tool_call_id")
+        name = get_str(item, "tool_name", f"{param}.tool_name")
+        call_id = get_str(item, "tool_call_id", f"{param}.tool_call_id")
         call = pending.take(call_id, name)
         result = ToolResult(
             call_id=call_id or (call.id if call is not None else _history_call_id(index, 0)),
@@ -449,7 +411,7 @@ def _parse_message(item: JSON, index: int, pending: _PendingCalls) -> Message:
         return Message(Role.TOOL, (result,))
 
     parts: list[Part] = []
-    thinking = _str_field(item, "thinking", f"{param}.thinking")
+    thinking = get_str(item, "thinking", f"{param}.thinking")
     if thinking:
         parts.append(Reasoning(thinking))
     calls = _parse_tool_calls(item.get("tool_calls"), f"{param}.tool_calls", index)
@@ -464,12 +426,12 @@ def _parse_message(item: JSON, index: int, pending: _PendingCalls) -> Message:
 def _parse_chat_messages(body: JSONObject) -> tuple[tuple[Text, ...], tuple[Message, ...]]:
     value = body.get("messages")
     if value is None:
-        raise _invalid("messages is required", "messages")
+        raise invalid("`messages` is required", "messages")
     if not isinstance(value, list):
-        raise _invalid("messages must be an array", "messages")
+        raise invalid("`messages` must be an array", "messages")
     if not value:
         # Ollama loads the model for an empty list (docs/api.md "Load a model"); a gateway has nothing to generate.
-        raise _invalid("messages is empty: Ollama's model-load request has no equivalent here", "messages")
+        raise invalid("`messages` is empty: Ollama's model-load request has no equivalent here", "messages")
     pending = _PendingCalls()
     messages = [_parse_message(item, i, pending) for i, item in enumerate(value)]
     system: list[Text] = []
@@ -479,19 +441,19 @@ def _parse_chat_messages(body: JSONObject) -> tuple[tuple[Text, ...], tuple[Mess
 
 
 def _parse_generate_prompt(body: JSONObject) -> tuple[tuple[Text, ...], tuple[Message, ...]]:
-    suffix = _str_field(body, "suffix", "suffix")
+    suffix = get_str(body, "suffix", "suffix")
     if suffix:
-        raise _unsupported("suffix (fill-in-the-middle) cannot be sent through a chat request", "suffix")
+        raise unsupported("suffix (fill-in-the-middle) cannot be sent through a chat request", "suffix")
     if body.get("raw") is True:
-        raise _unsupported("raw prompts bypass the model template, which a chat request always applies", "raw")
+        raise unsupported("raw prompts bypass the model template, which a chat request always applies", "raw")
     context = body.get("context")
     if context:
-        raise _unsupported("context (tokenized history from an earlier /api/generate) cannot be replayed", "context")
-    prompt = _str_field(body, "prompt", "prompt") or ""
+        raise unsupported("context (tokenized history from an earlier /api/generate) cannot be replayed", "context")
+    prompt = get_str(body, "prompt", "prompt") or ""
     images = _parse_images(body.get("images"), "images")
     if not prompt and not images:
-        raise _invalid("prompt is empty: Ollama's model-load request has no equivalent here", "prompt")
-    system = _str_field(body, "system", "system")
+        raise invalid("`prompt` is empty: Ollama's model-load request has no equivalent here", "prompt")
+    system = get_str(body, "system", "system")
     return ((Text(system),) if system else ()), (Message(Role.USER, tuple(_content_parts(prompt, images))),)
 
 
@@ -499,7 +461,7 @@ def _parse_stream(value: JSON) -> bool:
     if value is None:
         return True  # Ollama streams unless told otherwise
     if not isinstance(value, bool):
-        raise _invalid("stream must be a boolean", "stream")
+        raise invalid("`stream` must be a boolean", "stream")
     return value
 
 
@@ -955,11 +917,11 @@ class OllamaCodec(Codec):
     def parse_request(self, body: bytes, hints: RequestHints) -> Request:
         obj = jsonutil.loads_object(body)
         dialect = "generate" if hints.endpoint == "generate" else "chat"
-        model = _str_field(obj, "model", "model", required=True)
+        model = require_str(obj, "model", "model")
         if not model:
-            raise _invalid("model is required", "model")
+            raise invalid("`model` is required", "model")
         if obj.get("logprobs") is True:
-            raise _unsupported("logprobs are not available through muxtrio", "logprobs")
+            raise unsupported("logprobs are not available through muxtrio", "logprobs")
         if dialect == "generate":
             system, messages = _parse_generate_prompt(obj)
             tools: tuple[Tool, ...] = ()

@@ -738,7 +738,7 @@ def test_bad_client_input(body: bytes, hints: RequestHints, param: str | None) -
     ],
 )
 def test_generate_features_chat_cannot_carry(body: bytes, param: str) -> None:
-    with pytest.raises(CodecError) as caught:
+    with pytest.raises(ClientError) as caught:
         CODEC.parse_request(body, GENERATE)
     assert (caught.value.kind, caught.value.param) == (ErrorKind.UNSUPPORTED, param)
 
