@@ -327,7 +327,7 @@ def _parse_tools(value: JSON) -> tuple[Tool, ...]:
             raise invalid(f"`{param}.function.parameters` must be an object", f"{param}.function.parameters")
         tools.append(
             Tool(
-                name=cast(str, name),
+                name=name,
                 description=get_str(function, "description", f"{param}.function.description"),
                 parameters=parameters,
             )
@@ -376,7 +376,7 @@ def _parse_tool_calls(value: JSON, param: str, message_index: int) -> list[ToolC
         name = require_str(function, "name", f"{item_param}.function.name")
         call_id = get_str(item, "id", f"{item_param}.id") or _history_call_id(message_index, j)
         arguments = _parse_arguments(function.get("arguments"), f"{item_param}.function.arguments")
-        calls.append(ToolCall(id=call_id, name=cast(str, name), arguments=arguments))
+        calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
     return calls
 
 
@@ -393,7 +393,7 @@ def _parse_message(item: JSON, index: int, pending: _PendingCalls) -> Message:
     if not isinstance(item, dict):
         raise invalid(f"`{param}` must be an object", param)
     role_name = require_str(item, "role", f"{param}.role")
-    role = ROLES.get(cast(str, role_name).lower())  # Ollama lower-cases roles (api/types.go Message.UnmarshalJSON)
+    role = ROLES.get(role_name.lower())  # Ollama lower-cases roles (api/types.go Message.UnmarshalJSON)
     if role is None:
         raise invalid(f"`{param}.role` must be system, user, assistant or tool", f"{param}.role")
     content = get_str(item, "content", f"{param}.content") or ""

@@ -77,7 +77,6 @@ from muxtrio.codecs.media import data_url, parse_data_url
 from muxtrio.codecs.schema import normalize_schema
 from muxtrio.errors import (
     DEFAULT_STATUS,
-    ClientError,
     CodecError,
     ErrorKind,
     MuxError,
@@ -122,6 +121,18 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import effort_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.jsonutil import (
+    as_object,
+    get_array,
+    get_bool,
+    get_int,
+    get_number,
+    get_object,
+    get_str,
+    invalid,
+    require_str,
+    unsupported,
+)
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, DONE, SSEDecoder
 
 FORMAT_KEY: Final = Format.OPENAI_CHAT.value
@@ -284,75 +295,6 @@ _UNSUPPORTED_CHAT_FIELDS: Final[dict[str, str]] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------------- field readers
-def _invalid(message: str, param: str) -> ClientError:
-    return ClientError(ErrorKind.INVALID_REQUEST, message, param=param)
-
-
-def _unsupported(message: str, param: str) -> ClientError:
-    return ClientError(ErrorKind.UNSUPPORTED, message, param=param)
-
-
-def _opt_str(obj: Mapping[str, Any], key: str, param: str) -> str | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise _invalid(f"`{param}` must be a string", param)
-
-
-def _req_str(obj: Mapping[str, Any], key: str, param: str) -> str:
-    value = _opt_str(obj, key, param)
-    if value is None:
-        raise _invalid(f"`{param}` is required", param)
-    return value
-
-
-def _opt_int(obj: Mapping[str, Any], key: str, param: str) -> int | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    number = jsonutil.integral(value)
-    if number is None:
-        raise _invalid(f"`{param}` must be an integer (64-bit)", param)
-    return number
-
-
-def _opt_float(obj: Mapping[str, Any], key: str, param: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise _invalid(f"`{param}` must be a number", param)
-
-
-def _opt_bool(obj: Mapping[str, Any], key: str, param: str) -> bool | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    raise _invalid(f"`{param}` must be a boolean", param)
-
-
-def _opt_object(obj: Mapping[str, Any], key: str, param: str) -> dict[str, Any] | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    raise _invalid(f"`{param}` must be an object", param)
-
-
-def _req_object(value: Any, param: str) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    raise _invalid(f"`{param}` must be an object", param)
-
-
-def _opt_list(obj: Mapping[str, Any], key: str, param: str) -> list[Any] | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, list):
-        return value
-    raise _invalid(f"`{param}` must be an array", param)
-
-
 # ---------------------------------------------------------------------------------------------------- signatures
 def _signature_of(call: Mapping[str, Any]) -> str | None:
     """Gemini's thought signature on a tool call, as its OpenAI-compatible endpoint carries it
@@ -379,20 +321,20 @@ def _parse_text_parts(content: Any, param: str) -> tuple[Text, ...]:
     if isinstance(content, str):
         return (Text(content),)
     if not isinstance(content, list):
-        raise _invalid(f"`{param}` must be a string or an array of text parts", param)
+        raise invalid(f"`{param}` must be a string or an array of text parts", param)
     texts: list[Text] = []
     for i, raw in enumerate(content):
-        part = _req_object(raw, f"{param}[{i}]")
+        part = as_object(raw, f"{param}[{i}]")
         if part.get("type") != "text":
-            raise _invalid(f"`{param}[{i}].type` must be 'text' here", f"{param}[{i}].type")
-        texts.append(Text(_req_str(part, "text", f"{param}[{i}].text")))
+            raise invalid(f"`{param}[{i}].type` must be 'text' here", f"{param}[{i}].type")
+        texts.append(Text(require_str(part, "text", f"{param}[{i}].text")))
     return tuple(texts)
 
 
 def _parse_image_part(part: Mapping[str, Any], param: str) -> Image:
-    image_url = _req_object(part.get("image_url"), f"{param}.image_url")
-    url = _req_str(image_url, "url", f"{param}.image_url.url")
-    detail = _opt_str(image_url, "detail", f"{param}.image_url.detail")
+    image_url = as_object(part.get("image_url"), f"{param}.image_url")
+    url = require_str(image_url, "url", f"{param}.image_url.url")
+    detail = get_str(image_url, "detail", f"{param}.image_url.detail")
     inline = parse_data_url(url)
     if inline is not None:
         mime_type, data = inline
@@ -401,14 +343,14 @@ def _parse_image_part(part: Mapping[str, Any], param: str) -> Image:
 
 
 def _parse_file_part(part: Mapping[str, Any], param: str) -> File:
-    file = _req_object(part.get("file"), f"{param}.file")
-    filename = _opt_str(file, "filename", f"{param}.file.filename")
-    file_id = _opt_str(file, "file_id", f"{param}.file.file_id")
-    file_data = _opt_str(file, "file_data", f"{param}.file.file_data")
+    file = as_object(part.get("file"), f"{param}.file")
+    filename = get_str(file, "filename", f"{param}.file.filename")
+    file_id = get_str(file, "file_id", f"{param}.file.file_id")
+    file_data = get_str(file, "file_data", f"{param}.file.file_data")
     if file_id is not None:
         return File(file_id=file_id, filename=filename)
     if file_data is None:
-        raise _invalid(f"`{param}.file` needs `file_id` or `file_data`", f"{param}.file")
+        raise invalid(f"`{param}.file` needs `file_id` or `file_data`", f"{param}.file")
     inline = parse_data_url(file_data)
     if inline is not None:  # the documented form: "data:application/pdf;base64,..."
         mime_type, data = inline
@@ -417,17 +359,17 @@ def _parse_file_part(part: Mapping[str, Any], param: str) -> File:
 
 
 def _parse_content_part(raw: Any, param: str) -> Part:
-    part = _req_object(raw, param)
+    part = as_object(raw, param)
     kind = part.get("type")
     if kind == "text":
-        return Text(_req_str(part, "text", f"{param}.text"))
+        return Text(require_str(part, "text", f"{param}.text"))
     if kind == "image_url":
         return _parse_image_part(part, param)
     if kind == "file":
         return _parse_file_part(part, param)
     if kind == "input_audio":
-        raise _unsupported("audio input (`input_audio`) is not supported", f"{param}.type")
-    raise _invalid(f"unknown content part type {kind!r}", f"{param}.type")
+        raise unsupported("audio input (`input_audio`) is not supported", f"{param}.type")
+    raise invalid(f"unknown content part type {kind!r}", f"{param}.type")
 
 
 def _parse_user_content(content: Any, param: str) -> tuple[Part, ...]:
@@ -435,7 +377,7 @@ def _parse_user_content(content: Any, param: str) -> tuple[Part, ...]:
         return (Text(content),)
     if isinstance(content, list):
         return tuple(_parse_content_part(raw, f"{param}[{i}]") for i, raw in enumerate(content))
-    raise _invalid(f"`{param}` must be a string or an array of content parts", param)
+    raise invalid(f"`{param}` must be a string or an array of content parts", param)
 
 
 def _parse_assistant_content(content: Any, param: str) -> list[Part]:
@@ -444,17 +386,17 @@ def _parse_assistant_content(content: Any, param: str) -> list[Part]:
     if isinstance(content, str):
         return [Text(content)]
     if not isinstance(content, list):
-        raise _invalid(f"`{param}` must be a string, an array of parts or null", param)
+        raise invalid(f"`{param}` must be a string, an array of parts or null", param)
     parts: list[Part] = []
     for i, raw in enumerate(content):
-        part = _req_object(raw, f"{param}[{i}]")
+        part = as_object(raw, f"{param}[{i}]")
         kind = part.get("type")
         if kind == "text":
-            parts.append(Text(_req_str(part, "text", f"{param}[{i}].text")))
+            parts.append(Text(require_str(part, "text", f"{param}[{i}].text")))
         elif kind == "refusal":
-            parts.append(Text(_req_str(part, "refusal", f"{param}[{i}].refusal")))
+            parts.append(Text(require_str(part, "refusal", f"{param}[{i}].refusal")))
         else:
-            raise _invalid(f"assistant content parts must be text or refusal, not {kind!r}", f"{param}[{i}].type")
+            raise invalid(f"assistant content parts must be text or refusal, not {kind!r}", f"{param}[{i}].type")
     return parts
 
 
@@ -462,25 +404,25 @@ def _parse_tool_calls(raw: Any, param: str) -> list[Part]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise _invalid(f"`{param}` must be an array", param)
+        raise invalid(f"`{param}` must be an array", param)
     calls: list[Part] = []
     for i, item in enumerate(raw):
-        call = _req_object(item, f"{param}[{i}]")
+        call = as_object(item, f"{param}[{i}]")
         kind = call.get("type", "function")
         if kind != "function":
-            raise _unsupported(f"tool calls of type {kind!r} are not supported", f"{param}[{i}].type")
-        function = _req_object(call.get("function"), f"{param}[{i}].function")
+            raise unsupported(f"tool calls of type {kind!r} are not supported", f"{param}[{i}].type")
+        function = as_object(call.get("function"), f"{param}[{i}].function")
         arguments = function.get("arguments")
         if isinstance(arguments, dict):  # some clients send an object; the wire form is JSON text
             arguments = jsonutil.dumps(arguments).decode()
         elif arguments is None:
             arguments = ""
         elif not isinstance(arguments, str):
-            raise _invalid(f"`{param}[{i}].function.arguments` must be a string", f"{param}[{i}].function.arguments")
+            raise invalid(f"`{param}[{i}].function.arguments` must be a string", f"{param}[{i}].function.arguments")
         calls.append(
             ToolCall(
-                id=_req_str(call, "id", f"{param}[{i}].id"),
-                name=_req_str(function, "name", f"{param}[{i}].function.name"),
+                id=require_str(call, "id", f"{param}[{i}].id"),
+                name=require_str(function, "name", f"{param}[{i}].function.name"),
                 arguments=arguments,
                 signature=_signature_of(call),
             )
@@ -491,13 +433,13 @@ def _parse_tool_calls(raw: Any, param: str) -> list[Part]:
 def _parse_assistant(message: Mapping[str, Any], param: str) -> tuple[Part, ...]:
     parts: list[Part] = []
     # DeepSeek/vLLM return reasoning_content (newer vLLM: reasoning); clients may echo it back in history.
-    reasoning = _opt_str(message, "reasoning_content", f"{param}.reasoning_content")
+    reasoning = get_str(message, "reasoning_content", f"{param}.reasoning_content")
     if reasoning is None:
-        reasoning = _opt_str(message, "reasoning", f"{param}.reasoning")
+        reasoning = get_str(message, "reasoning", f"{param}.reasoning")
     if reasoning:
         parts.append(Reasoning(reasoning))
     parts.extend(_parse_assistant_content(message.get("content"), f"{param}.content"))
-    refusal = _opt_str(message, "refusal", f"{param}.refusal")
+    refusal = get_str(message, "refusal", f"{param}.refusal")
     if refusal:
         parts.append(Text(refusal))
     parts.extend(_parse_tool_calls(message.get("tool_calls"), f"{param}.tool_calls"))
@@ -505,7 +447,7 @@ def _parse_assistant(message: Mapping[str, Any], param: str) -> tuple[Part, ...]
 
 
 def _parse_tool_message(message: Mapping[str, Any], param: str) -> tuple[Part, ...]:
-    call_id = _req_str(message, "tool_call_id", f"{param}.tool_call_id")
+    call_id = require_str(message, "tool_call_id", f"{param}.tool_call_id")
     content = message.get("content")
     result: tuple[Text | Image, ...]
     if isinstance(content, list):
@@ -514,7 +456,7 @@ def _parse_tool_message(message: Mapping[str, Any], param: str) -> tuple[Part, .
         for i, raw in enumerate(content):
             part = _parse_content_part(raw, f"{param}.content[{i}]")
             if not isinstance(part, (Text, Image)):
-                raise _invalid("tool message content must be text or images", f"{param}.content[{i}].type")
+                raise invalid("tool message content must be text or images", f"{param}.content[{i}].type")
             items.append(part)
         result = tuple(items)
     elif content is None:
@@ -525,14 +467,14 @@ def _parse_tool_message(message: Mapping[str, Any], param: str) -> tuple[Part, .
 
 
 def _parse_message(raw: Any, param: str) -> Message:
-    message = _req_object(raw, param)
-    role_name = _req_str(message, "role", f"{param}.role")
+    message = as_object(raw, param)
+    role_name = require_str(message, "role", f"{param}.role")
     if role_name == "function":
-        raise _unsupported("legacy `function` messages are not supported; use `tool` messages", f"{param}.role")
+        raise unsupported("legacy `function` messages are not supported; use `tool` messages", f"{param}.role")
     role = ROLE_FROM_OPENAI.get(role_name)
     if role is None:
-        raise _invalid(f"unknown role {role_name!r}", f"{param}.role")
-    name = _opt_str(message, "name", f"{param}.name")
+        raise invalid(f"unknown role {role_name!r}", f"{param}.role")
+    name = get_str(message, "name", f"{param}.name")
     parts: tuple[Part, ...]
     if role is Role.SYSTEM:
         parts = _parse_text_parts(message.get("content"), f"{param}.content")
@@ -547,9 +489,9 @@ def _parse_message(raw: Any, param: str) -> Message:
 
 def _parse_messages(raw: Any) -> tuple[tuple[Text, ...], tuple[Message, ...]]:
     if raw is None:
-        raise _invalid("`messages` is required", "messages")
+        raise invalid("`messages` is required", "messages")
     if not isinstance(raw, list) or not raw:
-        raise _invalid("`messages` must be a non-empty array", "messages")
+        raise invalid("`messages` must be a non-empty array", "messages")
     messages = [_parse_message(item, f"messages[{i}]") for i, item in enumerate(raw)]
     system: list[Text] = []
     start = 0
@@ -561,17 +503,17 @@ def _parse_messages(raw: Any) -> tuple[tuple[Text, ...], tuple[Message, ...]]:
 
 
 def _parse_tool(raw: Any, param: str) -> Tool:
-    tool = _req_object(raw, param)
+    tool = as_object(raw, param)
     kind = tool.get("type")
     if kind != "function":
-        raise _unsupported(f"tools of type {kind!r} are not supported; only function tools", f"{param}.type")
-    function = _req_object(tool.get("function"), f"{param}.function")
-    parameters = _opt_object(function, "parameters", f"{param}.function.parameters")
+        raise unsupported(f"tools of type {kind!r} are not supported; only function tools", f"{param}.type")
+    function = as_object(tool.get("function"), f"{param}.function")
+    parameters = get_object(function, "parameters", f"{param}.function.parameters")
     return Tool(
-        name=_req_str(function, "name", f"{param}.function.name"),
-        description=_opt_str(function, "description", f"{param}.function.description"),
+        name=require_str(function, "name", f"{param}.function.name"),
+        description=get_str(function, "description", f"{param}.function.description"),
         parameters=cast("JSONObject | None", parameters),
-        strict=_opt_bool(function, "strict", f"{param}.function.strict"),
+        strict=get_bool(function, "strict", f"{param}.function.strict"),
     )
 
 
@@ -582,35 +524,35 @@ def _parse_tool_choice(raw: Any) -> ToolChoice | None:
         try:
             mode = ToolChoiceMode(raw)
         except ValueError:
-            raise _invalid(f"unknown tool_choice {raw!r}", "tool_choice") from None
+            raise invalid(f"unknown tool_choice {raw!r}", "tool_choice") from None
         if mode is ToolChoiceMode.TOOL:
-            raise _invalid("unknown tool_choice 'tool'", "tool_choice")
+            raise invalid("unknown tool_choice 'tool'", "tool_choice")
         return ToolChoice(mode)
-    choice = _req_object(raw, "tool_choice")
+    choice = as_object(raw, "tool_choice")
     if choice.get("type") != "function":
-        raise _unsupported(f"tool_choice of type {choice.get('type')!r} is not supported", "tool_choice.type")
-    function = _req_object(choice.get("function"), "tool_choice.function")
-    return ToolChoice(ToolChoiceMode.TOOL, _req_str(function, "name", "tool_choice.function.name"))
+        raise unsupported(f"tool_choice of type {choice.get('type')!r} is not supported", "tool_choice.type")
+    function = as_object(choice.get("function"), "tool_choice.function")
+    return ToolChoice(ToolChoiceMode.TOOL, require_str(function, "name", "tool_choice.function.name"))
 
 
 def _parse_response_format(raw: Any) -> ResponseFormat | None:
     if raw is None:
         return None
-    fmt = _req_object(raw, "response_format")
+    fmt = as_object(raw, "response_format")
     kind = fmt.get("type")
     if kind == "text":
         return ResponseFormat(ResponseFormatType.TEXT)
     if kind == "json_object":
         return ResponseFormat(ResponseFormatType.JSON_OBJECT)
     if kind != "json_schema":
-        raise _invalid(f"unknown response_format type {kind!r}", "response_format.type")
-    spec = _req_object(fmt.get("json_schema"), "response_format.json_schema")
-    schema = _opt_object(spec, "schema", "response_format.json_schema.schema")
+        raise invalid(f"unknown response_format type {kind!r}", "response_format.type")
+    spec = as_object(fmt.get("json_schema"), "response_format.json_schema")
+    schema = get_object(spec, "schema", "response_format.json_schema.schema")
     return ResponseFormat(
         ResponseFormatType.JSON_SCHEMA,
         schema=cast("JSONObject | None", schema),
-        name=_opt_str(spec, "name", "response_format.json_schema.name"),
-        strict=_opt_bool(spec, "strict", "response_format.json_schema.strict"),
+        name=get_str(spec, "name", "response_format.json_schema.name"),
+        strict=get_bool(spec, "strict", "response_format.json_schema.strict"),
     )
 
 
@@ -618,7 +560,7 @@ def _parse_thinking(raw: Any, extension: JSONObject) -> Thinking:
     if raw is None:
         return Thinking()
     if not isinstance(raw, str) or raw not in EFFORT_FROM_OPENAI:
-        raise _invalid(f"unknown reasoning_effort {raw!r}", "reasoning_effort")
+        raise invalid(f"unknown reasoning_effort {raw!r}", "reasoning_effort")
     effort = EFFORT_FROM_OPENAI[raw]
     if EFFORT_TO_OPENAI[effort] != raw or effort is Effort.NONE:
         extension["reasoning_effort"] = raw  # "max" (IR: XHIGH) and "none" go back upstream exactly as sent
@@ -632,50 +574,50 @@ def _parse_stop(raw: Any) -> tuple[str, ...]:
         return (raw,)
     if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
         return tuple(raw)
-    raise _invalid("`stop` must be a string or an array of strings", "stop")
+    raise invalid("`stop` must be a string or an array of strings", "stop")
 
 
 def _parse_metadata(raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
-    metadata = _req_object(raw, "metadata")
+    metadata = as_object(raw, "metadata")
     for key, value in metadata.items():
         if not isinstance(value, str):
-            raise _invalid("`metadata` values must be strings", f"metadata.{key}")
+            raise invalid("`metadata` values must be strings", f"metadata.{key}")
     return cast(dict[str, str], metadata)
 
 
 def _parse_sampling(body: Mapping[str, Any], max_tokens: int | None) -> Sampling:
-    n = _opt_int(body, "n", "n")
+    n = get_int(body, "n", "n")
     if n is not None and n < 1:
-        raise _invalid("`n` must be at least 1", "n")
+        raise invalid("`n` must be at least 1", "n")
     return Sampling(
-        temperature=_opt_float(body, "temperature", "temperature"),
-        top_p=_opt_float(body, "top_p", "top_p"),
-        top_k=_opt_int(body, "top_k", "top_k"),
+        temperature=get_number(body, "temperature", "temperature"),
+        top_p=get_number(body, "top_p", "top_p"),
+        top_k=get_int(body, "top_k", "top_k"),
         max_tokens=max_tokens,
         stop=_parse_stop(body.get("stop")),
-        seed=_opt_int(body, "seed", "seed"),
-        frequency_penalty=_opt_float(body, "frequency_penalty", "frequency_penalty"),
-        presence_penalty=_opt_float(body, "presence_penalty", "presence_penalty"),
+        seed=get_int(body, "seed", "seed"),
+        frequency_penalty=get_number(body, "frequency_penalty", "frequency_penalty"),
+        presence_penalty=get_number(body, "presence_penalty", "presence_penalty"),
         n=n,
     )
 
 
 def _parse_model(body: Mapping[str, Any], hints: RequestHints) -> str:
-    model = _opt_str(body, "model", "model") or hints.model
+    model = get_str(body, "model", "model") or hints.model
     if not model:
-        raise _invalid("`model` is required", "model")
+        raise invalid("`model` is required", "model")
     return model
 
 
 def _include_usage(body: Mapping[str, Any]) -> bool:
-    options = _opt_object(body, "stream_options", "stream_options") or {}
-    return bool(_opt_bool(options, "include_usage", "stream_options.include_usage"))
+    options = get_object(body, "stream_options", "stream_options") or {}
+    return bool(get_bool(options, "include_usage", "stream_options.include_usage"))
 
 
 def _is_stream(body: Mapping[str, Any], hints: RequestHints) -> bool:
-    return bool(_opt_bool(body, "stream", "stream")) or bool(hints.stream)
+    return bool(get_bool(body, "stream", "stream")) or bool(hints.stream)
 
 
 def _passthrough(body: Mapping[str, Any]) -> JSONObject:
@@ -687,22 +629,22 @@ def _reject_unsupported_chat_fields(body: Mapping[str, Any]) -> None:
         value = body.get(key)
         # Absent, null, false, 0 and [] all mean "not asked for"; only a real request for the feature is refused.
         if value is not None and value is not False and value != 0 and value != []:
-            raise _unsupported(message, key)
+            raise unsupported(message, key)
     modalities = body.get("modalities")
     if isinstance(modalities, list) and any(m != "text" for m in modalities):
-        raise _unsupported("only text output is supported", "modalities")
+        raise unsupported("only text output is supported", "modalities")
 
 
 def _parse_chat_request(body: JSONObject, hints: RequestHints) -> Request:
     _reject_unsupported_chat_fields(body)
     extension: JSONObject = {}
-    max_tokens = _opt_int(body, "max_completion_tokens", "max_completion_tokens")
+    max_tokens = get_int(body, "max_completion_tokens", "max_completion_tokens")
     if max_tokens is not None:
         extension["max_tokens_field"] = "max_completion_tokens"
     else:
-        max_tokens = _opt_int(body, "max_tokens", "max_tokens")
+        max_tokens = get_int(body, "max_tokens", "max_tokens")
     system, messages = _parse_messages(body.get("messages"))
-    tools = _opt_list(body, "tools", "tools") or []
+    tools = get_array(body, "tools", "tools") or []
     thinking = _parse_thinking(body.get("reasoning_effort"), extension)
     passthrough = _passthrough(body)
     if passthrough:
@@ -714,15 +656,15 @@ def _parse_chat_request(body: JSONObject, hints: RequestHints) -> Request:
         system=system,
         tools=tuple(_parse_tool(raw, f"tools[{i}]") for i, raw in enumerate(tools)),
         tool_choice=_parse_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=_opt_bool(body, "parallel_tool_calls", "parallel_tool_calls"),
+        parallel_tool_calls=get_bool(body, "parallel_tool_calls", "parallel_tool_calls"),
         sampling=_parse_sampling(body, max_tokens),
         thinking=thinking,
         response_format=_parse_response_format(body.get("response_format")),
         stream=_is_stream(body, hints),
         include_usage=_include_usage(body),
-        user=_opt_str(body, "user", "user"),
+        user=get_str(body, "user", "user"),
         metadata=_parse_metadata(body.get("metadata")),
-        service_tier=_opt_str(body, "service_tier", "service_tier"),
+        service_tier=get_str(body, "service_tier", "service_tier"),
         extensions={FORMAT_KEY: extension} if extension else {},
     )
 
@@ -734,30 +676,30 @@ def _parse_prompt(raw: Any) -> str:
         if len(raw) == 1 and isinstance(raw[0], str):
             return raw[0]
         if all(isinstance(p, str) for p in raw) and raw:
-            raise _unsupported("several prompts in one request are not supported; send one prompt", "prompt")
+            raise unsupported("several prompts in one request are not supported; send one prompt", "prompt")
         if raw and all(isinstance(p, (int, list)) and not isinstance(p, bool) for p in raw):
-            raise _unsupported("token-id prompts are not supported; send the prompt as text", "prompt")
+            raise unsupported("token-id prompts are not supported; send the prompt as text", "prompt")
     if raw is None:
-        raise _invalid("`prompt` is required", "prompt")
-    raise _invalid("`prompt` must be a string", "prompt")
+        raise invalid("`prompt` is required", "prompt")
+    raise invalid("`prompt` must be a string", "prompt")
 
 
 def _reject_unsupported_legacy_fields(body: Mapping[str, Any]) -> None:
     if body.get("suffix") is not None:
-        raise _unsupported("`suffix` (insertion) is not supported", "suffix")
+        raise unsupported("`suffix` (insertion) is not supported", "suffix")
     if body.get("echo"):
-        raise _unsupported("`echo` is not supported", "echo")
+        raise unsupported("`echo` is not supported", "echo")
     best_of = body.get("best_of")
     if best_of is not None and best_of != 1:
-        raise _unsupported("`best_of` is not supported", "best_of")
+        raise unsupported("`best_of` is not supported", "best_of")
     if body.get("logprobs") is not None:
-        raise _unsupported("`logprobs` are not supported by this gateway", "logprobs")
+        raise unsupported("`logprobs` are not supported by this gateway", "logprobs")
 
 
 def _parse_legacy_request(body: JSONObject, hints: RequestHints) -> Request:
     _reject_unsupported_legacy_fields(body)
     prompt = _parse_prompt(body.get("prompt"))
-    max_tokens = _opt_int(body, "max_tokens", "max_tokens")
+    max_tokens = get_int(body, "max_tokens", "max_tokens")
     extension: JSONObject = {"endpoint": LEGACY_ENDPOINT}
     passthrough = _passthrough(body)
     if passthrough:
@@ -768,7 +710,7 @@ def _parse_legacy_request(body: JSONObject, hints: RequestHints) -> Request:
         sampling=_parse_sampling(body, LEGACY_DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens),
         stream=_is_stream(body, hints),
         include_usage=_include_usage(body),
-        user=_opt_str(body, "user", "user"),
+        user=get_str(body, "user", "user"),
         extensions={FORMAT_KEY: extension},
     )
 
