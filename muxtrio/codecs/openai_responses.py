@@ -77,7 +77,7 @@ from muxtrio.codecs.hosted import translate_hosted
 from muxtrio.codecs.media import data_url, parse_data_url
 from muxtrio.codecs.openai_chat import parse_openai_error, upstream_error_from_object
 from muxtrio.codecs.schema import normalize_schema, object_or_empty
-from muxtrio.errors import ClientError, CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
+from muxtrio.errors import CodecError, ErrorKind, MuxError, StreamTruncated, UpstreamError
 from muxtrio.ir.accumulate import accumulate
 from muxtrio.ir.events import (
     Event,
@@ -120,7 +120,22 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import effort_for
 from muxtrio.ir.tools import namespaced_tool_name
-from muxtrio.wire.jsonutil import JSONDecodeError, dumps, integral, loads, loads_object
+from muxtrio.wire.jsonutil import (
+    JSONDecodeError,
+    as_array,
+    as_object,
+    as_str,
+    dumps,
+    get_bool,
+    get_int,
+    get_number,
+    get_str,
+    invalid,
+    loads,
+    loads_object,
+    require_str,
+    unsupported,
+)
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
 
 EXT = Format.OPENAI_RESPONSES.value
@@ -245,89 +260,33 @@ _IMAGE_FILE_MIME = "image/*"  # marks a File that is an image referenced by file
 
 
 # ------------------------------------------------------------------------------------------------ client-side readers
-def _invalid(message: str, param: str) -> ClientError:
-    return ClientError(ErrorKind.INVALID_REQUEST, message, param=param)
-
-
 def _unsupported(message: str, param: str) -> CodecError:
+    """IR that a Responses request cannot express (the provider side; the client side raises ``unsupported``)."""
     return CodecError(message, kind=ErrorKind.UNSUPPORTED, param=param)
 
 
-def _object(value: Any, param: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _invalid(f"`{param}` must be an object", param)
-    return value
-
-
-def _array(value: Any, param: str, *, or_string: bool = False) -> list[Any]:
+def _array_form(value: Any, param: str) -> list[Any]:
+    """The array form of a field that may also be a plain string (``input``, ``content``, ``output``)."""
     if not isinstance(value, list):
-        raise _invalid(f"`{param}` must be {'a string or ' if or_string else ''}an array", param)
+        raise invalid(f"`{param}` must be a string or an array", param)
     return value
-
-
-def _string(obj: Mapping[str, Any], key: str, param: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise _invalid(f"`{param}.{key}` must be a string" if param else f"`{key}` must be a string", _join(param, key))
-    return value
-
-
-def _opt_string(obj: Mapping[str, Any], key: str, param: str = "") -> str | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _invalid(f"`{_join(param, key)}` must be a string", _join(param, key))
-    return value
-
-
-def _opt_number(obj: Mapping[str, Any], key: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(f"`{key}` must be a number", key)
-    return float(value)
-
-
-def _opt_int(obj: Mapping[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    number = integral(value) if isinstance(value, int) else None
-    if number is None:
-        raise _invalid(f"`{key}` must be an integer (64-bit)", key)
-    return number
-
-
-def _opt_bool(obj: Mapping[str, Any], key: str) -> bool | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise _invalid(f"`{key}` must be a boolean", key)
-    return value
-
-
-def _join(param: str, key: str) -> str:
-    return f"{param}.{key}" if param else key
 
 
 # ------------------------------------------------------------------------------------------------ parse_request
 def _parse_request(body: dict[str, Any], hints: RequestHints) -> Request:
     for field, why in UNSUPPORTED_BODY_FIELDS.items():
         if body.get(field) is not None:
-            raise _unsupported(f"`{field}`: {why}", field)
+            raise unsupported(f"`{field}`: {why}", field)
     if body.get("background") is True:
-        raise _unsupported("`background` responses are not supported by this gateway", "background")
+        raise unsupported("`background` responses are not supported by this gateway", "background")
 
     model = body.get("model", hints.model)
     if not isinstance(model, str) or not model:
-        raise _invalid("`model` is required and must be a string", "model")
-    previous_response_id = _opt_string(body, "previous_response_id")
+        raise invalid("`model` is required and must be a string", "model")
+    previous_response_id = get_str(body, "previous_response_id", "previous_response_id")
 
     system: list[Text] = []
-    instructions = _opt_string(body, "instructions")
+    instructions = get_str(body, "instructions", "instructions")
     if instructions is not None:
         system.append(Text(instructions))
     if "input" in body:
@@ -335,9 +294,9 @@ def _parse_request(body: dict[str, Any], hints: RequestHints) -> Request:
     elif previous_response_id is not None:
         messages = ()  # the provider continues its stored conversation
     else:
-        raise _invalid("`input` is required", "input")
+        raise invalid("`input` is required", "input")
 
-    stream = _opt_bool(body, "stream")
+    stream = get_bool(body, "stream", "stream")
     tools, layout = _parse_tools(body.get("tools"))
     extensions = _parse_extensions(body, hints)
     if layout is not None:
@@ -348,19 +307,19 @@ def _parse_request(body: dict[str, Any], hints: RequestHints) -> Request:
         system=tuple(system),
         tools=tools,
         tool_choice=_parse_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=_opt_bool(body, "parallel_tool_calls"),
+        parallel_tool_calls=get_bool(body, "parallel_tool_calls", "parallel_tool_calls"),
         sampling=Sampling(
-            temperature=_opt_number(body, "temperature"),
-            top_p=_opt_number(body, "top_p"),
-            max_tokens=_opt_int(body, "max_output_tokens"),
+            temperature=get_number(body, "temperature", "temperature"),
+            top_p=get_number(body, "top_p", "top_p"),
+            max_tokens=get_int(body, "max_output_tokens", "max_output_tokens"),
         ),
         thinking=_parse_reasoning(body.get("reasoning")),
         response_format=_parse_text_format(body.get("text")),
         stream=stream if stream is not None else bool(hints.stream),
         include_usage=True,  # a Responses stream always ends with usage
-        user=_opt_string(body, "user") or _opt_string(body, "safety_identifier"),
+        user=get_str(body, "user", "user") or get_str(body, "safety_identifier", "safety_identifier"),
         metadata=_parse_metadata(body.get("metadata")),
-        service_tier=_opt_string(body, "service_tier"),
+        service_tier=get_str(body, "service_tier", "service_tier"),
         previous_response_id=previous_response_id,
         extensions={EXT: extensions},
     )
@@ -369,16 +328,16 @@ def _parse_request(body: dict[str, Any], hints: RequestHints) -> Request:
 def _parse_extensions(body: dict[str, Any], hints: RequestHints) -> JSONObject:
     """The Responses-only fields, read back by this codec's encoders and ``emit_request``."""
     ext: JSONObject = {}
-    store = _opt_bool(body, "store")
+    store = get_bool(body, "store", "store")
     if store is not None:
         ext["store"] = store
     for key in ("truncation", "prompt_cache_key", "safety_identifier"):
-        value = _opt_string(body, key)
+        value = get_str(body, key, key)
         if value is not None:
             ext[key] = value
     include = body.get("include")
     if include is not None:
-        ext["include"] = [_item_string(v, f"include[{i}]") for i, v in enumerate(_array(include, "include"))]
+        ext["include"] = [as_str(v, f"include[{i}]") for i, v in enumerate(as_array(include, "include"))]
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict):
         summary = reasoning.get("summary") or reasoning.get("generate_summary")
@@ -393,19 +352,13 @@ def _parse_extensions(body: dict[str, Any], hints: RequestHints) -> JSONObject:
     return ext
 
 
-def _item_string(value: Any, param: str) -> str:
-    if not isinstance(value, str):
-        raise _invalid(f"`{param}` must be a string", param)
-    return value
-
-
 def _parse_metadata(value: Any) -> dict[str, str]:
     if value is None:
         return {}
-    metadata = _object(value, "metadata")
+    metadata = as_object(value, "metadata")
     for key, item in metadata.items():
         if not isinstance(item, str):
-            raise _invalid("`metadata` values must be strings", f"metadata.{key}")
+            raise invalid("`metadata` values must be strings", f"metadata.{key}")
     return metadata
 
 
@@ -474,9 +427,9 @@ def _parse_input(value: Any, system: list[Text]) -> tuple[Message, ...]:
     if isinstance(value, str):
         return (Message(Role.USER, (Text(value),)),)
     history = _History(system)
-    for i, raw in enumerate(_array(value, "input", or_string=True)):
+    for i, raw in enumerate(_array_form(value, "input")):
         param = f"input[{i}]"
-        item = _object(raw, param)
+        item = as_object(raw, param)
         kind = item.get("type") or "message"  # EasyInputMessage may leave out `type`
         parse = _ITEM_PARSERS.get(kind)
         if parse is None:
@@ -487,36 +440,36 @@ def _parse_input(value: Any, system: list[Text]) -> tuple[Message, ...]:
 
 def _unknown_item(kind: Any, param: str) -> MuxError:
     if kind == "item_reference":
-        return _unsupported(
+        return unsupported(
             "`item_reference` input items are not supported: this gateway keeps no stored items. Send the item "
             "itself, or use `previous_response_id` with a provider that stores responses",
             param,
         )
     if isinstance(kind, str) and (kind.endswith("_call") or kind.endswith("_call_output")):
-        return _unsupported(f"input items of type `{kind}` (built-in tools) are not supported", f"{param}.type")
-    return _invalid(f"unknown input item type {kind!r}", f"{param}.type")
+        return unsupported(f"input items of type `{kind}` (built-in tools) are not supported", f"{param}.type")
+    return invalid(f"unknown input item type {kind!r}", f"{param}.type")
 
 
 def _parse_message_item(item: dict[str, Any], param: str, history: _History) -> None:
-    role_name = _string(item, "role", param)
+    role_name = require_str(item, "role", f"{param}.role")
     role = INPUT_ROLES.get(role_name)
     if role is None:
-        raise _invalid(f"unknown role {role_name!r}", f"{param}.role")
+        raise invalid(f"unknown role {role_name!r}", f"{param}.role")
     history.add_message(role, _parse_content(item.get("content"), f"{param}.content"))
 
 
 def _parse_function_call_item(item: dict[str, Any], param: str, history: _History) -> None:
-    call_id = _string(item, "call_id", param)
-    name = _string(item, "name", param)
-    namespace = _opt_string(item, "namespace", param)
+    call_id = require_str(item, "call_id", f"{param}.call_id")
+    name = require_str(item, "name", f"{param}.name")
+    namespace = get_str(item, "namespace", f"{param}.namespace")
     if namespace:
         name = namespaced_tool_name(namespace, name)
-    arguments = _string(item, "arguments", param)
+    arguments = require_str(item, "arguments", f"{param}.arguments")
     history.add_tool_call(ToolCall(id=call_id, name=name, arguments=arguments))
 
 
 def _parse_function_output_item(item: dict[str, Any], param: str, history: _History) -> None:
-    call_id = _string(item, "call_id", param)
+    call_id = require_str(item, "call_id", f"{param}.call_id")
     output = item.get("output")
     content: tuple[Text | Image, ...]
     if isinstance(output, str):
@@ -524,10 +477,10 @@ def _parse_function_output_item(item: dict[str, Any], param: str, history: _Hist
     else:
         content = tuple(
             _parse_tool_output_part(p, f"{param}.output[{j}]")
-            for j, p in enumerate(_array(output, f"{param}.output", or_string=True))
+            for j, p in enumerate(_array_form(output, f"{param}.output"))
         )
-    name = _opt_string(item, "name", param)
-    namespace = _opt_string(item, "namespace", param)
+    name = get_str(item, "name", f"{param}.name")
+    namespace = get_str(item, "namespace", f"{param}.namespace")
     if name is not None and namespace:
         name = namespaced_tool_name(namespace, name)
     history.add_tool_result(call_id, content, name)
@@ -537,11 +490,11 @@ def _parse_tool_output_part(raw: Any, param: str) -> Text | Image:
     part = _parse_content_part(raw, param)
     if isinstance(part, Text | Image):
         return part
-    raise _unsupported("only text and images are supported in `function_call_output.output`", param)
+    raise unsupported("only text and images are supported in `function_call_output.output`", param)
 
 
 def _parse_reasoning_item(item: dict[str, Any], param: str, history: _History) -> None:
-    encrypted = _opt_string(item, "encrypted_content", param)
+    encrypted = get_str(item, "encrypted_content", f"{param}.encrypted_content")
     if encrypted is not None and encrypted.startswith(REDACTED_MARKER):
         history.add_reasoning(RedactedReasoning(encrypted[len(REDACTED_MARKER) :]))
         return
@@ -549,7 +502,7 @@ def _parse_reasoning_item(item: dict[str, Any], param: str, history: _History) -
         history.add_tool_signature(encrypted[len(TOOL_SIGNATURE_MARKER) :])
         return
     text = _reasoning_item_text(item)
-    history.add_reasoning(Reasoning(text, signature=encrypted, id=_opt_string(item, "id", param)))
+    history.add_reasoning(Reasoning(text, signature=encrypted, id=get_str(item, "id", f"{param}.id")))
 
 
 _ITEM_PARSERS: dict[str, Callable[[dict[str, Any], str, _History], None]] = {
@@ -574,53 +527,53 @@ def _reasoning_item_text(item: Mapping[str, Any]) -> str:
 def _parse_content(value: Any, param: str) -> tuple[Part, ...]:
     if isinstance(value, str):
         return (Text(value),)
-    parts = _array(value, param, or_string=True)
+    parts = _array_form(value, param)
     return tuple(_parse_content_part(raw, f"{param}[{j}]") for j, raw in enumerate(parts))
 
 
 def _parse_content_part(raw: Any, param: str) -> Part:
-    part = _object(raw, param)
+    part = as_object(raw, param)
     kind = part.get("type")
     if kind in ("input_text", "output_text"):
-        return Text(_string(part, "text", param))
+        return Text(require_str(part, "text", f"{param}.text"))
     if kind == "refusal":
         # An assistant refusal in history: the IR has no refusal part, the text is what the model said.
-        return Text(_string(part, "refusal", param))
+        return Text(require_str(part, "refusal", f"{param}.refusal"))
     if kind == "input_image":
         return _parse_image(part, param)
     if kind == "input_file":
         return _parse_file(part, param)
     if kind == "input_audio":
-        raise _unsupported("`input_audio` content is not supported", f"{param}.type")
-    raise _invalid(f"unknown content type {kind!r}", f"{param}.type")
+        raise unsupported("`input_audio` content is not supported", f"{param}.type")
+    raise invalid(f"unknown content type {kind!r}", f"{param}.type")
 
 
 def _parse_image(part: dict[str, Any], param: str) -> Image | File:
-    detail = _opt_string(part, "detail", param)
-    url = _opt_string(part, "image_url", param)
+    detail = get_str(part, "detail", f"{param}.detail")
+    url = get_str(part, "image_url", f"{param}.image_url")
     if url is not None:
         return Image(url=url, detail=None if detail == "auto" else detail)
-    file_id = _opt_string(part, "file_id", param)
+    file_id = get_str(part, "file_id", f"{param}.file_id")
     if file_id is not None:
         return File(file_id=file_id, mime_type=_IMAGE_FILE_MIME)
-    raise _invalid("`input_image` needs `image_url` or `file_id`", param)
+    raise invalid("`input_image` needs `image_url` or `file_id`", param)
 
 
 def _parse_file(part: dict[str, Any], param: str) -> File:
-    filename = _opt_string(part, "filename", param)
-    file_id = _opt_string(part, "file_id", param)
+    filename = get_str(part, "filename", f"{param}.filename")
+    file_id = get_str(part, "file_id", f"{param}.file_id")
     if file_id is not None:
         return File(file_id=file_id, filename=filename)
-    file_data = _opt_string(part, "file_data", param)
+    file_data = get_str(part, "file_data", f"{param}.file_data")
     if file_data is not None:
         parsed = parse_data_url(file_data)
         if parsed is None:
             return File(data=file_data, filename=filename)
         return File(data=parsed[1], mime_type=parsed[0], filename=filename)
-    file_url = _opt_string(part, "file_url", param)
+    file_url = get_str(part, "file_url", f"{param}.file_url")
     if file_url is not None:
         return File(url=file_url, filename=filename)
-    raise _invalid("`input_file` needs `file_id`, `file_data` or `file_url`", param)
+    raise invalid("`input_file` needs `file_id`, `file_data` or `file_url`", param)
 
 
 def _parse_tools(value: Any) -> tuple[tuple[Tool, ...], list[JSON] | None]:
@@ -634,9 +587,9 @@ def _parse_tools(value: Any) -> tuple[tuple[Tool, ...], list[JSON] | None]:
     tools: list[Tool] = []
     layout: list[JSON] = []
     plain = True
-    for i, raw in enumerate(_array(value, "tools")):
+    for i, raw in enumerate(as_array(value, "tools")):
         param = f"tools[{i}]"
-        tool = _object(raw, param)
+        tool = as_object(raw, param)
         kind = tool.get("type")
         if kind == "function":
             parsed = _parse_function_tool(tool, param)
@@ -644,13 +597,13 @@ def _parse_tools(value: Any) -> tuple[tuple[Tool, ...], list[JSON] | None]:
             layout.append({"function": parsed.name})
         elif kind == "namespace":
             plain = False
-            namespace = _string(tool, "name", param)
+            namespace = require_str(tool, "name", f"{param}.name")
             members: list[JSON] = []
-            for j, member_raw in enumerate(_array(tool.get("tools"), f"{param}.tools")):
+            for j, member_raw in enumerate(as_array(tool.get("tools"), f"{param}.tools")):
                 member_param = f"{param}.tools[{j}]"
-                member = _object(member_raw, member_param)
+                member = as_object(member_raw, member_param)
                 if member.get("type") != "function":
-                    raise _unsupported(
+                    raise unsupported(
                         f"namespace tools of type {member.get('type')!r} are not supported (only `function` ones are)",
                         f"{member_param}.type",
                     )
@@ -665,7 +618,7 @@ def _parse_tools(value: Any) -> tuple[tuple[Tool, ...], list[JSON] | None]:
             plain = False
             layout.append({"hosted": tool})
         else:
-            raise _unsupported(
+            raise unsupported(
                 f"tool type {kind!r} is not supported (`function`, `namespace` and provider-run tools are)",
                 f"{param}.type",
             )
@@ -686,9 +639,9 @@ WEB_SEARCH_TYPES = frozenset(
 def _parse_function_tool(tool: dict[str, Any], param: str) -> Tool:
     parameters = tool.get("parameters")
     return Tool(
-        name=_string(tool, "name", param),
-        description=_opt_string(tool, "description", param),
-        parameters=_object(parameters, f"{param}.parameters") if parameters is not None else None,
+        name=require_str(tool, "name", f"{param}.name"),
+        description=get_str(tool, "description", f"{param}.description"),
+        parameters=as_object(parameters, f"{param}.parameters") if parameters is not None else None,
         strict=tool.get("strict") if isinstance(tool.get("strict"), bool) else None,
     )
 
@@ -736,29 +689,29 @@ def _parse_tool_choice(value: Any) -> ToolChoice | None:
         try:
             mode = ToolChoiceMode(value)
         except ValueError:
-            raise _invalid(f"unknown `tool_choice` {value!r}", "tool_choice") from None
+            raise invalid(f"unknown `tool_choice` {value!r}", "tool_choice") from None
         if mode is ToolChoiceMode.TOOL:
-            raise _invalid(f"unknown `tool_choice` {value!r}", "tool_choice")
+            raise invalid(f"unknown `tool_choice` {value!r}", "tool_choice")
         return ToolChoice(mode)
-    choice = _object(value, "tool_choice")
+    choice = as_object(value, "tool_choice")
     if choice.get("type") == "function":
-        return ToolChoice(ToolChoiceMode.TOOL, name=_string(choice, "name", "tool_choice"))
-    raise _unsupported(f"`tool_choice` of type {choice.get('type')!r} is not supported", "tool_choice.type")
+        return ToolChoice(ToolChoiceMode.TOOL, name=require_str(choice, "name", "tool_choice.name"))
+    raise unsupported(f"`tool_choice` of type {choice.get('type')!r} is not supported", "tool_choice.type")
 
 
 def _parse_reasoning(value: Any) -> Thinking:
     if value is None:
         return Thinking()
-    reasoning = _object(value, "reasoning")
-    effort_name = _opt_string(reasoning, "effort", "reasoning")
+    reasoning = as_object(value, "reasoning")
+    effort_name = get_str(reasoning, "effort", "reasoning.effort")
     effort = None
     if effort_name is not None:
         effort = EFFORTS_IN.get(effort_name)
         if effort is None:
-            raise _invalid(f"unknown `reasoning.effort` {effort_name!r}", "reasoning.effort")
+            raise invalid(f"unknown `reasoning.effort` {effort_name!r}", "reasoning.effort")
     summary = reasoning.get("summary") or reasoning.get("generate_summary")
     if summary is not None and summary not in SUMMARY_MODES:
-        raise _invalid(f"unknown `reasoning.summary` {summary!r}", "reasoning.summary")
+        raise invalid(f"unknown `reasoning.summary` {summary!r}", "reasoning.summary")
     return Thinking(
         enabled=None if effort is None else effort is not Effort.NONE,
         effort=effort,
@@ -769,10 +722,10 @@ def _parse_reasoning(value: Any) -> Thinking:
 def _parse_text_format(value: Any) -> ResponseFormat | None:
     if value is None:
         return None
-    fmt = _object(value, "text").get("format")
+    fmt = as_object(value, "text").get("format")
     if fmt is None:
         return None
-    fmt = _object(fmt, "text.format")
+    fmt = as_object(fmt, "text.format")
     kind = fmt.get("type")
     if kind == "text":
         return None
@@ -781,11 +734,11 @@ def _parse_text_format(value: Any) -> ResponseFormat | None:
     if kind == "json_schema":
         return ResponseFormat(
             ResponseFormatType.JSON_SCHEMA,
-            schema=_object(fmt.get("schema"), "text.format.schema"),
-            name=_opt_string(fmt, "name", "text.format"),
+            schema=as_object(fmt.get("schema"), "text.format.schema"),
+            name=get_str(fmt, "name", "text.format.name"),
             strict=fmt.get("strict") if isinstance(fmt.get("strict"), bool) else None,
         )
-    raise _invalid(f"unknown `text.format.type` {kind!r}", "text.format.type")
+    raise invalid(f"unknown `text.format.type` {kind!r}", "text.format.type")
 
 
 # ------------------------------------------------------------------------------------------------ answers (client side)

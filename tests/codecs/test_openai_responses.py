@@ -1053,7 +1053,7 @@ def test_invalid_requests(body: dict[str, Any], param: str) -> None:
     ],
 )
 def test_unsupported_requests(body: dict[str, Any], param: str, fragment: str) -> None:
-    with pytest.raises(CodecError) as info:
+    with pytest.raises(ClientError) as info:
         parse(body)
     assert info.value.kind is ErrorKind.UNSUPPORTED
     assert info.value.param == param
