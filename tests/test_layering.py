@@ -55,6 +55,13 @@ def test_nothing_below_server_imports_server() -> None:
     assert bad == {}
 
 
+def test_the_server_does_not_import_the_client_library() -> None:
+    """Both ends of ``/v1/ws`` share ``codecs/ir_json.py`` and ``wire/mux_protocol.py`` instead."""
+    files = list((ROOT / "server").rglob("*.py"))
+    bad = {str(f.relative_to(ROOT)): v for f in files if (v := _violations(f, {"muxtrio.client"}))}
+    assert bad == {}
+
+
 def test_engine_and_upstream_do_not_name_client_formats() -> None:
     formats = ("openai_chat", "openai_responses", "anthropic", "gemini", "ollama")
     client_modules = {f"muxtrio.codecs.{m}" for m in formats}

@@ -31,8 +31,8 @@ Invariants:
 - Keepalive: WebSocket ping/pong is the server's job (Hypercorn answers pings; it sends its own every
   ``websocket_ping_interval`` when set). No application-level pings: a Responses client must not see unknown events.
 
-Imports: server, engine, codecs, IR and :mod:`muxtrio.client` (for the ``"ir"`` JSON mapping, which the client
-library owns so that it need not import the server).
+Imports: server, engine, codecs (the ``"ir"`` JSON mapping is the codec :mod:`muxtrio.codecs.ir_json`), IR and
+wire; never :mod:`muxtrio.client`, the library on the other end.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from muxtrio.client import DEFAULT_WINDOW, MAX_WINDOW, event_to_json, request_from_json, usage_to_json
 from muxtrio.codecs.base import Codec, Format, RequestHints, StreamEncoder, StreamInfo
+from muxtrio.codecs.ir_json import event_to_json, request_from_json, usage_to_json
 from muxtrio.codecs.registry import get_codec
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.stream import StreamMeta
@@ -69,6 +69,7 @@ from muxtrio.server.handlers import (
 )
 from muxtrio.server.http import Receive, Scope, Send
 from muxtrio.wire import jsonutil
+from muxtrio.wire.mux_protocol import DEFAULT_WINDOW, MAX_WINDOW
 from muxtrio.wire.ndjson import NDJSONDecoder
 from muxtrio.wire.sse import SSEDecoder
 

@@ -20,14 +20,14 @@ from openai import OpenAI
 from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
 
 import muxtrio.client
-from muxtrio.client import (
+from muxtrio.client import ws_url
+from muxtrio.codecs.ir_json import (
     event_from_json,
     event_to_json,
     request_from_json,
     request_to_json,
     usage_from_json,
     usage_to_json,
-    ws_url,
 )
 from muxtrio.errors import ClientError, ErrorKind, MuxError
 from muxtrio.ir import (
