@@ -142,7 +142,17 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import DEFAULT_THINKING_BUDGET, DYNAMIC_BUDGET, budget_for, effort_for
 from muxtrio.wire import jsonutil
-from muxtrio.wire.jsonutil import as_array, as_object, get_bool, get_int, get_number, get_str, invalid, require_str
+from muxtrio.wire.jsonutil import (
+    as_array,
+    as_object,
+    as_str,
+    get_bool,
+    get_int,
+    get_number,
+    get_str,
+    invalid,
+    require_str,
+)
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
 
 Wire = dict[str, Any]
@@ -416,9 +426,7 @@ def _parse_tool_result(block: Wire, path: str) -> ToolResult | None:
 
 
 def _parse_tool_use(block: Wire, path: str) -> ToolCall:
-    tool_input = block.get("input")
-    if not isinstance(tool_input, dict):
-        raise invalid(f"`{path}.input` must be an object", f"{path}.input")
+    tool_input = as_object(block.get("input"), f"{path}.input")
     return ToolCall(
         id=require_str(block, "id", f"{path}.id"),
         name=require_str(block, "name", f"{path}.name"),
@@ -611,9 +619,7 @@ def _parse_sampling(body: Wire, count_only: bool) -> Sampling:
 
 
 def _stop_sequence(item: object, i: int) -> str:
-    if not isinstance(item, str):
-        raise invalid(f"`stop_sequences[{i}]` must be a string", f"stop_sequences[{i}]")
-    return item
+    return as_str(item, f"stop_sequences[{i}]")
 
 
 def _parse_user(body: Wire) -> str | None:

@@ -62,6 +62,7 @@ from muxtrio.wire.jsonutil import (
     get_bool,
     get_int,
     get_number,
+    get_object,
     get_str,
     invalid,
     require_int,
@@ -456,9 +457,7 @@ def _response_format_from_json(value: Any) -> ResponseFormat | None:
         return None
     path = "body.response_format"
     obj = as_object(value, path)
-    schema = obj.get("schema")
-    if schema is not None and not isinstance(schema, dict):
-        raise invalid(f"`{path}.schema` must be an object", f"{path}.schema")
+    schema = get_object(obj, "schema", f"{path}.schema")
     return ResponseFormat(
         type=_enum(ResponseFormatType, obj.get("type"), f"{path}.type"),
         schema=cast("JSONObject | None", schema),
@@ -472,8 +471,7 @@ def _str_map(value: Any, path: str) -> dict[str, str]:
         return {}
     obj = as_object(value, path)
     for key, item in obj.items():
-        if not isinstance(item, str):
-            raise invalid(f"`{path}.{key}` must be a string", f"{path}.{key}")
+        as_str(item, f"{path}.{key}")
     return cast(dict[str, str], obj)
 
 

@@ -130,6 +130,7 @@ from muxtrio.wire.jsonutil import (
     get_object,
     get_str,
     invalid,
+    opt_array,
     require_str,
     unsupported,
 )
@@ -401,12 +402,8 @@ def _parse_assistant_content(content: Any, param: str) -> list[Part]:
 
 
 def _parse_tool_calls(raw: Any, param: str) -> list[Part]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise invalid(f"`{param}` must be an array", param)
     calls: list[Part] = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(opt_array(raw, param) or []):
         call = as_object(item, f"{param}[{i}]")
         kind = call.get("type", "function")
         if kind != "function":
