@@ -58,6 +58,7 @@ from muxtrio.accounts.files import default_auth_dir
 from muxtrio.codecs.base import HostedToolPolicy
 from muxtrio.errors import ConfigError, mask_secret
 from muxtrio.provider_types import PROVIDER_TYPES
+from muxtrio.wildcard import wildcard_match
 
 __all__ = [
     "DEFAULT_BASE_URLS",
@@ -505,13 +506,6 @@ def _base_url(inst: ProviderConfig, _attribute: attrs.Attribute[Any], value: obj
         raise _InvalidField(("base_url",), f"expected an http(s) URL, got {_show(shown)}")
 
 
-def _wildcard_match(pattern: str, name: str) -> bool:
-    # llm-mux semantics (service.go matchWildcard): case-insensitive, '*' matches any run of characters, nothing else
-    # is special.
-    regex = ".*".join(re.escape(part) for part in pattern.lower().split("*"))
-    return re.fullmatch(regex, name.lower()) is not None
-
-
 @attrs.frozen
 class ProviderConfig:
     """One upstream account: where it is, how to authenticate, which models it serves and how to talk to it.
@@ -554,7 +548,7 @@ class ProviderConfig:
 
     def is_excluded(self, model: str) -> bool:
         """Whether ``model`` (a client name or an upstream name) matches one of ``excluded_models``."""
-        return any(_wildcard_match(pattern, model) for pattern in self.excluded_models)
+        return any(wildcard_match(pattern, model) for pattern in self.excluded_models)
 
 
 @attrs.frozen

@@ -34,15 +34,14 @@ Pure: standard library, ``codecs.base`` and ``ir`` only.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Final
 
 from muxtrio.codecs.base import Format
 from muxtrio.ir.request import Effort, Request, Sampling, Thinking
 from muxtrio.ir.thinking import DYNAMIC_BUDGET, budget_for, effort_for
+from muxtrio.wildcard import wildcard_match
 
 SAMPLING_FIELDS: Final = frozenset({"temperature", "top_p", "top_k", "frequency_penalty", "presence_penalty", "seed"})
 """The IR sampling fields a rule may name (``ir.request.Sampling``)."""
@@ -82,12 +81,7 @@ class ModelRule:
     def matches(self, model: str, provider_format: Format) -> bool:
         if self.formats and provider_format not in self.formats:
             return False
-        return any(_wildcard(pattern).fullmatch(model) is not None for pattern in self.models)
-
-
-@lru_cache(maxsize=1024)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.IGNORECASE)
+        return any(wildcard_match(pattern, model) for pattern in self.models)
 
 
 # ---------------------------------------------------------------------------------------------------- the table

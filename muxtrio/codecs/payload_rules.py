@@ -28,13 +28,12 @@ Pure: standard library, ``wire.jsonutil`` and ``codecs.base``; the rules come in
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final
 
 from muxtrio.codecs.base import Format, WireRequest
+from muxtrio.wildcard import wildcard_match
 from muxtrio.wire import jsonutil
 
 _MISSING: Final = object()
@@ -56,7 +55,7 @@ class PayloadRule:
     def matches(self, names: Sequence[str], provider_format: Format) -> bool:
         return any(
             (entry.protocol is None or entry.protocol is provider_format)
-            and any(_wildcard(entry.name).fullmatch(name) is not None for name in names)
+            and any(wildcard_match(entry.name.strip(), name) for name in names)
             for entry in self.models
         )
 
@@ -68,11 +67,6 @@ class PayloadRules:
 
     def __bool__(self) -> bool:
         return bool(self.default or self.override)
-
-
-@lru_cache(maxsize=1024)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.strip().split("*")), re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------------------------- paths

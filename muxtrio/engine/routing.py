@@ -21,22 +21,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import unquote
 
 from muxtrio.config import Config, ModelConfig, ProviderConfig, Timeouts
 from muxtrio.errors import ClientError, ErrorKind
 from muxtrio.upstream.providers import default_patterns, kind_of
-
-
-@lru_cache(maxsize=1024)
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$", re.IGNORECASE)
-
-
-def matches(pattern: str, name: str) -> bool:
-    return _wildcard(pattern).match(name) is not None
-
+from muxtrio.wildcard import wildcard_match
 
 MAX_MODEL_NAME_LENGTH = 256
 _MAX_ESCAPE_LEVELS = 4  # a name still changing after this many percent-decodings is refused outright
@@ -113,7 +103,7 @@ class Router:
         self.providers = {p.name: p for p in config.providers if p.enabled}
 
     def _excluded(self, provider: ProviderConfig, model: str) -> bool:
-        return any(matches(pattern, model) for pattern in provider.excluded_models)
+        return any(wildcard_match(pattern, model) for pattern in provider.excluded_models)
 
     def _deployment(self, provider: ProviderConfig, alias: str, entry: ModelConfig | None) -> Deployment:
         upstream = entry.name if entry is not None else alias
@@ -132,7 +122,7 @@ class Router:
             if (entry.alias or entry.name) == model:
                 return self._deployment(provider, model, entry)
         if not provider.models and any(
-            matches(p, model) for p in default_patterns(provider.type, provider.base_url)
+            wildcard_match(p, model) for p in default_patterns(provider.type, provider.base_url)
         ):
             return self._deployment(provider, model, None)
         return None
