@@ -245,20 +245,16 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def model_names(config: Config) -> list[tuple[str, str]]:
-    """``(model, provider)`` for every name a client can send: listed models (minus excluded ones) of enabled
-    providers, the name patterns of a provider without a list (``*`` for any name; the official OpenAI, Anthropic and
-    Gemini endpoints serve their own families), and routing aliases with ``-> target`` as their provider."""
-    rows: list[tuple[str, str]] = []
-    for provider in config.providers:
-        if not provider.enabled:
-            continue
-        if not provider.models:
-            rows.extend((pattern, provider.name) for pattern in default_patterns(provider.type, provider.base_url))
-        for model in provider.models:
-            if not (provider.is_excluded(model.client_name) or provider.is_excluded(model.name)):
-                rows.append((model.client_name, provider.name))
-    rows.extend((alias, f"-> {target}") for alias, target in config.aliases.items())
-    return rows
+    """``(model, provider)`` for every name a client can send, from the router's listing (the one ``/v1/models``
+    shows without its patterns): listed models of enabled providers, the name patterns of a provider without a list
+    (``*`` for any name; the official OpenAI, Anthropic and Gemini endpoints serve their own families), and routing
+    aliases with ``-> target`` as their provider."""
+    from muxtrio.engine.routing import Router
+
+    return [
+        (entry.id, entry.provider if entry.alias_of is None else f"-> {entry.alias_of}")
+        for entry in Router(config).listing()
+    ]
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -92,9 +92,15 @@ class Deployment:
 
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
+    """One row of the router's listing. ``pattern``: ``id`` is a name pattern a provider without a model list
+    serves (``*`` wildcards), which no model listing can show; ``alias_of``: ``id`` is a routing alias of that name
+    (``provider`` is then the provider that serves it first, ``provider_type`` ``"alias"``)."""
+
     id: str
     provider: str
     provider_type: str
+    pattern: bool = False
+    alias_of: str | None = None
 
 
 class Router:
@@ -204,18 +210,31 @@ class Router:
             )
         return message
 
-    def models(self) -> list[ModelEntry]:
-        """The model ids clients can ask for (explicit lists only; pattern-served names cannot be listed)."""
+    def listing(self) -> list[ModelEntry]:
+        """Every name a client can send, one row per provider that serves it: listed models (minus excluded ones),
+        the name patterns of providers without a list, then the routing aliases that resolve. ``muxtrio models``
+        prints this; :meth:`models` (``/v1/models``) is the same rows without patterns and repeats."""
         out: list[ModelEntry] = []
-        seen: set[str] = set()
         for provider in self.providers.values():
+            if not provider.models:
+                patterns = default_patterns(provider.type, provider.base_url)
+                out.extend(ModelEntry(p, provider.name, str(provider.type), pattern=True) for p in patterns)
             for entry in provider.models:
                 alias = entry.alias or entry.name
-                if alias not in seen and not self._excluded(provider, alias):
-                    seen.add(alias)
+                if not self._excluded(provider, alias):
                     out.append(ModelEntry(alias, provider.name, str(provider.type)))
-        for alias in self.config.aliases:
-            if alias not in seen and self.resolve(alias):
-                seen.add(alias)
-                out.append(ModelEntry(alias, self.resolve(alias)[0].provider.name, "alias"))
+        for alias, target in self.config.aliases.items():
+            deployments = self.resolve(alias)
+            if deployments:
+                out.append(ModelEntry(alias, deployments[0].provider.name, "alias", alias_of=target))
+        return out
+
+    def models(self) -> list[ModelEntry]:
+        """The model ids clients can ask for, each once (pattern-served names cannot be listed)."""
+        out: list[ModelEntry] = []
+        seen: set[str] = set()
+        for entry in self.listing():
+            if not entry.pattern and entry.id not in seen:
+                seen.add(entry.id)
+                out.append(entry)
         return out

@@ -72,3 +72,22 @@ def test_official_endpoint_without_a_list_serves_its_family_and_the_404_says_how
         router.require("llama3")
     assert caught.value.status == 404
     assert "openai (gpt-*" in caught.value.message and "'openai/llama3'" in caught.value.message
+
+
+
+def test_the_cli_and_the_models_endpoint_read_one_listing() -> None:
+    """``muxtrio models`` prints the router's listing; ``/v1/models`` is it without patterns and repeats."""
+    from muxtrio.cli import model_names
+
+    second = ProviderConfig(type=ProviderType.OPENAI, name="second", base_url="http://127.0.0.1:9/v1",
+                            credentials=(Credential("k"),),
+                            models=(ModelConfig(name="gpt-4o-mini", alias="allowed-model"), ModelConfig(name="old-1")),
+                            excluded_models=("old-*",))  # fmt: skip
+    config = Config(providers=(*_router().config.providers, second), echo_model=False,
+                    aliases={"mini": "allowed-model"})  # fmt: skip
+    printed = model_names(config)
+    assert printed[:2] == [("allowed-model", "restricted"), ("*", "open")]
+    assert ("gpt-*", "openai") in printed
+    assert ("allowed-model", "second") in printed and ("old-1", "second") not in printed
+    assert printed[-1] == ("mini", "-> allowed-model")
+    assert [entry.id for entry in Router(config).models()] == ["allowed-model", "mini"]
