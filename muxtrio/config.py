@@ -497,7 +497,7 @@ def _default_base_url(provider: ProviderConfig) -> str:
 
 
 def _base_url(inst: ProviderConfig, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if inst.type is ProviderType.ECHO and value == "":
+    if provider_types.info(inst.type).builtin and value == "":
         return
     if value == "":
         raise _InvalidField(("base_url",), f"required for type {inst.type.value}")

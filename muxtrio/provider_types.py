@@ -16,6 +16,10 @@ Fields:
 - ``requires_key``: the upstream refuses requests without a credential.
 - ``account``: credentials are subscription accounts logged in with ``muxtrio login`` (token files in ``auth-dir``),
   not API keys from the config.
+- ``builtin``: served in process (:mod:`muxtrio.upstream.echo`), never over the network; needs no ``base-url``.
+
+``auth`` and ``count_tokens`` describe what the type's provider-side codec does; tests/test_provider_types.py checks
+that they agree, so this table stays the one place to read them.
 
 Prefill defaults (override per model with ``prefill: true|false``): Anthropic and Claude accounts continue a
 trailing assistant message (documented "prefill"), Ollama's chat template does too, echo does (so continuation can
@@ -57,6 +61,7 @@ class ProviderTypeInfo:
     patterns: tuple[str, ...]
     requires_key: bool
     account: bool = False
+    builtin: bool = False
 
 
 _OPENAI_FAMILY = ("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "codex-*", "text-*", "davinci*", "ft:*")
@@ -76,7 +81,7 @@ _ENTRIES: Final = (
     ),
     ProviderTypeInfo("vertex-compat", Format.GEMINI, "", "x-goog-api-key", False, True, ("gemini-*",), False),
     ProviderTypeInfo("ollama", Format.OLLAMA, "http://127.0.0.1:11434", "bearer", True, False, ("*",), False),
-    ProviderTypeInfo("echo", Format.OPENAI_CHAT, "", "none", True, False, (), False),
+    ProviderTypeInfo("echo", Format.OPENAI_CHAT, "", "none", True, False, (), False, builtin=True),
     # Subscription accounts (docs/accounts.md); sources in tests/fixtures/accounts/*.source.txt.
     ProviderTypeInfo(
         "claude", Format.ANTHROPIC, "https://api.anthropic.com", "bearer", True, True, ("claude-*",), True,

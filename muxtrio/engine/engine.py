@@ -49,7 +49,7 @@ from muxtrio.codecs.base import Codec, Format, Target, WireRequest
 from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
 from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
 from muxtrio.codecs.registry import get_codec, provider_codec
-from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, ProviderType, config_secrets
+from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, config_secrets
 from muxtrio.engine.pool import ALL_MODELS, CredentialPool, CredentialState, Outage, OutageReason
 from muxtrio.engine.retry import (
     Action,
@@ -183,7 +183,7 @@ class Engine:
                 refusal_cooldowns=self.config.refused_credential_cooldowns,
             )
             transport = self._transports.get(provider.name)
-            if transport is None and provider.type == ProviderType.ECHO:
+            if transport is None and kind_of(provider.type).builtin:
                 transport = EchoTransport()
             self.clients[provider.name] = UpstreamClient(
                 provider.name,
