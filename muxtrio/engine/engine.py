@@ -37,7 +37,7 @@ import random
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -50,7 +50,7 @@ from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
 from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
 from muxtrio.codecs.registry import get_codec, provider_codec
 from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, config_secrets
-from muxtrio.engine.pool import ALL_MODELS, CredentialPool, CredentialState, Outage, OutageReason
+from muxtrio.engine.pool import ALL_MODELS, CredentialPool, CredentialState, OutageReason
 from muxtrio.engine.retry import (
     Action,
     Effect,
@@ -60,7 +60,7 @@ from muxtrio.engine.retry import (
     error_class,
     next_step,
 )
-from muxtrio.engine.routing import Deployment, Router
+from muxtrio.engine.routing import Candidate, Candidates, Deployment, Route, Router, pick
 from muxtrio.engine.splice import Progress, SpliceDiverged, Transcript
 from muxtrio.engine.stream import Batch, BytePool, ConsumerStalled, EventStream, Failure, StreamMeta
 from muxtrio.engine.thinking_cache import AnswerTracker, ThinkingCache
@@ -102,24 +102,10 @@ Access = tuple[str | None, tuple[tuple[str, str], ...]]
 """An attempt's credential: the key or access token, and the account's extras for ``Target.account``."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    deployment: Deployment
-    pool: CredentialPool
-    credential: CredentialState
-
-
-_Route = tuple[str, int, str]  # (provider, credential index, upstream model): what "tried" remembers
-
-
-def _route(candidate: _Candidate) -> _Route:
-    return (candidate.pool.provider, candidate.credential.index, candidate.deployment.upstream_model)
-
-
 class _Cut(Exception):
     """An attempt failed after content reached the consumer (already judged): the stream needs a recovery."""
 
-    def __init__(self, error: MuxError, candidate: _Candidate, state: str, request: Request, restore: bool) -> None:
+    def __init__(self, error: MuxError, candidate: Candidate, state: str, request: Request, restore: bool) -> None:
         super().__init__(error.message)
         self.error = error
         self.candidate = candidate
@@ -245,7 +231,7 @@ class Engine:
                 if cred is not None:
                     pool.retire(cred)
 
-    async def _credential(self, candidate: _Candidate, *, force_refresh: bool = False) -> Access:
+    async def _credential(self, candidate: Candidate, *, force_refresh: bool = False) -> Access:
         """What the attempt authenticates with: the API key, or a subscription account's fresh access token and
         its extras (``Target.account``)."""
         cred = candidate.credential
@@ -255,7 +241,7 @@ class Engine:
         return token, extras
 
     async def _account_attempt(
-        self, attempt: Callable[[_Candidate, Request], Awaitable[None]], candidate: _Candidate, request: Request
+        self, attempt: Callable[[Candidate, Request], Awaitable[None]], candidate: Candidate, request: Request
     ) -> None:
         """One attempt; for a subscription account, a 401 first refreshes the token and tries once more, and a
         usage-limit 429 with a reset time cools the account for every model until then."""
@@ -338,7 +324,7 @@ class Engine:
         meta = meta if meta is not None else StreamMeta()
         outcome: list[Response] = []
 
-        async def attempt(candidate: _Candidate, req: Request) -> None:
+        async def attempt(candidate: Candidate, req: Request) -> None:
             outcome.append(await self._complete_once(candidate, req))
 
         await self._run_attempts(request, meta, attempt, Progress(), allow)
@@ -359,7 +345,7 @@ class Engine:
                 rule = self.model_rules.find(deployment.upstream_model, codec.format)
                 counted = apply_rule(request, rule)[0] if rule is not None else request
                 try:
-                    key, account = await self._credential(_Candidate(deployment, pool, cred))
+                    key, account = await self._credential(Candidate(deployment, pool, cred))
                 except MuxError:
                     continue
                 target = Target(
@@ -407,34 +393,11 @@ class Engine:
     def _codec(self, provider: ProviderConfig) -> Codec:
         return provider_codec(provider.type, kind_of(provider.type).format)
 
-    def _pick(self, deployments: list[Deployment], tried: set[_Route], now: float) -> _Candidate | None:
-        best: _Candidate | None = None
-        for deployment in deployments:
-            pool = self.pools[deployment.provider.name]
-            model = deployment.upstream_model
-            exclude = frozenset(i for (p, i, m) in tried if p == deployment.provider.name and m == model)
-            cred = pool.pick(model, now, exclude)
-            if cred is not None and (best is None or cred.in_flight < best.credential.in_flight):
-                best = _Candidate(deployment, pool, cred)
-        return best
-
-    def _outage(self, deployments: list[Deployment], now: float) -> tuple[Outage, str] | None:
-        """Why none of ``deployments`` can be used now (the one back first), or None when some credential is
-        available (it was tried already by this request)."""
-        best: tuple[Outage, str] | None = None
-        for d in deployments:
-            outage = self.pools[d.provider.name].outage(d.upstream_model, now)
-            if outage is None:
-                return None
-            if best is None or outage.until < best[0].until:
-                best = (outage, d.upstream_model)
-        return best
-
     async def _run_attempts(
         self,
         request: Request,
         meta: StreamMeta,
-        attempt: Callable[[_Candidate, Request], Awaitable[None]],
+        attempt: Callable[[Candidate, Request], Awaitable[None]],
         progress: Progress,
         allow: DeploymentFilter | None = None,
     ) -> None:
@@ -450,7 +413,7 @@ class Engine:
         self,
         request: Request,
         meta: StreamMeta,
-        attempt: Callable[[_Candidate, Request], Awaitable[None]],
+        attempt: Callable[[Candidate, Request], Awaitable[None]],
         progress: Progress,
         allow: DeploymentFilter | None = None,
     ) -> None:
@@ -468,26 +431,8 @@ class Engine:
                 last_error = last_error or unfit
                 continue
             fallback_left = position + 1 < len(chain)
-            tried: set[_Route] = set()
-            retries = 0
-            while True:
-                now = trio.current_time()
-                candidate = self._pick(deployments, tried, now)
-                if candidate is None:
-                    found = self._outage(deployments, now)
-                    if found is None:
-                        last_error = last_error or self._no_credentials(deployments)
-                        break  # every available credential was tried: the last error stands
-                    outage, upstream_model = found
-                    wait = outage.until - now
-                    if outage.reason is OutageReason.RATE_LIMITED and wait <= max_wait and retries < max_retries:
-                        retries += 1  # waiting for a cooldown to end spends the retry budget too
-                        log.info("%s: every credential is rate-limited; waiting %.1f s", outage.provider, wait)
-                        await trio.sleep(wait)
-                        tried.clear()
-                        continue
-                    last_error = _account_error(last_error) or outage.error(upstream_model, now)
-                    break
+            candidates = Candidates(deployments, self.pools, max_retries, max_wait)
+            async for candidate in candidates:
                 try:
                     await self._attempt(candidate, request, meta, attempt, progress, route=model, restore=restore)
                     return
@@ -500,32 +445,35 @@ class Engine:
                         # The history carries another provider's signatures: retry once without them.
                         request = without_signatures(request)
                         restore = False  # and do not put cached signatures back either
-                        meta.notes.append("retried without reasoning signatures the provider rejected")
                         self._log_failure(candidate, err, state, "retry_without_signatures")
                         continue
-                    tried.add(_route(candidate))
-                    other = self._pick(deployments, tried, trio.current_time())
+                    other = candidates.failed(candidate)
                     step = next_step(
                         verdict,
                         other=other.credential.name if other is not None else None,
                         fallback_left=fallback_left,
-                        retries=retries,
+                        retries=candidates.retries,
                         max_retries=max_retries,
                         max_wait=max_wait,
                         rng=self._rng,
                     )
                     self._log_failure(candidate, err, state, step.label)
-                    retries += step.spends_retry
+                    candidates.retries += step.spends_retry
                     if step.move is Move.FAIL:
                         raise last_error from None
                     if step.move is Move.FALLBACK:
                         self._count_recovery("fallback", candidate)
                         break
                     if step.move is Move.LATER:
-                        await trio.sleep(step.delay)
-                        tried.clear()
+                        await candidates.later(step.delay)
                     meta.failovers += 1
                     self._count_recovery("retry" if step.move is Move.LATER else "failover", candidate)
+            else:  # no candidate left for this model
+                if candidates.outage is None:
+                    last_error = last_error or self._no_credentials(deployments)
+                else:
+                    outage, upstream_model = candidates.outage
+                    last_error = _account_error(last_error) or outage.error(upstream_model, candidates.ended_at)
         if last_error is not None:
             raise last_error
         raise ClientError(ErrorKind.NOT_FOUND, f"model {request.model!r} is not served by this gateway", param="model")
@@ -564,7 +512,6 @@ class Engine:
         if restore and self.thinking_cache.enabled:
             request, repaired = self.thinking_cache.restore(request, target.value, trio.current_time())
             if repaired:
-                meta.notes.append(f"restored signed thinking before the tool calls of {repaired} turn(s)")
                 log.debug("request for %s: restored signed thinking for %d turn(s)", request.model, repaired)
         return request
 
@@ -572,7 +519,7 @@ class Engine:
         self,
         request: Request,
         meta: StreamMeta,
-        attempt: Callable[[_Candidate, Request], Awaitable[None]],
+        attempt: Callable[[Candidate, Request], Awaitable[None]],
         progress: Progress,
         cut: _Cut,
         allow: DeploymentFilter | None = None,
@@ -581,13 +528,13 @@ class Engine:
         text, then by regeneration and splice on the others (``regenerate-on-cut``). Each candidate is asked once;
         the client gets the cut's error when none succeeds or a regeneration diverges."""
         original, request = cut.error, cut.request
-        tried: set[_Route] = {_route(cut.candidate)}
+        tried: set[Route] = {cut.candidate.route}
         for continuation in (True, False):
             for model in self.router.chain(request.model):
                 deployments = [d for d in self._fitting(request, self._resolve(model, allow))[0]
                                if d.prefill == continuation]
-                while (candidate := self._pick(deployments, tried, trio.current_time())) is not None:
-                    tried.add(_route(candidate))
+                while (candidate := pick(deployments, self.pools, tried, trio.current_time())) is not None:
+                    tried.add(candidate.route)
                     if continuation:
                         built = progress.continuation(request)
                     else:
@@ -621,10 +568,10 @@ class Engine:
 
     async def _attempt(
         self,
-        candidate: _Candidate,
+        candidate: Candidate,
         request: Request,
         meta: StreamMeta,
-        attempt: Callable[[_Candidate, Request], Awaitable[None]],
+        attempt: Callable[[Candidate, Request], Awaitable[None]],
         progress: Progress,
         *,
         route: str,
@@ -662,12 +609,12 @@ class Engine:
         finally:
             pool.end(cred)
 
-    def _count_attempt(self, candidate: _Candidate, outcome: str) -> None:
+    def _count_attempt(self, candidate: Candidate, outcome: str) -> None:
         if self.metrics is not None:
             provider = candidate.deployment.provider.name
             self.metrics.attempts.labels(provider, candidate.credential.name, outcome).inc()
 
-    def _count_recovery(self, kind: str, candidate: _Candidate) -> None:
+    def _count_recovery(self, kind: str, candidate: Candidate) -> None:
         if self.metrics is not None:
             self.metrics.recoveries.labels(kind, candidate.deployment.provider.name).inc()
 
@@ -706,7 +653,7 @@ class Engine:
             fitting.append(deployment)
         return fitting, refusal
 
-    def _judge(self, candidate: _Candidate, err: MuxError) -> tuple[Verdict, str]:
+    def _judge(self, candidate: Candidate, err: MuxError) -> tuple[Verdict, str]:
         """Classify a failed attempt and record what it says about the credential; returns the verdict and that
         effect in words, for the log."""
         now = trio.current_time()
@@ -742,7 +689,7 @@ class Engine:
         pool.on_neutral(cred)
         return verdict, ""
 
-    def _log_failure(self, candidate: _Candidate, err: MuxError, state: str, next_step: str) -> None:
+    def _log_failure(self, candidate: Candidate, err: MuxError, state: str, next_step: str) -> None:
         """One line per failed attempt: provider, credential label (never the key), upstream model, error class,
         provider status, the effect on the credential and what happens next; the reason text with ``debug``."""
         warn = state.startswith(("refused", "circuit breaker opened", "model missing,"))
@@ -758,7 +705,7 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ non-streaming attempt
-    async def _complete_once(self, candidate: _Candidate, request: Request) -> Response:
+    async def _complete_once(self, candidate: Candidate, request: Request) -> Response:
         deployment = candidate.deployment
         codec = self._codec(deployment.provider)
         wire = self._wire_request(codec, candidate, request, stream=False, access=await self._credential(candidate))
@@ -775,7 +722,7 @@ class Engine:
         return answer
 
     def _wire_request(
-        self, codec: Codec, candidate: _Candidate, request: Request, *, stream: bool, access: Access
+        self, codec: Codec, candidate: Candidate, request: Request, *, stream: bool, access: Access
     ) -> WireRequest:
         """The provider request for one attempt: the model family's parameter rules applied to the IR, the codec's
         translation, then the operator's payload rules on the provider-format body (docs/config.md)."""
@@ -805,7 +752,7 @@ class Engine:
 
     @asynccontextmanager
     async def _open(
-        self, candidate: _Candidate, wire: WireRequest, codec: Codec, deadline: float
+        self, candidate: Candidate, wire: WireRequest, codec: Codec, deadline: float
     ) -> AsyncIterator[UpstreamResponse]:
         """Open the upstream response before ``deadline`` (the first-byte timeout); provider errors are raised
         parsed, with their headers attached for the retry hints."""
@@ -838,7 +785,7 @@ class Engine:
             progress.transcript = Transcript()
         async with send:
 
-            async def attempt(candidate: _Candidate, req: Request) -> None:
+            async def attempt(candidate: Candidate, req: Request) -> None:
                 await self._stream_once(candidate, req, send, pool, progress)
 
             try:
@@ -858,7 +805,7 @@ class Engine:
 
     async def _stream_once(
         self,
-        candidate: _Candidate,
+        candidate: Candidate,
         request: Request,
         send: trio.MemorySendChannel[Batch | Failure],
         pool: BytePool,
@@ -1010,7 +957,7 @@ def _provider_status(err: MuxError) -> int:
     return {ErrorKind.AUTHENTICATION: 401, ErrorKind.PERMISSION: 403}.get(err.kind, 0)
 
 
-def _client_error(candidate: _Candidate, err: MuxError, verdict: Verdict) -> MuxError:
+def _client_error(candidate: Candidate, err: MuxError, verdict: Verdict) -> MuxError:
     """What the client is told about a failed attempt, if it is the last one: the error itself, except a 404 for
     the model, which is said as a configuration fact naming the provider."""
     if verdict.effect is Effect.MODEL_MISSING:

@@ -15,18 +15,29 @@ Resolution of a requested name, in order:
    OpenAI, Anthropic and Gemini endpoints serve their own model families, other base URLs and Ollama any name).
 ``excluded-models`` patterns (``*`` anywhere, case-insensitive) remove a provider from any of these.
 ``fallbacks`` give the next model names to try, in order, once a model's deployments are exhausted.
+
+Candidates: :class:`Candidates` hands out one model's (deployment, credential) pairs for one request, each once,
+least in-flight first, and waits out a rate-limit cooldown when every credential is cooling down (see its docstring);
+:class:`Router` says *what* may serve a name, :class:`Candidates` *which credential next*, the engine *what happened*.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+import trio
+
 from muxtrio.config import Config, ModelConfig, ProviderConfig, Timeouts
+from muxtrio.engine.pool import CredentialPool, CredentialState, Outage, OutageReason
 from muxtrio.errors import ClientError, ErrorKind
 from muxtrio.upstream.providers import default_patterns, kind_of
 from muxtrio.wildcard import wildcard_match
+
+log = logging.getLogger("muxtrio.engine")
 
 MAX_MODEL_NAME_LENGTH = 256
 _MAX_ESCAPE_LEVELS = 4  # a name still changing after this many percent-decodings is refused outright
@@ -238,3 +249,101 @@ class Router:
                 seen.add(entry.id)
                 out.append(entry)
         return out
+
+
+# ---------------------------------------------------------------------------------------------------- candidates
+Route = tuple[str, int, str]
+"""(provider, credential index, upstream model): what a request remembers as tried."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One attempt's choice: a deployment of the model and one credential of its provider's pool."""
+
+    deployment: Deployment
+    pool: CredentialPool
+    credential: CredentialState
+
+    @property
+    def route(self) -> Route:
+        return (self.pool.provider, self.credential.index, self.deployment.upstream_model)
+
+
+def pick(
+    deployments: list[Deployment], pools: Mapping[str, CredentialPool], tried: set[Route], now: float
+) -> Candidate | None:
+    """The available credential not yet in ``tried`` with the fewest requests in flight, over all ``deployments``."""
+    best: Candidate | None = None
+    for deployment in deployments:
+        pool = pools[deployment.provider.name]
+        model = deployment.upstream_model
+        exclude = frozenset(i for (p, i, m) in tried if p == deployment.provider.name and m == model)
+        cred = pool.pick(model, now, exclude)
+        if cred is not None and (best is None or cred.in_flight < best.credential.in_flight):
+            best = Candidate(deployment, pool, cred)
+    return best
+
+
+@dataclass(slots=True)
+class Candidates:
+    """One model's candidates for one request, as an async iterator (``async for candidate in candidates``).
+
+    Each available credential of the model's deployments comes once (least in flight first); the engine reports a
+    failure with :meth:`failed` and a retry delay with :meth:`later` (after which every credential may come again).
+    When none is available, a rate-limit cooldown is waited out when it ends within ``max_wait`` and the retry
+    budget (``retries`` < ``max_retries``, shared with the engine's retries) allows; otherwise iteration ends, and
+    ``outage`` says why: None when every available credential was tried, else the outage back first and its upstream
+    model, as of ``ended_at``."""
+
+    deployments: list[Deployment]
+    pools: Mapping[str, CredentialPool]
+    max_retries: int
+    max_wait: float
+    retries: int = 0
+    tried: set[Route] = field(default_factory=set)
+    outage: tuple[Outage, str] | None = None
+    ended_at: float = 0.0
+
+    def __aiter__(self) -> Candidates:
+        return self
+
+    async def __anext__(self) -> Candidate:
+        while True:
+            now = trio.current_time()
+            candidate = pick(self.deployments, self.pools, self.tried, now)
+            if candidate is not None:
+                return candidate
+            self.outage, self.ended_at = self._outage(now), now
+            if self.outage is None:
+                raise StopAsyncIteration  # every available credential was tried
+            outage = self.outage[0]
+            wait = outage.until - now
+            waitable = outage.reason is OutageReason.RATE_LIMITED and wait <= self.max_wait
+            if not waitable or self.retries >= self.max_retries:
+                raise StopAsyncIteration
+            self.retries += 1  # waiting for a cooldown to end spends the retry budget too
+            log.info("%s: every credential is rate-limited; waiting %.1f s", outage.provider, wait)
+            await trio.sleep(wait)
+            self.tried.clear()
+
+    def failed(self, candidate: Candidate) -> Candidate | None:
+        """Remember ``candidate`` as tried; the candidate that would come next now, if any."""
+        self.tried.add(candidate.route)
+        return pick(self.deployments, self.pools, self.tried, trio.current_time())
+
+    async def later(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next candidate; every credential may be tried again after it."""
+        await trio.sleep(delay)
+        self.tried.clear()
+
+    def _outage(self, now: float) -> tuple[Outage, str] | None:
+        """Why none of the deployments can be used now (the one back first), or None when some credential is
+        available (it was tried already by this request)."""
+        best: tuple[Outage, str] | None = None
+        for d in self.deployments:
+            outage = self.pools[d.provider.name].outage(d.upstream_model, now)
+            if outage is None:
+                return None
+            if best is None or outage.until < best[0].until:
+                best = (outage, d.upstream_model)
+        return best

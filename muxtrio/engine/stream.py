@@ -124,7 +124,6 @@ class StreamMeta:
     continued: bool = False  # a cut stream was finished by a continuation (assistant prefill)
     regenerated: bool = False  # a cut stream was finished by a regeneration spliced after what was sent
     completed: bool = False  # set by the producer when the answer ended normally, before it closes the channel
-    notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # told to the client (a response header), e.g. dropped tools
 
 

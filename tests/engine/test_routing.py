@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import trio
 
 from muxtrio.config import Config, Credential, ModelConfig, ProviderConfig, ProviderType
-from muxtrio.engine.routing import Router, check_model_name
+from muxtrio.engine.pool import CredentialPool, OutageReason
+from muxtrio.engine.routing import Candidates, Router, check_model_name
 from muxtrio.errors import ClientError, ErrorKind
 
 
@@ -91,3 +93,42 @@ def test_the_cli_and_the_models_endpoint_read_one_listing() -> None:
     assert ("allowed-model", "second") in printed and ("old-1", "second") not in printed
     assert printed[-1] == ("mini", "-> allowed-model")
     assert [entry.id for entry in Router(config).models()] == ["allowed-model", "mini"]
+
+
+def _candidates(keys: int, max_retries: int, max_wait: float) -> tuple[Candidates, CredentialPool]:
+    provider = ProviderConfig(type=ProviderType.OPENAI, name="p", base_url="http://127.0.0.1:9/v1",
+                              credentials=tuple(Credential(f"k{i}") for i in range(keys)), models=(ModelConfig("m"),))
+    router = Router(Config(providers=(provider,), echo_model=False))
+    pool = CredentialPool("p", [(f"k{i}", None) for i in range(keys)])
+    return Candidates(router.resolve("m"), {"p": pool}, max_retries, max_wait), pool  # fmt: skip
+
+
+async def test_candidates_give_each_credential_once_then_say_none_is_left() -> None:
+    candidates, _ = _candidates(keys=2, max_retries=3, max_wait=10.0)
+    names = []
+    async for candidate in candidates:
+        names.append(candidate.credential.index)
+        candidates.failed(candidate)
+    assert sorted(names) == [0, 1]
+    assert candidates.outage is None and candidates.retries == 0
+
+
+async def test_candidates_wait_out_a_short_cooldown_within_the_retry_budget(autojump_clock: trio.abc.Clock) -> None:
+    candidates, pool = _candidates(keys=1, max_retries=1, max_wait=10.0)
+    seen: list[float] = []
+    async for candidate in candidates:
+        seen.append(trio.current_time())
+        pool.on_rate_limit(candidate.credential, "m", trio.current_time(), 5.0)
+        candidates.failed(candidate)
+    assert seen == [0.0, 5.0]  # waited for the cooldown once, then the budget was spent
+    assert candidates.retries == 1
+    assert candidates.outage is not None and candidates.outage[0].reason is OutageReason.RATE_LIMITED
+
+
+async def test_candidates_do_not_wait_for_a_cooldown_longer_than_max_wait(autojump_clock: trio.abc.Clock) -> None:
+    candidates, pool = _candidates(keys=1, max_retries=3, max_wait=2.0)
+    async for candidate in candidates:
+        pool.on_rate_limit(candidate.credential, "m", trio.current_time(), 5.0)
+        candidates.failed(candidate)
+    assert trio.current_time() == 0.0 and candidates.retries == 0
+    assert candidates.outage is not None and candidates.outage[0].until == 5.0
