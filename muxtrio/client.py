@@ -60,6 +60,7 @@ from muxtrio.codecs.ir_json import (
     usage_from_json,
     usage_to_json,
 )
+from muxtrio.codecs.ir_json import FORMAT as IR_FORMAT
 from muxtrio.errors import DEFAULT_STATUS, ErrorKind, MuxError
 from muxtrio.ir.events import (
     Event,
@@ -254,7 +255,7 @@ class Mux:
         if not 1 <= window <= MAX_WINDOW:
             raise ValueError(f"window must be between 1 and {MAX_WINDOW}")
         stream_id = str(next(self._ids))
-        convert: Callable[[Any], Any] = event_from_json if format == "ir" else _identity
+        convert: Callable[[Any], Any] = event_from_json if format == IR_FORMAT else _identity
         stream: Stream[Any] = Stream(self, stream_id, window, convert)
         message: dict[str, Any] = {
             "type": "request",

@@ -158,7 +158,6 @@ class AccountStore:
         self.accounts: dict[str, Account] = {}
         self._skipped: dict[str, Stamp] = {}  # unusable files, not read again until they change
         self.listeners: list[Listener] = []
-        self.scans = 0
 
     def endpoints(self, provider: str) -> oauth.Endpoints:
         return oauth.endpoints_for(provider, self._overrides)
@@ -194,7 +193,6 @@ class AccountStore:
 
     def scan(self) -> Changes:
         """Compare the directory with the last scan; apply and report the differences."""
-        self.scans += 1
         listing = self._listing()
         added: list[Account] = []
         updated: list[Account] = []

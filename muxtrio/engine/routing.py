@@ -119,9 +119,6 @@ class Router:
         self.config = config
         self.providers = {p.name: p for p in config.providers if p.enabled}
 
-    def _excluded(self, provider: ProviderConfig, model: str) -> bool:
-        return any(wildcard_match(pattern, model) for pattern in provider.excluded_models)
-
     def _deployment(self, provider: ProviderConfig, alias: str, entry: ModelConfig | None) -> Deployment:
         upstream = entry.name if entry is not None else alias
         prefill = kind_of(provider.type).prefill
@@ -133,7 +130,7 @@ class Router:
         return Deployment(provider, alias, upstream, prefill, timeouts)
 
     def _on_provider(self, provider: ProviderConfig, model: str) -> Deployment | None:
-        if self._excluded(provider, model):
+        if provider.is_excluded(model):
             return None
         for entry in provider.models:
             if (entry.alias or entry.name) == model:
@@ -163,7 +160,7 @@ class Router:
         forced = self._forced(model)
         if forced is not None:
             provider, name = forced
-            if self._excluded(provider, name):
+            if provider.is_excluded(name):
                 return []
             entry = self._listed(provider, name)
             if entry is None and provider.models:
@@ -208,7 +205,7 @@ class Router:
         forced = self._forced(self.config.aliases.get(model, model))
         if forced is not None:
             provider, name = forced
-            if provider.models and not self._excluded(provider, name):
+            if provider.models and not provider.is_excluded(name):
                 return f"{message}: provider {provider.name!r} serves only the models in its list"
             return f"{message}: provider {provider.name!r} excludes it"
         listless = [p for p in self.providers.values() if not p.models and default_patterns(p.type, p.base_url)]
@@ -232,7 +229,7 @@ class Router:
                 out.extend(ModelEntry(p, provider.name, str(provider.type), pattern=True) for p in patterns)
             for entry in provider.models:
                 alias = entry.alias or entry.name
-                if not self._excluded(provider, alias):
+                if not provider.is_excluded(alias):
                     out.append(ModelEntry(alias, provider.name, str(provider.type)))
         for alias, target in self.config.aliases.items():
             deployments = self.resolve(alias)

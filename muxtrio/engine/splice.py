@@ -287,9 +287,6 @@ class Progress:
         shift = self.offset + (1 if self.merge_first_text else 0)
         return [replace(event, index=index + shift)]
 
-    def continuable(self) -> bool:
-        return self.transcript is not None and self.transcript.text_only()
-
     def continuation(self, request: Request) -> Request | None:
         """The request that asks a prefill-capable model to continue the partial answer (None when the partial
         answer is not plain text)."""

@@ -61,7 +61,6 @@ class ThinkingCache:
         self.ttl = ttl
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._bytes = 0
-        self.hits = 0
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +124,6 @@ class ThinkingCache:
             repaired += 1
         if messages is None:
             return request, 0
-        self.hits += repaired
         return replace(request, messages=tuple(messages)), repaired
 
     def _drop(self, key: str) -> None:

@@ -22,7 +22,6 @@ to route.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -49,9 +48,6 @@ from muxtrio.server.observe import Observability
 from muxtrio.upstream.client import REQUEST_ID
 
 log = logging.getLogger("muxtrio.server")
-
-Handler = Callable[["MuxApp", Scope, Receive, Send, "Route"], Awaitable[None]]
-
 
 @dataclass(frozen=True, slots=True)
 class Route:
