@@ -4,6 +4,7 @@ layer; nothing imports server; the engine never names a client format module."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,22 @@ def test_pure_layers_import_no_io_and_no_higher_layer(layer: str) -> None:
     assert files, f"no modules in {layer}"
     bad = {str(f.relative_to(ROOT)): v for f in files if (v := _violations(f, FORBIDDEN_IN_PURE))}
     assert bad == {}
+
+
+def test_the_ir_needs_only_the_standard_library_and_errors() -> None:
+    """What ``muxtrio/ir/__init__.py`` promises."""
+    allowed = ("muxtrio.ir", "muxtrio.errors")
+    bad = {
+        str(f.relative_to(ROOT)): names
+        for f in sorted((ROOT / "ir").rglob("*.py"))
+        if (names := sorted(n for n in imports_of(f) if not _stdlib_or(n, allowed)))
+    }
+    assert bad == {}
+
+
+def _stdlib_or(name: str, allowed: tuple[str, ...]) -> bool:
+    top = name.partition(".")[0]
+    return top in sys.stdlib_module_names or any(name == a or name.startswith(a + ".") for a in allowed)
 
 
 def test_errors_module_is_pure() -> None:

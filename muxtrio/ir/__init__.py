@@ -1,6 +1,7 @@
 """The intermediate representation: requests, responses and stream events shared by every wire format.
 
-Pure (standard library only). See ``docs/design.md`` for the ordering contract of events.
+Pure: the standard library and :mod:`muxtrio.errors` only (tests/test_layering.py checks it). See ``docs/design.md``
+for the ordering contract of events.
 """
 
 from muxtrio.ir.accumulate import Accumulator, accumulate, response_events

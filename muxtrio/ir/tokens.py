@@ -2,12 +2,13 @@
 
 The estimate: one token per 4 characters of text (system, messages, tool results, tool definitions as JSON,
 reasoning), plus 85 tokens per image and 4 per message for framing. Within ~20% for English prose on GPT/Claude
-tokenizers; it is documented as an estimate wherever it is served. Pure.
+tokenizers; it is documented as an estimate wherever it is served. Pure (standard library only); a tool's schema
+counts as its compact UTF-8 JSON.
 """
 
 from __future__ import annotations
 
-import orjson
+import json
 
 from muxtrio.ir.request import File, Image, Reasoning, RedactedReasoning, Request, Text, ToolCall, ToolResult
 
@@ -37,5 +38,9 @@ def estimate_tokens(request: Request) -> int:
             elif isinstance(part, RedactedReasoning):
                 chars += len(part.data) // 4
     for tool in request.tools:
-        chars += len(tool.name) + len(tool.description or "") + len(orjson.dumps(tool.parameters or {}))
+        chars += len(tool.name) + len(tool.description or "") + _json_size(tool.parameters or {})
     return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN + images * IMAGE_TOKENS
+
+
+def _json_size(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
