@@ -241,11 +241,6 @@ def test_stream_without_finish_reason_is_truncated() -> None:
         decoder.flush()
 
 
-def test_empty_stream_is_truncated() -> None:
-    with pytest.raises(StreamTruncated):
-        decode_all(CODEC, b"")
-
-
 def test_malformed_chunk_raises_codec_error() -> None:
     decoder = CODEC.new_decoder("seed")
     with pytest.raises(CodecError) as info:

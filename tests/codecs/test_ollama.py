@@ -231,11 +231,6 @@ def test_truncated_stream_raises() -> None:
         decoder.flush()
 
 
-def test_empty_stream_is_truncated() -> None:
-    with pytest.raises(StreamTruncated):
-        CODEC.new_decoder("seed").flush()
-
-
 def test_connection_closed_done_reason_is_a_cut_answer() -> None:
     line = b'{"model":"m","message":{"role":"assistant","content":""},"done":true,"done_reason":"connection_closed"}\n'
     with pytest.raises(StreamTruncated):

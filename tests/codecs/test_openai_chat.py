@@ -315,11 +315,6 @@ def test_truncated_stream_raises_at_flush() -> None:
     assert isinstance(error, StreamTruncated)
 
 
-def test_empty_stream_is_truncated() -> None:
-    with pytest.raises(StreamTruncated):
-        decode_all(CODEC, b"")
-
-
 def test_done_without_finish_reason_is_a_normal_stop() -> None:
     events = assert_split_invariant(CODEC, chunk({"content": "x"}) + DONE)
     assert events == [Start("c1", "m"), TextDelta(0, "x"), Finish(FinishReason.STOP)]

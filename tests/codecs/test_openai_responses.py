@@ -277,11 +277,6 @@ def test_truncated_stream_raises_on_flush() -> None:
         decoder.flush()
 
 
-def test_empty_stream_is_truncated() -> None:
-    with pytest.raises(StreamTruncated):
-        decode_all(CODEC, b"")
-
-
 @pytest.mark.parametrize(
     "data",
     [
