@@ -18,6 +18,9 @@ import pytest
 import trio
 from openai import OpenAI
 from trio_websocket import ConnectionRejected, WebSocketConnection, open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import CloseConnection, Ping, RejectConnection
+from wsproto.events import Request as WSRequest
 
 import muxtrio.client
 from muxtrio.client import ws_url
@@ -587,11 +590,40 @@ async def test_lost_connection_fails_open_streams_loudly() -> None:
                 pass
 
 
-async def test_server_pings_are_answered_by_the_client() -> None:
-    async with running_gateway(websocket_ping_interval=0.01) as gw, \
-            muxtrio.client.connect(gw.ws, api_key=KEY) as mux:
-        await trio.sleep(0.1)  # several server pings while idle
-        await _complete(mux, "openai-chat", "muxtrio-echo")
+async def _count_server_pings(gw: Gateway, wanted: int) -> int:
+    """Open ``/v1/ws`` by hand with wsproto and count the server's pings (answering each) until ``wanted``."""
+    host, port = gw.base.removeprefix("http://").rsplit(":", 1)
+    connection = WSConnection(ConnectionType.CLIENT)
+    pings = 0
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
+        headers = [(b"authorization", f"Bearer {KEY}".encode())]
+        await stream.send_all(connection.send(WSRequest(host=f"{host}:{port}", target="/v1/ws", extra_headers=headers)))
+        with trio.fail_after(GUARD):
+            while pings < wanted:
+                data = await stream.receive_some()
+                assert data, f"the server closed the connection after {pings} ping(s)"
+                connection.receive_data(data)
+                for event in connection.events():
+                    assert not isinstance(event, RejectConnection | CloseConnection), event
+                    if isinstance(event, Ping):
+                        pings += 1
+                        await stream.send_all(connection.send(event.response()))
+    return pings
+
+
+async def test_the_server_sends_pings_and_the_client_answers_them() -> None:
+    async with running_gateway(websocket_ping_interval=0.01) as gw:
+        assert await _count_server_pings(gw, wanted=3) == 3
+        async with muxtrio.client.connect(gw.ws, api_key=KEY) as mux:
+            await trio.sleep(0.1)  # several server pings while idle, answered by the client's connection
+            await _complete(mux, "openai-chat", "muxtrio-echo")
+
+
+async def test_no_pings_without_a_ping_interval(gateway: Gateway) -> None:
+    """The counter above can fail: without ``websocket_ping_interval`` the server stays silent."""
+    with pytest.raises(trio.TooSlowError):
+        with trio.fail_after(0.3):
+            await _count_server_pings(gateway, wanted=1)
 
 
 async def test_gemini_model_outside_the_body_is_required(gateway: Gateway) -> None:
