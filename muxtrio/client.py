@@ -1,4 +1,4 @@
-"""The trio client of muxtrio's multiplexed WebSocket protocol (``/v1/ws``), and the protocol's ``"ir"`` JSON mapping.
+"""The trio client of muxtrio's multiplexed WebSocket protocol (``/v1/ws``).
 
 Use::
 
