@@ -1,5 +1,5 @@
 """The one model-name wildcard matcher: ``excluded-models``, a provider type's default patterns, the routing table,
-payload rules and model rules all match names with it.
+payload rules, model rules, client-key allowlists and prices all match names with it.
 
 Semantics (llm-mux's ``matchWildcard``): the whole name must match, case-insensitively; ``*`` matches any run of
 characters (also none); nothing else is special. Pure: standard library only; compiled patterns are cached.

@@ -13,8 +13,9 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
 from typing import Any
+
+from muxtrio.wildcard import wildcard_match
 
 PREFIX = "mx-"
 _KEY_SHAPE = re.compile(r"^mx-[A-Za-z0-9_-]{43}$")
@@ -106,11 +107,6 @@ def parse_duration(text: str) -> float:
     return float(match[1]) * _DURATION_UNITS[match[2]]
 
 
-@lru_cache(maxsize=4096)
-def _pattern(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$", re.IGNORECASE)
-
-
 @dataclass(frozen=True, slots=True)
 class ModelAccess:
     """A key's model allowlist: names, aliases and ``*`` wildcards (case-insensitive). Empty means every model.
@@ -135,7 +131,7 @@ class ModelAccess:
 
     def names(self, name: str) -> bool:
         """Whether ``name`` itself is on the list."""
-        return self.unrestricted or any(_pattern(p).match(name) is not None for p in self.patterns)
+        return self.unrestricted or any(wildcard_match(p, name) for p in self.patterns)
 
     def permits(self, step: str, resolved: tuple[str, ...]) -> bool:
         """Whether a step named ``step`` may be served by a deployment known by the names ``resolved``."""

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from muxtrio.config import PriceConfig
 from muxtrio.ir.response import Usage
-from muxtrio.keys.model import _pattern
+from muxtrio.wildcard import wildcard_match
 
 PER = 1_000_000.0
 
 
 def price_for(prices: tuple[PriceConfig, ...], model: str) -> PriceConfig | None:
     for price in prices:
-        if _pattern(price.model).match(model) is not None:
+        if wildcard_match(price.model, model):
             return price
     return None
 
