@@ -118,7 +118,7 @@ def _wrong(path: str, expected: str) -> ClientError:
 def as_object(value: object, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _wrong(path, "an object")
-    return cast(dict[str, Any], value)
+    return value
 
 
 def as_array(value: object, path: str) -> list[Any]:
@@ -153,15 +153,21 @@ def as_bool(value: object, path: str) -> bool:
 
 
 def opt_object(value: object, path: str) -> dict[str, Any] | None:
-    return None if value is None else as_object(value, path)
+    if value is None or isinstance(value, dict):
+        return value
+    raise _wrong(path, "an object")
 
 
 def opt_array(value: object, path: str) -> list[Any] | None:
-    return None if value is None else as_array(value, path)
+    if value is None or isinstance(value, list):
+        return value
+    raise _wrong(path, "an array")
 
 
 def opt_str(value: object, path: str) -> str | None:
-    return None if value is None else as_str(value, path)
+    if value is None or isinstance(value, str):
+        return value
+    raise _wrong(path, "a string")
 
 
 def opt_int(value: object, path: str) -> int | None:
@@ -173,39 +179,58 @@ def opt_number(value: object, path: str) -> float | None:
 
 
 def opt_bool(value: object, path: str) -> bool | None:
-    return None if value is None else as_bool(value, path)
+    if value is None or isinstance(value, bool):
+        return value
+    raise _wrong(path, "a boolean")
 
 
+# The get_* readers repeat the opt_* checks instead of calling them: they run for every field of every request.
 def get_object(obj: Mapping[str, Any], key: str, path: str) -> dict[str, Any] | None:
-    return opt_object(obj.get(key), path)
+    value = obj.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise _wrong(path, "an object")
 
 
 def get_array(obj: Mapping[str, Any], key: str, path: str) -> list[Any] | None:
-    return opt_array(obj.get(key), path)
+    value = obj.get(key)
+    if value is None or isinstance(value, list):
+        return value
+    raise _wrong(path, "an array")
 
 
 def get_str(obj: Mapping[str, Any], key: str, path: str) -> str | None:
-    return opt_str(obj.get(key), path)
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise _wrong(path, "a string")
 
 
 def get_int(obj: Mapping[str, Any], key: str, path: str) -> int | None:
-    return opt_int(obj.get(key), path)
+    value = obj.get(key)
+    return None if value is None else as_int(value, path)
 
 
 def get_number(obj: Mapping[str, Any], key: str, path: str) -> float | None:
-    return opt_number(obj.get(key), path)
+    value = obj.get(key)
+    return None if value is None else as_number(value, path)
 
 
 def get_bool(obj: Mapping[str, Any], key: str, path: str) -> bool | None:
-    return opt_bool(obj.get(key), path)
+    value = obj.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise _wrong(path, "a boolean")
 
 
 def require_str(obj: Mapping[str, Any], key: str, path: str) -> str:
     """A string field that must be present: ``is required`` when absent, ``must be a string`` otherwise."""
     value = obj.get(key)
+    if isinstance(value, str):
+        return value
     if value is None:
         raise invalid(f"`{path}` is required", path)
-    return as_str(value, path)
+    raise _wrong(path, "a string")
 
 
 def require_int(obj: Mapping[str, Any], key: str, path: str) -> int:
