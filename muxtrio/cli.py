@@ -1,5 +1,7 @@
 """The ``muxtrio`` command: ``serve`` (the default), ``check``, ``models``, ``login <account type>`` and ``keys``
 (:mod:`muxtrio.keys.cli`).
+``status``, ``reload``, ``api-keys`` and ``usage`` talk to a running gateway's management API
+(:mod:`muxtrio.cli_control`).
 
 Role: parse the command line, load the configuration (CLI flags > ``MUXTRIO_*`` environment > file > defaults), print
 its warnings to stderr, and hand over to the server runner or print a summary.
@@ -27,14 +29,14 @@ from typing import TextIO
 
 import attrs
 
-from muxtrio import provider_types
+from muxtrio import cli_control, provider_types
 from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
 from muxtrio.engine.routing import Router
 from muxtrio.errors import ConfigError, mask_secret
 from muxtrio.keys import cli as keys_cli
 from muxtrio.upstream.providers import default_patterns
 
-_COMMANDS = ("serve", "check", "models", "keys")
+_COMMANDS = ("serve", "check", "models", "keys", "status", "reload", "api-keys", "usage")
 
 
 def _port(text: str) -> int:
@@ -54,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="muxtrio",
         description="An LLM API gateway: every wire format in, every provider out. Without a command: serve.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,check,models,login,keys}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{serve,check,models,login,keys,status,reload,api-keys,usage}"
+    )
     config_help = (
         "config file (default: $MUXTRIO_CONFIG, ./muxtrio.yaml, ~/.config/muxtrio/config.yaml, else built-in defaults)"
     )
@@ -84,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     login.set_defaults(handler=_login)
 
     keys_cli.add_commands(commands)
+    cli_control.add_commands(commands)
     return parser
 
 

@@ -417,6 +417,8 @@ def config_secrets(config: Config) -> tuple[str, ...]:
     headers, proxy user-info. :class:`muxtrio.redact.Scrubber` removes them from upstream text."""
     found: list[str] = list(config.api_keys)
     found += _url_userinfo(config.proxy_url)
+    if config.remote_management.secret_key:
+        found.append(config.remote_management.secret_key)
     for provider in config.providers:
         found += [c.key for c in provider.credentials]
         found += [v for name, v in provider.headers.items() if _SENSITIVE_HEADER.search(name)]
@@ -617,6 +619,25 @@ class UsageConfig:
 
 
 @attrs.frozen
+class RemoteManagementConfig:
+    """llm-mux's ``remote-management:``. ``secret_key`` is the management key as stored in the file: plain, or a
+    ``scrypt:``/``sha256:`` hash (muxtrio writes the hash); the ``MUXTRIO_MANAGEMENT_KEY`` environment variable wins
+    over it. ``allow_remote`` lets non-loopback addresses use the management API."""
+
+    allow_remote: bool = attrs.field(default=False, validator=_bool)
+    secret_key: str | None = attrs.field(default=None, repr=False, validator=_optional(_secret_str))
+
+
+@attrs.frozen
+class ReloadConfig:
+    """Hot reload: ``watch`` polls the config file every ``poll_interval`` seconds and reloads it when its content
+    changed (SIGHUP and the management API reload regardless)."""
+
+    watch: bool = attrs.field(default=True, validator=_bool)
+    poll_interval: float = attrs.field(default=1.0, validator=_number(positive=True))
+
+
+@attrs.frozen
 class MetricsConfig:
     """``GET /metrics`` in the Prometheus text format. Loopback scrapers need no key unless ``require_key``; other
     addresses need a gateway key."""
@@ -800,6 +821,8 @@ class Config:
     auth_dir: str | None = attrs.field(default=None, validator=_optional(_non_empty_str))
     oauth_excluded_models: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_frozen_fallbacks)
     accounts: AccountsConfig = attrs.field(factory=lambda: AccountsConfig())
+    remote_management: RemoteManagementConfig = attrs.field(factory=RemoteManagementConfig)
+    reload: ReloadConfig = attrs.field(factory=ReloadConfig)
     source: str | None = attrs.field(default=None, eq=False)
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)
     legacy_mappings: tuple[str, ...] = attrs.field(default=(), eq=False)
@@ -813,6 +836,11 @@ class Config:
                     f"duplicate provider name {provider.name!r} (also providers[{names[provider.name]}])",
                 )
             names[provider.name] = index
+        management_key = self.remote_management.secret_key
+        if management_key is not None and management_key in self.api_keys:
+            raise _InvalidField(
+                ("remote_management", "secret_key"), "the management key must not also be a gateway api-keys entry"
+            )
         if self.echo_model and not any(p.type is ProviderType.ECHO for p in self.providers):
             # Frozen class: attrs documents object.__setattr__ as the way to finish an instance in post-init.
             object.__setattr__(self, "providers", (*self.providers, _builtin_echo(set(names))))
@@ -930,13 +958,15 @@ _TOP_KEYS: Final = (
     "circuit-breaker", "workers", "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file",
     "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
     "refused-credential-cooldowns", "regenerate-on-cut", "http2", "keep-alive-timeout",
-    "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices",
+    "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices", "remote-management", "reload",
 )  # fmt: skip
 _ACCOUNTS_KEYS: Final = ("refresh-lead", "watch-interval", "endpoints")
 _ENDPOINT_KEYS: Final = (
     "client-id", "scope", "authorize-url", "token-url", "redirect-uri", "client-secret", "device-code-url",
     "token-exchange-url", "code-assist-url", "user-url",
 )  # fmt: skip
+_REMOTE_MANAGEMENT_KEYS: Final = ("allow-remote", "secret-key")
+_RELOAD_KEYS: Final = ("watch", "poll-interval")
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
 _CLIENT_KEYS_KEYS: Final = ("enabled", "refresh-interval", "sync-interval")
@@ -969,7 +999,7 @@ _OUTPUT_LIMIT_FIELDS: Final = ("max_tokens", "max_completion_tokens")
 # llm-mux settings that muxtrio has no use for: a warning says so, rather than "unknown key".
 _LLM_MUX_IGNORED: Final = frozenset(
     {
-        "remote-management", "usage-statistics-enabled",
+        "usage-statistics-enabled",
         "usage-persistence", "disable-cooling", "quota-exceeded", "quota-window", "ws-auth",
         "show-provider-prefixes", "use-canonical-translator", "ampcode", "auth",
     }
@@ -1309,6 +1339,8 @@ class _Reader:
             ("metrics", _METRICS_KEYS, set()),
             ("logging", _LOGGING_KEYS, set()),
             ("client-keys", _CLIENT_KEYS_KEYS, {"refresh-interval", "sync-interval"}),
+            ("remote-management", _REMOTE_MANAGEMENT_KEYS, set()),
+            ("reload", _RELOAD_KEYS, {"poll-interval"}),
         ):
             raw = self._mapping(top.get(section), section)
             self._check_keys(raw, section, known)
@@ -1324,7 +1356,7 @@ class _Reader:
                     field = "to_file"
                 if section == "usage" and key == "dsn" and value is None:
                     continue
-                self._put(values, (section,), field, value, where)
+                self._put(values, (section.replace("-", "_"),), field, value, where)
             top_level = (("log-format", "format"), ("logging-to-file", "to_file"), ("request-log", "request_log"))
             for key, field in top_level:
                 if section == "logging" and key in top:
@@ -1886,6 +1918,10 @@ def _read_yaml(path: str) -> object:
         raise ConfigError("", f"cannot read config file {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError("", f"config file {path!r} is not UTF-8 text") from None
+    return _parse_yaml(text, path)
+
+
+def _parse_yaml(text: str, path: str) -> object:
     try:
         return yaml.load(text, Loader=_YAMLLoader)
     except ConfigError as exc:
@@ -1964,12 +2000,21 @@ def load_config(path: str | os.PathLike[str] | None = None, *, env: Mapping[str,
     found = os.fspath(path) if path is not None else _lookup(env)
     if found is None:
         return default_config(env)
-    data = _read_yaml(found)
+    return _config_from_data(_read_yaml(found), found, env)
+
+
+def load_config_text(text: str, path: str, *, env: Mapping[str, str] | None = None) -> Config:
+    """The :class:`Config` that ``text`` would give as the content of the file at ``path`` (hot reload and the
+    management API validate a new file this way before it is written or applied)."""
+    return _config_from_data(_parse_yaml(text, path), path, os.environ if env is None else env)
+
+
+def _config_from_data(data: object, path: str, env: Mapping[str, str]) -> Config:
     if data is None:
         data = {}  # an empty file is an empty mapping
     if not isinstance(data, dict):
-        raise ConfigError("", f"{found}: expected a YAML mapping at the top level, got {_show(data)}")
-    return parse_config(data, env=env, source=os.path.abspath(found))
+        raise ConfigError("", f"{path}: expected a YAML mapping at the top level, got {_show(data)}")
+    return parse_config(data, env=env, source=os.path.abspath(path))
 
 
 def detect_local_ollama(host: str = "127.0.0.1", port: int = 11434, timeout: float = 0.3) -> bool:

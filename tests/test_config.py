@@ -255,7 +255,6 @@ def test_llm_mux_documented_config_parses() -> None:
     assert config.fallbacks == {"claude-opus-4-5": ("claude-sonnet-4-5", "gpt-4o")}
     assert config.warnings == (
         "disable-cooling: llm-mux setting not used by muxtrio; ignored",
-        "remote-management: llm-mux setting not used by muxtrio; ignored",
         "ws-auth: llm-mux setting not used by muxtrio; ignored",
         "usage-statistics-enabled: llm-mux setting not used by muxtrio; ignored",
         "routing.provider-priority: llm-mux setting not used by muxtrio; ignored",
@@ -313,7 +312,6 @@ def test_llm_mux_generated_default_config_parses_with_warnings_only() -> None:
     ignored = [w.split(":")[0] for w in config.warnings]
     assert ignored == [
         "show-provider-prefixes",
-        "remote-management",
         "usage-statistics-enabled",
         "usage-persistence",
         "disable-cooling",

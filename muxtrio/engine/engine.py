@@ -121,6 +121,12 @@ class Engine:
     ``transports`` replaces the network per provider name (tests, embedding with an in-process upstream).
     ``clock`` must be trio's clock in trio code (the default), ``rng`` seeds jitter (tests). ``accounts`` replaces
     the subscription account store built from ``config.auth_dir`` (tests pass one whose OAuth calls go to fakes).
+
+    ``previous`` (hot reload): the engine this one replaces, still serving its open streams. For every provider whose
+    type and base URL are unchanged, credentials with the same key and proxy keep their state objects
+    (:meth:`CredentialPool.inherit`), and an upstream client with identical settings is taken over (its
+    connection pool continues; ``previous`` then no longer closes it). The account store is taken over too when
+    ``auth-dir`` and ``accounts`` are unchanged (one watcher, one token refresher). Counters continue.
     """
 
     def __init__(
@@ -131,6 +137,7 @@ class Engine:
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
         accounts: AccountStore | None = None,
+        previous: Engine | None = None,
     ) -> None:
         self.config = config
         self.router = Router(config)
@@ -147,17 +154,27 @@ class Engine:
         self.pools: dict[str, CredentialPool] = {}
         self.clients: dict[str, UpstreamClient] = {}
         self._entered = False
-        self.requests = 0
-        self.failed_attempts = 0
-        self.thinking_cache = ThinkingCache(
-            config.thinking_cache_entries, config.thinking_cache_bytes, config.thinking_cache_ttl
-        )
+        self._owned: set[str] = set()  # providers whose upstream client this engine closes
+        self._owns_accounts = True  # False once a newer engine took the account store over
+        self._account_watch: trio.CancelScope | None = None
+        self._previous = previous
+        self.requests: int = previous.requests if previous is not None else 0
+        self.failed_attempts: int = previous.failed_attempts if previous is not None else 0
+        cache = (config.thinking_cache_entries, config.thinking_cache_bytes, config.thinking_cache_ttl)
+        if previous is not None and cache == (
+            previous.config.thinking_cache_entries, previous.config.thinking_cache_bytes,
+            previous.config.thinking_cache_ttl,
+        ):
+            self.thinking_cache: ThinkingCache = previous.thinking_cache  # hot reload: signatures stay known
+        else:
+            self.thinking_cache = ThinkingCache(*cache)
         self.accounts = accounts
         self._account_creds: dict[tuple[str, str], CredentialState] = {}  # (provider name, account key) -> cred
         self._background = AsyncExitStack()
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Engine:
+        taken: list[str] = []  # providers whose upstream client is taken over from the previous engine
         for provider in self.router.providers.values():
             keys: list[tuple[str | None, str | None]] = [(c.key, c.proxy_url) for c in provider.credentials]
             self.pools[provider.name] = CredentialPool(
@@ -168,25 +185,54 @@ class Engine:
                 breaker_open_seconds=self.config.breaker_open_seconds,
                 refusal_cooldowns=self.config.refused_credential_cooldowns,
             )
+            settings = ClientSettings(
+                base_url=provider.base_url or "http://muxtrio-echo.invalid/v1",
+                http2=provider.http2,
+                max_connections=provider.max_connections,
+                max_keepalive=provider.max_keepalive,
+                connect_timeout=self.config.timeouts.merged(provider.timeouts).connect,
+                proxy_url=provider.proxy_url or self.config.proxy_url,
+                headers=tuple(provider.headers.items()),
+            )
+            previous = self._previous
+            old = previous.router.providers.get(provider.name) if previous is not None else None
+            same_upstream = old is not None and (old.type, old.base_url) == (provider.type, provider.base_url)
+            if previous is not None and same_upstream:
+                self.pools[provider.name].inherit(previous.pools[provider.name])
+                client = previous.clients[provider.name]
+                if client.settings == settings and provider.name in previous._owned:
+                    taken.append(provider.name)
+                    self.clients[provider.name] = client
+                    continue
             transport = self._transports.get(provider.name)
             if transport is None and kind_of(provider.type).builtin:
                 transport = EchoTransport()
-            self.clients[provider.name] = UpstreamClient(
-                provider.name,
-                ClientSettings(
-                    base_url=provider.base_url or "http://muxtrio-echo.invalid/v1",
-                    http2=provider.http2,
-                    max_connections=provider.max_connections,
-                    max_keepalive=provider.max_keepalive,
-                    connect_timeout=self.config.timeouts.merged(provider.timeouts).connect,
-                    proxy_url=provider.proxy_url or self.config.proxy_url,
-                    headers=tuple(provider.headers.items()),
-                ),
-                transport=transport,
+            self.clients[provider.name] = UpstreamClient(provider.name, settings, transport=transport)
+            self._owned.add(provider.name)
+        previous = self._previous
+        if previous is not None:  # only once everything is built: a failed build leaves the old engine whole
+            previous._owned.difference_update(taken)
+            self._owned.update(taken)
+            same_accounts = (previous.config.auth_dir, previous.config.accounts) == (
+                self.config.auth_dir, self.config.accounts
             )
+            if self.accounts is None and previous.accounts is not None and previous._owns_accounts and same_accounts:
+                self.accounts = previous._hand_over_accounts()
+        self._previous = None  # the handover is done: don't keep the old engine alive
         await self._start_accounts()
         self._entered = True
         return self
+
+    def _hand_over_accounts(self) -> AccountStore | None:
+        """Hot reload: stop watching the account store and stop following it; the next engine owns it now."""
+        store = self.accounts
+        if store is not None:
+            self._owns_accounts = False
+            if self._sync_accounts in store.listeners:
+                store.listeners.remove(self._sync_accounts)
+            if self._account_watch is not None:
+                self._account_watch.cancel()
+        return store
 
     # ------------------------------------------------------------------ subscription accounts
     async def _start_accounts(self) -> None:
@@ -208,6 +254,7 @@ class Engine:
             self._sync_accounts(Changes(added=(account,)))
         nursery = await self._background.enter_async_context(trio.open_nursery())
         await nursery.start(self.accounts.watch)
+        self._account_watch = nursery.cancel_scope
         self._background.callback(nursery.cancel_scope.cancel)
 
     def _sync_accounts(self, changes: Changes) -> None:
@@ -277,10 +324,12 @@ class Engine:
 
     async def _close_clients(self) -> None:
         with trio.CancelScope(shield=True):
-            if self.accounts is not None:
+            if self.accounts is not None and self._owns_accounts:
                 await self.accounts.aclose()
-            for client in self.clients.values():
-                await client.aclose()
+            for name, client in self.clients.items():
+                if name in self._owned:
+                    await client.aclose()
+            self._owned.clear()
 
     def _require_entered(self) -> None:
         if not self._entered:
@@ -668,6 +717,8 @@ class Engine:
             rng=self._rng,
             model=model,
         )
+        if verdict.effect is not Effect.NONE:
+            cred.last_error = error_class(err)
         if verdict.effect is Effect.RATE_LIMITED:
             cooldown = verdict.cooldown or 0.0
             pool.on_rate_limit(cred, model, now, cooldown)

@@ -17,7 +17,8 @@ fact, re-checked by the next request after that).
 Invariants:
 - Policy code takes ``now`` (a monotonic time in seconds) as an argument and never reads a clock, so it is tested
   without sleeping.
-- A credential is *available* for a model when it is not rate-limited or refused for that model (or all models),
+- A credential is *available* for a model when an operator has not disabled it (management API), it is not
+  rate-limited or refused for that model (or all models),
   the model is not missing, and no probe is due or the probe slot is free (one probe in flight per credential).
 - :meth:`CredentialPool.outage` explains an empty :meth:`pick` (reason, detail, when it ends); it never returns a
   reason for a pool that has an available credential.
@@ -56,6 +57,7 @@ class OutageReason(StrEnum):
     BREAKER_OPEN = "breaker_open"  # repeated transient failures
     PROBING = "probing"  # the one probe after a refusal or an open breaker is in flight
     RATE_LIMITED = "rate_limited"  # 429 cooldowns
+    DISABLED = "disabled"  # an operator took every credential out (management API); never ends by itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,10 @@ class Outage:
 
     def error(self, model: str, now: float) -> CapacityError:
         """What the client is told: the reason in words, with the provider's name, and when to come back."""
+        if self.reason is OutageReason.DISABLED:
+            return CapacityError(
+                f"provider {self.provider}: every credential is disabled by an operator", kind=ErrorKind.UNAVAILABLE
+            )
         wait = max(1, math.ceil(self.until - now))
         where = f"provider {self.provider}"
         if self.reason is OutageReason.MODEL_MISSING:
@@ -130,6 +136,9 @@ class CredentialState:
     account: object | None = field(default=None, repr=False)  # an accounts.store.Account: the key is its token
     label: str | None = None
     retired: bool = False  # its account's token file is gone
+    disabled: bool = False  # taken out by an operator (management API) until enabled; never by a failure
+    disabled_reason: str = ""
+    last_error: str = ""  # error class of the last failed attempt that said something about the credential
 
     @property
     def name(self) -> str:
@@ -224,7 +233,7 @@ class CredentialPool:
             cred.probe_in_flight = False
 
     def available(self, cred: CredentialState, model: str, now: float) -> bool:
-        if cred.retired:
+        if cred.retired or cred.disabled:
             return False
         self._advance_breaker(cred, now)
         if cred.breaker is BreakerState.OPEN:
@@ -272,6 +281,8 @@ class CredentialPool:
         return best
 
     def _credential_outage(self, cred: CredentialState, model: str, now: float) -> Outage:
+        if cred.disabled:
+            return Outage(self.provider, OutageReason.DISABLED, math.inf)
         refused_until, status = cred.refused_for(model, now)
         if refused_until:
             return Outage(self.provider, OutageReason.REFUSED, refused_until, status=status)
@@ -357,6 +368,43 @@ class CredentialPool:
     def on_neutral(self, cred: CredentialState) -> None:
         """An attempt that says nothing about the credential (client error, cancellation): a probe slot frees."""
         cred.probe_in_flight = False
+
+    # ------------------------------------------------------------------ operator actions and hot reload
+    def find(self, label: str) -> CredentialState | None:
+        return next((c for c in self.credentials if c.name == label), None)
+
+    def reset(self, cred: CredentialState) -> None:
+        """Forget the credential's rate-limit cooldowns, refusals, failure streak and breaker (an operator's "try it
+        again now"). An operator's disable stays: that is :meth:`set_disabled`."""
+        cred.cooldown_until.clear()
+        cred.refused_until.clear()
+        cred.refusals.clear()
+        cred.refusal_status.clear()
+        cred.rate_limits = 0
+        cred.consecutive_failures = 0
+        cred.breaker = BreakerState.CLOSED
+        cred.probe_in_flight = False
+
+    def set_disabled(self, cred: CredentialState, disabled: bool, reason: str = "") -> None:
+        """Take the credential out of (or back into) selection; in-flight requests on it finish."""
+        cred.disabled = disabled
+        cred.disabled_reason = reason if disabled else ""
+
+    def inherit(self, previous: CredentialPool) -> None:
+        """Hot reload: take over ``previous``'s credentials whose key and proxy are unchanged — the same state
+        objects, so in-flight counts, cooldowns, breaker and counters continue (their index follows the new list).
+        Credentials ``previous`` has and this pool lacks stay with ``previous`` only: no new requests reach them."""
+        unused = list(previous.credentials)
+        for index, cred in enumerate(self.credentials):
+            old = next((o for o in unused if o.account is None and (o.key, o.proxy_url) == (cred.key, cred.proxy_url)),
+                       None)
+            if old is not None:
+                unused.remove(old)
+                old.index = index
+                self.credentials[index] = old
+        self.missing_until.update(previous.missing_until)
+        self.missing_detail.update(previous.missing_detail)
+        self.missing_reported.update(previous.missing_reported)
 
     def statistics(self, now: float) -> list[CredentialStatistics]:
         return [

@@ -29,6 +29,7 @@ import httpx2
 import orjson
 import trio
 
+from muxtrio import logring
 from muxtrio.codecs.base import Format, RequestHints
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config, config_secrets
@@ -44,7 +45,10 @@ from muxtrio.requestlog import RECORDER, RequestRecorder
 from muxtrio.server import auth, client_keys, models
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
 from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
+from muxtrio.server.management import PREFIX as MANAGEMENT_PREFIX
+from muxtrio.server.management import Management
 from muxtrio.server.observe import Observability
+from muxtrio.server.reload import Live, Reloader
 from muxtrio.upstream.client import REQUEST_ID
 
 log = logging.getLogger("muxtrio.server")
@@ -162,13 +166,36 @@ class MuxApp:
     (tests and embedding)."""
 
     def __init__(self, config: Config, *, transports: dict[str, httpx2.AsyncBaseTransport] | None = None) -> None:
-        self.config = config
         self.transports = transports
-        self.engine: Engine | None = None
         self.ready = False
-        self.scrubber = Scrubber(config_secrets(config))
-        self.observe = Observability(config, known_models(config), self.scrubber)
+        self._initial_scrubber = Scrubber(config_secrets(config))
+        self.observe = Observability(config, known_models(config), self._initial_scrubber)
         self.keys = KeyGate(config)
+        self.reloader = Reloader(config, transports=transports, metrics=self.observe.metrics)
+        self.reloader.on_swap.append(self._swapped)
+        self.reloader.on_record.append(lambda record: self.observe.metrics.reloads.labels(record.result).inc())
+        self.management = Management(self)
+
+    # The live state: a request pins it once (``reloader.acquire``); these read the newest one.
+    @property
+    def config(self) -> Config:
+        live = self.reloader.live
+        return live.config if live is not None else self.reloader.initial
+
+    @property
+    def engine(self) -> Engine | None:
+        live = self.reloader.live
+        return live.engine if live is not None else None
+
+    @property
+    def scrubber(self) -> Scrubber:
+        live = self.reloader.live
+        return live.scrubber if live is not None else self._initial_scrubber
+
+    def _swapped(self, live: Live) -> None:
+        """A reload swapped the live state: the parts that outlive one engine follow it."""
+        self.keys.config = live.config
+        self.observe.scrubber = live.scrubber
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -177,7 +204,12 @@ class MuxApp:
         elif kind == "websocket":
             from muxtrio.server.websocket import serve_websocket
 
-            await serve_websocket(self, scope, receive, send)
+            live = self.reloader.acquire() if self.ready else None
+            try:
+                await serve_websocket(self, scope, receive, send, live)
+            finally:
+                if live is not None:
+                    await self.reloader.release(live)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -185,13 +217,10 @@ class MuxApp:
         message = await receive()
         if message["type"] != "lifespan.startup":
             return
+        logring.install()
         try:
-            async with (
-                self.observe.running(),
-                Engine(self.config, transports=self.transports, metrics=self.observe.metrics) as engine,
-                trio.open_nursery() as nursery,
-            ):
-                self.engine = engine
+            async with self.observe.running(), trio.open_nursery() as nursery:
+                await nursery.start(self.reloader.run)  # the engine (and each one a reload brings)
                 await nursery.start(self.keys.run)
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
@@ -216,11 +245,17 @@ class MuxApp:
         if method == "HEAD":
             send = _without_body(send)
         self.observe.begin()
+        live: Live | None = None
         try:
             if path == client_keys.PREFIX or path.startswith(client_keys.PREFIX + "/"):
                 entry.kind = "management"
                 entry.status = await client_keys.serve(self.keys, scope, receive, send)
                 return
+            if path == MANAGEMENT_PREFIX or path.startswith(MANAGEMENT_PREFIX + "/"):
+                entry.kind = "management"
+                entry.status = await self.management.handle(scope, receive, send)
+                return
+            live = self.reloader.acquire() if self.ready else None  # this request's config and engine
             route = match(method, path, scope)
             fmt = route.format
             entry.format = fmt.value
@@ -239,14 +274,14 @@ class MuxApp:
                 recording = RECORDER.set(recorder)
             identity = await self.keys.identify(auth.presented_key(scope))
             if identity is None:
-                auth.check(self.config, scope)
+                auth.check(live.config if live is not None else self.config, scope)
             else:
                 entry.client_key, entry.key_id, entry.key_name = identity, identity.id, identity.name
-            await self._dispatch(route, scope, receive, send, entry)
+            await self._dispatch(live, route, scope, receive, send, entry)
         except ClientGone:
             entry.status = 499
         except MuxError as err:
-            scrub_error(err, self.scrubber)
+            scrub_error(err, live.scrubber if live is not None else self.scrubber)
             entry.error = err.message
             entry.error_class = error_class(err)
             await send_error(send, get_codec(fmt), err, entry.request_id, entry)
@@ -260,15 +295,18 @@ class MuxApp:
             REQUEST_ID.reset(request_id)
             if recording is not None:
                 RECORDER.reset(recording)
-            if entry.usage is not None and self.config.prices:
+            prices = (live.config if live is not None else self.config).prices
+            if entry.usage is not None and prices:
                 served = entry.meta.model if entry.meta is not None else None
-                entry.cost = request_cost(self.config.prices, served, entry.model, entry.usage)
+                entry.cost = request_cost(prices, served, entry.model, entry.usage)
             if entry.kind not in ("health", "root"):
                 self.observe.end(entry, recorder, _headers_of(scope))
             else:
                 self.observe.metrics.active_requests.dec()
             if entry.status != 0 or entry.error:
                 entry.emit()
+            if live is not None:
+                await self.reloader.release(live)
 
     async def _health(self, send: Send) -> None:
         if self.ready:
@@ -281,11 +319,15 @@ class MuxApp:
             raise MuxError(ErrorKind.UNAVAILABLE, "the gateway is starting or stopping")
         return self.engine
 
-    async def _dispatch(self, route: Route, scope: Scope, receive: Receive, send: Send, entry: RequestLog) -> None:
-        engine = self._engine()
+    async def _dispatch(
+        self, live: Live | None, route: Route, scope: Scope, receive: Receive, send: Send, entry: RequestLog
+    ) -> None:
+        if live is None:
+            raise MuxError(ErrorKind.UNAVAILABLE, "the gateway is starting or stopping")
+        engine = live.engine
         if route.kind in ("generate", "count"):
             generation = Generation(
-                self.config, engine, route.format, route.hints, entry, streams=self.observe.metrics.open_streams,
+                live.config, engine, route.format, route.hints, entry, streams=self.observe.metrics.open_streams,
                 keys=self.keys,
             )
             await generation.run(scope, receive, send)
@@ -300,7 +342,7 @@ class MuxApp:
         elif route.kind == "tags":
             await send_whole(send, 200, models.ollama_tags(entries))
         elif route.kind == "show":
-            body = await read_body(receive, scope, self.config.max_request_bytes)
+            body = await read_body(receive, scope, live.config.max_request_bytes)
             name = _show_name(body)
             await send_whole(send, 200, models.ollama_show(_find(entries, name, engine)))
         elif route.kind == "version":

@@ -2,8 +2,9 @@
 
 Invariants:
 - SIGINT/SIGTERM stop accepting; open streams get ``shutdown-grace`` seconds to finish; then the engine closes. A
-  second SIGINT/SIGTERM during that drain stops at once (one log line, no traceback). SIGHUP is logged ("reload not
-  supported") and ignored. The last line logged is ``stopped``.
+  second SIGINT/SIGTERM during that drain stops at once (one log line, no traceback). SIGHUP reloads the config
+  file (:mod:`muxtrio.server.reload`, handled by the app); the parent of several workers forwards it to each worker.
+  The last line logged is ``stopped``.
 - Connections are accepted and supervised by :mod:`muxtrio.server.listener`: one connection's failure never ends the
   process; HTTP/2 only when ``http2`` is enabled.
 - Every log line is one line: the formatter escapes control characters in the message (:mod:`muxtrio.logs`).
@@ -17,8 +18,11 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
@@ -32,6 +36,7 @@ from muxtrio.metrics import cleanup_multiprocess, prepare_multiprocess, worker_e
 from muxtrio.server import listener
 from muxtrio.server.app import MuxApp
 from muxtrio.server.observe import usage_dsn
+from muxtrio.server.reload import CONTROL_DIR_ENV
 
 log = logging.getLogger("muxtrio")
 
@@ -77,12 +82,10 @@ async def _serve(config: Config, hc: HypercornConfig, sockets: Sockets | None, p
 
 
 async def _watch_signals(config: Config, stop: trio.Event, now: trio.Event) -> None:
-    """First SIGINT/SIGTERM: drain; second: stop at once; SIGHUP: say reload is not supported and keep serving."""
-    with trio.open_signal_receiver(*_STOP_SIGNALS, signal.SIGHUP) as signals:
+    """First SIGINT/SIGTERM: drain; second: stop at once. (SIGHUP is the app's: a reload.)"""
+    with trio.open_signal_receiver(*_STOP_SIGNALS) as signals:
         async for signum in signals:
             _on_signal(signum, config, stop.is_set())
-            if signum == signal.SIGHUP:
-                continue
             if stop.is_set():
                 now.set()
             stop.set()
@@ -91,7 +94,7 @@ async def _watch_signals(config: Config, stop: trio.Event, now: trio.Event) -> N
 def _on_signal(signum: int, config: Config, draining: bool) -> None:
     name = signal.Signals(signum).name
     if signum == signal.SIGHUP:
-        log.warning("received %s: reload not supported; still serving with the current configuration", name)
+        log.info("received %s: every worker reloads the config file", name)
     elif draining:
         log.warning("received %s again: stopping now, without waiting for open requests", name)
     else:
@@ -119,7 +122,9 @@ async def _follow_parent(parent: _Stop, stop: trio.Event, now: trio.Event) -> No
 
 
 def _worker(config: Config, sockets: Sockets, parent: _Stop, index: int) -> None:
-    # The parent owns the signals: a Ctrl-C or a hang-up reaches the whole process group.
+    # The parent owns the signals: a Ctrl-C or a hang-up reaches the whole process group. (SIGHUP: the app's reload
+    # takes it over while serving; the parent forwards its own, so a group-wide hang-up reloads twice, the second
+    # time "unchanged".)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(config, rotate=index == 0)  # one rotating writer per log file; the others follow it
@@ -184,6 +189,9 @@ def _run_workers(config: Config, sockets: Sockets) -> int:
     def on_signal(signum: int, frame: object) -> None:
         _on_signal(signum, config, parent.drain.is_set())
         if signum == signal.SIGHUP:
+            for process in processes:  # each worker reloads the file itself (muxtrio.server.reload)
+                if process.pid is not None and process.exitcode is None:
+                    os.kill(process.pid, signal.SIGHUP)
             return
         if parent.drain.is_set():
             parent.now.set()
@@ -191,14 +199,20 @@ def _run_workers(config: Config, sockets: Sockets) -> int:
 
     for sig in (*_STOP_SIGNALS, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    for process in processes:
-        process.start()
+    # Credential actions taken through the management API on one worker reach the others through a journal here.
+    control = tempfile.mkdtemp(prefix="muxtrio-workers-")
+    os.environ[CONTROL_DIR_ENV] = control  # inherited by the spawned workers
     code = 0
-    for process in processes:
-        process.join()
-        if process.pid is not None:
-            worker_exited(process.pid)
-        code = code or (process.exitcode or 0)
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+            if process.pid is not None:
+                worker_exited(process.pid)
+            code = code or (process.exitcode or 0)
+    finally:
+        shutil.rmtree(control, ignore_errors=True)
     for sock in sockets.insecure_sockets + sockets.secure_sockets:
         sock.close()
     return code

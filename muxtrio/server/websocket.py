@@ -75,6 +75,7 @@ from muxtrio.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from muxtrio.server.app import MuxApp
+    from muxtrio.server.reload import Live
 
 log = logging.getLogger("muxtrio.server.websocket")
 
@@ -105,8 +106,10 @@ LOGGED_FORMATS = frozenset({*(f.value for f in Format), "ir"})
 
 
 # =============================================================================================== entry point
-async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve one WebSocket connection (an ASGI ``websocket`` scope)."""
+async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Send, live: Live | None = None) -> None:
+    """Serve one WebSocket connection (an ASGI ``websocket`` scope). ``live`` is the configuration and engine the
+    connection is pinned to (hot reload: the socket keeps them until it closes)."""
+    config = live.config if live is not None else app.config
     first = await receive()
     if first["type"] != "websocket.connect":
         return
@@ -116,8 +119,8 @@ async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Sen
         if path not in (RESPONSES_PATH, MUX_PATH):
             raise ClientError(ErrorKind.NOT_FOUND, f"no WebSocket endpoint at {path or '/'}")
         app.keys.refuse_client_key(auth.presented_key(scope), "on the WebSocket transport")
-        auth.check(app.config, scope)
-        engine = app.engine
+        auth.check(config, scope)
+        engine = live.engine if live is not None else app.engine
         if engine is None or not app.ready:
             raise MuxError(ErrorKind.UNAVAILABLE, "the gateway is starting or stopping")
     except MuxError as err:
@@ -126,9 +129,9 @@ async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Sen
     await send({"type": "websocket.accept"})
     connection: _Connection
     if path == RESPONSES_PATH:
-        connection = ResponsesConnection(engine, receive, send, app.config.max_request_bytes)
+        connection = ResponsesConnection(engine, receive, send, config.max_request_bytes)
     else:
-        connection = MuxConnection(engine, receive, send, app.config.max_request_bytes)
+        connection = MuxConnection(engine, receive, send, config.max_request_bytes)
     try:
         await connection.run()
     except Exception:
