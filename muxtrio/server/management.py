@@ -642,11 +642,13 @@ class Management:
         assert reloader.source is not None
         await trio.to_thread.run_sync(config_edit.write_atomic, reloader.source, text)
         record = await reloader.reload("api")
+        reloader.broadcast({"action": "reload"})  # the other workers reload now, watched or not
         call.outcome = f"{what}; reload {record.result}" + (f" ({record.error})" if record.error else "")
         return record
 
     async def reload(self, call: Call) -> dict[str, object]:
         record = await self.app.reloader.reload("api")
+        self.app.reloader.broadcast({"action": "reload"})
         call.outcome = f"reload {record.result}"
         return record.as_json()
 
@@ -670,7 +672,10 @@ class Management:
         return [{"index": i, "key": mask_secret(k)} for i, k in enumerate(keys)]
 
     async def get_api_keys(self, call: Call) -> list[dict[str, Any]]:
-        return self._keys_view(list(call.live.config.api_keys))
+        """The file's list (what every worker loads; a write is visible here at once), else the running one."""
+        if self.app.reloader.source is None:
+            return self._keys_view(list(call.live.config.api_keys))
+        return self._keys_view(self._key_list(self._read_file()[1]))
 
     def _check_new_key(self, value: Any, where: str, live: Live) -> str:
         if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):

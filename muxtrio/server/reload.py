@@ -20,8 +20,8 @@ Semantics:
   needs no native dependency or thread, and sees every way a file is replaced (editors' rename, Kubernetes
   ConfigMap symlink swaps, bind mounts, network filesystems) where inotify on the file misses some.
 - With ``--workers N`` every worker watches the file and handles SIGHUP itself (the parent forwards it). Credential
-  actions are appended to a journal file in the directory named by ``MUXTRIO_WORKER_CONTROL`` (set by the parent)
-  and applied by every other worker on its next poll.
+  actions and API reloads are appended to a journal file in the directory named by ``MUXTRIO_WORKER_CONTROL`` (set
+  by the parent) and applied by every other worker on its next poll (250 ms), whether it watches the file or not.
 """
 
 from __future__ import annotations
@@ -326,25 +326,33 @@ class Reloader:
         directory = os.environ[CONTROL_DIR_ENV]
         path = os.path.join(directory, _JOURNAL)
         while True:
-            self._apply_journal(path)
+            if self._apply_journal(path):
+                await self.reload("api", quiet_unchanged=True)
             await trio.sleep(min(interval, 0.25))
 
-    def _apply_journal(self, path: str) -> None:
+    def _apply_journal(self, path: str) -> bool:
+        """Apply the other workers' new credential actions; True when one of them asked for a reload."""
         try:
             with open(path, "rb") as handle:
                 handle.seek(self._journal_offset)
                 data = handle.read()
         except OSError:
-            return  # not written yet (or the run directory is gone at shutdown)
+            return False  # not written yet (or the run directory is gone at shutdown)
         end = data.rfind(b"\n") + 1
         self._journal_offset += end
+        reload = False
         for raw in data[:end].splitlines():
             try:
                 action = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(action, dict) and action.get("pid") != os.getpid() and self.action_handler is not None:
+            if not isinstance(action, dict) or action.get("pid") == os.getpid():
+                continue
+            if action.get("action") == "reload":
+                reload = True
+            elif self.action_handler is not None:
                 self.action_handler(action)
+        return reload
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:

@@ -231,7 +231,12 @@ async def test_credential_actions_logs_request_logs_usage(
 
             # request logs: listed and downloadable by exact name only.
             listed = await admin.data("GET", "/request-logs")
-            assert [e["name"] for e in listed] == ["20260101T120000-abc123.json"]
+            names = [e["name"] for e in listed]
+            assert names[-1] == "20260101T120000-abc123.json"  # newest first; nothing but request logs
+            assert not any("link" in name or name.endswith(".txt") for name in names)
+            # The 503 above (every credential disabled) was written by the gateway's own request log.
+            real = await admin.call("GET", f"/request-logs/{names[0]}")
+            assert real.status_code == 200 and real.json()["status"] == 503
             r = await admin.call("GET", "/request-logs/20260101T120000-abc123.json")
             assert r.status_code == 200 and r.json() == {"request_id": "abc123"}
             for bad in ("..%2Fsecret.json", "20260101T120001-link.json", "not-a-log.txt", "%2E%2E"):
