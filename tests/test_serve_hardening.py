@@ -3,8 +3,9 @@
 - No single connection stops the process: HTTP/2 prior knowledge with a 1 MB body answered early (401, 404, 405,
   413), ``Upgrade: h2c`` requests, and HTTP/1.1 early answers while the body is still unread, with HTTP/2 off (the
   default) and on; after each, the same process keeps serving.
-- Signals: a second SIGINT/SIGTERM during the drain stops at once with one line and no traceback; SIGHUP says reload
-  is not supported and the gateway keeps serving; the last line is ``stopped``.
+- Signals: a second SIGINT/SIGTERM during the drain stops at once with one line and no traceback; SIGHUP reloads the
+  config file (tests/server/test_reload.py, tests/test_cli_control.py) and the gateway keeps serving; the last line
+  is ``stopped``.
 - The access log cannot be forged: a ``%0a`` in the path and a newline in the model name are written escaped.
 """
 
@@ -261,7 +262,7 @@ def test_second_signal_during_the_drain_stops_at_once(tmp_path: Path, signum: si
 def test_sighup_keeps_serving(tmp_path: Path) -> None:
     with running(tmp_path) as server:
         server.proc.send_signal(signal.SIGHUP)
-        server.wait_for("received SIGHUP: reload not supported")
+        server.wait_for("received SIGHUP: reloading the config file")
         server.healthy()
         server.proc.send_signal(signal.SIGTERM)
         lines = server.finish()
