@@ -534,6 +534,8 @@ class Management:
             "failures": cred.failures,
             "consecutive_failures": cred.consecutive_failures,
             "removed": removed,
+            "account": cred.account is not None,  # a subscription account (its label is the account's)
+            "retired": cred.retired,  # its account's token file is gone
             "worker": os.getpid(),  # with several workers each answers with its own view
         }
 

@@ -373,7 +373,22 @@ _SCHEMAS: dict[str, Any] = {
             "successes": {"type": "integer"},
             "failures": {"type": "integer"},
             "consecutive_failures": {"type": "integer"},
+            "refused": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "model": {"type": "string", "description": "a model, or * for every model"},
+                        "seconds_left": {"type": "number"},
+                        "until": {"type": "string", "format": "date-time"},
+                        "status": {"type": ["integer", "null"]},
+                        "refusals": {"type": "integer"},
+                    },
+                },
+            },
             "removed": {"type": "boolean", "description": "no longer configured; finishing its open streams"},
+            "account": {"type": "boolean", "description": "a subscription account (label = the account's)"},
+            "retired": {"type": "boolean", "description": "its account's token file is gone"},
             "worker": {"type": "integer", "description": "pid of the worker that answered"},
         },
     },
