@@ -76,6 +76,7 @@ from muxtrio.ir.events import Event
 from muxtrio.ir.request import Request, has_signatures, without_signatures
 from muxtrio.ir.response import Response, Usage
 from muxtrio.ir.tokens import estimate_tokens
+from muxtrio.metrics import attempt_outcome
 from muxtrio.redact import Scrubber, scrub_error
 
 if TYPE_CHECKING:
@@ -595,7 +596,7 @@ class Engine:
             scrub_error(err, self.scrubber)
             self.failed_attempts += 1
             cut = progress.emitted and not isinstance(err, SpliceDiverged)
-            self._count_attempt(candidate, "cut" if cut else error_class(err))
+            self._count_attempt(candidate, attempt_outcome(err, cut=cut))
             if not recovering and progress.emitted:
                 _, state = self._judge(candidate, err)
                 raise _Cut(err, candidate, state, request, restore) from None

@@ -245,6 +245,7 @@ class MuxApp:
             await self._dispatch(route, scope, receive, send, entry)
         except ClientGone:
             entry.status = 499
+            entry.error_class = "client_closed"
         except MuxError as err:
             scrub_error(err, self.scrubber)
             entry.error = err.message
