@@ -154,6 +154,10 @@ class Metrics:
         """A bounded label for a client-supplied model name: configured names pass, everything else is ``other``."""
         return model if model in self.known_models else OTHER
 
+    def note_reload(self, result: str) -> None:
+        """Count one configuration reload by its result (``ok``, ``invalid``, ``failed``...: a short fixed word)."""
+        self.reloads.labels(result).inc()
+
     def note_usage(self, state: str, count: int) -> None:
         self.usage_records.labels(state).inc(count)
 

@@ -150,6 +150,8 @@ class Engine:
         self._entered = False
         self.requests = 0
         self.failed_attempts = 0
+        self.live_pools: set[BytePool] = set()  # the byte pools of the streams in progress (metrics read them)
+        self.buffer_high_water = 0  # the most bytes one stream's pool held since start
         self.thinking_cache = ThinkingCache(
             config.thinking_cache_entries, config.thinking_cache_bytes, config.thinking_cache_ttl
         )
@@ -298,6 +300,7 @@ class Engine:
         send, receive = trio.open_memory_channel[Batch | Failure](CHANNEL_CAPACITY)
         pool = BytePool(self.config.stream_buffer_bytes)
         meta = StreamMeta()
+        self.live_pools.add(pool)
         # The consumer's exception is taken out of the nursery and re-raised as itself, so callers catch a
         # MuxError (not an ExceptionGroup); the producer never raises (it reports through the channel).
         # Cancellation stays inside: cancel scopes find Cancelled in groups themselves.
@@ -311,6 +314,10 @@ class Engine:
             finally:
                 nursery.cancel_scope.cancel()
                 receive.close()
+                self.live_pools.discard(pool)
+                figures = pool.statistics()
+                meta.buffer_peak, meta.buffer_waits = figures.peak, figures.waits
+                self.buffer_high_water = max(self.buffer_high_water, figures.peak)
         if error is not None:
             raise error
 
@@ -373,6 +380,18 @@ class Engine:
                     )
                     return estimate_tokens(request), False
         return estimate_tokens(request), False
+
+    def buffer_statistics(self) -> tuple[int, int, int]:
+        """Stream buffers now: (bytes held by the streams in progress, the largest any one stream's pool held since
+        start, producers waiting on a full buffer)."""
+        held = stalled = 0
+        high_water = self.buffer_high_water
+        for pool in self.live_pools:
+            figures = pool.statistics()
+            held += figures.in_use
+            high_water = max(high_water, figures.peak)
+            stalled += pool.waiting
+        return held, high_water, stalled
 
     def statistics(self) -> dict[str, object]:
         now = trio.current_time() if self._entered else 0.0

@@ -193,6 +193,7 @@ class MuxApp:
             ):
                 self.engine = engine
                 await nursery.start(self.keys.run)
+                self.observe.engine = engine
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown: hypercorn sends it after open streams drained
@@ -323,7 +324,7 @@ class MuxApp:
         if _query(scope).get("format") == "json":
             await send_whole(send, 200, orjson.dumps(engine.statistics(), default=str))
             return
-        self.observe.refresh_credential_gauges(engine.statistics())
+        self.observe.refresh()
         body = await trio.to_thread.run_sync(self.observe.metrics.render)
         await send_whole(send, 200, body, METRICS_CONTENT_TYPE.encode())
 

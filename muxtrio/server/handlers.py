@@ -217,7 +217,7 @@ class Generation:
                 nursery.cancel_scope.cancel()
         if error is not None:
             raise error
-        if gone and not finished:  # the client left before the answer ended: what it got says 200, the log says it never finished
+        if gone and not finished:  # the client left before the answer ended (its headers said 200)
             self.log.status = 499
             self.log.error_class = "client_closed"
 

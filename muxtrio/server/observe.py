@@ -35,11 +35,13 @@ from muxtrio.usage.store import open_store
 from muxtrio.usage.writer import UsageWriter, open_writer
 
 if TYPE_CHECKING:
+    from muxtrio.engine.engine import Engine
     from muxtrio.server.handlers import RequestLog
 
 log = logging.getLogger("muxtrio.observe")
 
 REQUEST_LOG_QUEUE = 256
+SAMPLE_INTERVAL = 1.0  # seconds between refreshes of the gauges read from the engine (each worker its own)
 
 
 def usage_dsn(config: Config) -> str | None:
@@ -59,6 +61,7 @@ class Observability:
         self.request_logs: RequestLogDirectory | None = None
         self._log_send, self._log_receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](REQUEST_LOG_QUEUE)
         self.request_logs_dropped = 0
+        self.engine: Engine | None = None  # set by the app once its engine is open: the sampled gauges read it
 
     # ------------------------------------------------------------------ lifecycle
     @asynccontextmanager
@@ -75,6 +78,7 @@ class Observability:
         dsn = usage_dsn(self.config)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_request_logs)
+            nursery.start_soon(self._sample)
             try:
                 if dsn is None:
                     yield self
@@ -85,6 +89,7 @@ class Observability:
                         self.usage = None
             finally:
                 self._log_send.close()
+                nursery.cancel_scope.cancel()
 
     @asynccontextmanager
     async def _usage_writer(self, dsn: str) -> AsyncIterator[UsageWriter | None]:
@@ -110,6 +115,24 @@ class Observability:
                 raise
         else:
             await opened.__aexit__(None, None, None)
+
+    async def _sample(self) -> None:
+        """Refresh the engine-fed gauges every :data:`SAMPLE_INTERVAL`, so each worker's values stay current in a
+        multiprocess scrape even when another worker answers the scrape."""
+        while True:
+            await trio.sleep(SAMPLE_INTERVAL)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Set the gauges read from the engine: per-credential state and stream buffers (also called per scrape)."""
+        engine = self.engine
+        if engine is None:
+            return
+        self.refresh_credential_gauges(engine.statistics())
+        held, high_water, stalled = engine.buffer_statistics()
+        self.metrics.buffer_bytes.set(held)
+        self.metrics.buffer_high_water.set(high_water)
+        self.metrics.stalled_writers.set(stalled)
 
     async def _write_request_logs(self) -> None:
         async with self._log_receive:
