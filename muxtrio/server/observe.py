@@ -148,7 +148,8 @@ class Observability:
     # ------------------------------------------------------------------ per request
     def recorder(self) -> RequestRecorder:
         return RequestRecorder(
-            self.config.logging.request_log_body_bytes, capture_responses=self.config.logging.request_log
+            self.config.logging.request_log_body_bytes, capture_responses=self.config.logging.request_log,
+            debug=self.config.debug,
         )
 
     def begin(self) -> None:
@@ -181,8 +182,37 @@ class Observability:
         if entry.kind in ("generate", "count") and self.usage is not None:
             self.usage.submit(self._record(entry, status, duration))
         failed = status >= 400 or bool(entry.error)
+        breakdown = self._breakdown(entry, recorder, duration) if self.config.debug and recorder is not None else None
+        if breakdown is not None:
+            log.debug("timing id=%s %s", entry.request_id, " ".join(
+                f"{k}={v}" for k, v in breakdown.items() if not isinstance(v, list)))
         if recorder is not None and (failed or self.config.logging.request_log):
-            self._queue_request_log(entry, recorder, status, headers)
+            self._queue_request_log(entry, recorder, status, headers, breakdown)
+
+    @staticmethod
+    def _breakdown(entry: RequestLog, recorder: RequestRecorder, duration: float) -> dict[str, Any]:
+        """``debug: true``: where the request's time went (routing until the first upstream attempt, each attempt's
+        connect / TLS / response-head times, the client's time to first byte, then the stream) and its stream buffer
+        figures (the most bytes its pool held, how often the upstream reader waited for budget)."""
+
+        def ms(seconds: float) -> float:
+            return round(seconds * 1000, 1)
+
+        first = recorder.exchanges[0].start - recorder.start if recorder.exchanges else None
+        meta = entry.meta
+        return {
+            "routing_ms": None if first is None else ms(first),
+            "ttfb_ms": None if entry.ttfb is None else ms(entry.ttfb),
+            "stream_ms": None if entry.ttfb is None or not entry.stream else ms(duration - entry.ttfb),
+            "total_ms": ms(duration),
+            "attempts": [
+                {"provider": x.provider, "status": x.status, **x.phases,
+                 "headers_ms": None if x.head is None else ms(x.head - x.start)}
+                for x in recorder.exchanges
+            ],
+            "buffer_peak_bytes": meta.buffer_peak if meta is not None else 0,
+            "buffer_waits": meta.buffer_waits if meta is not None else 0,
+        }  # fmt: skip
 
     def _record(self, entry: RequestLog, status: int, duration: float) -> UsageRecord:
         meta, usage = entry.meta, entry.usage
@@ -221,7 +251,8 @@ class Observability:
         )
 
     def _queue_request_log(
-        self, entry: RequestLog, recorder: RequestRecorder, status: int, headers: Iterable[tuple[str, str]]
+        self, entry: RequestLog, recorder: RequestRecorder, status: int, headers: Iterable[tuple[str, str]],
+        breakdown: dict[str, Any] | None,
     ) -> None:
         record = build_entry(
             recorder, self.scrubber, request_id=entry.request_id, method=entry.method, path=entry.path,
@@ -231,6 +262,8 @@ class Observability:
                 "total_ms": round((time.perf_counter() - entry.start) * 1000, 1),
             },
         )  # fmt: skip
+        if breakdown is not None:
+            record["debug"] = breakdown
         try:
             self._log_send.send_nowait((entry.request_id, record))
         except (trio.WouldBlock, trio.ClosedResourceError):

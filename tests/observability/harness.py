@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx2
+import orjson
 import trio
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,7 +38,8 @@ KEYS = {
     "gemini": "AIzaFakeGeminiKey0001",
 }
 POOL_KEYS = ("sk-openai-pool-first", "sk-openai-pool-second")
-SECRETS = (GATEWAY_KEY, *KEYS.values(), *POOL_KEYS)
+ECHO_KEY = "sk-echo-provider-secret-9d2e41"  # the key of a provider that echoes what it received (see Echo)
+SECRETS = (GATEWAY_KEY, *KEYS.values(), *POOL_KEYS, ECHO_KEY)
 BEHAVIOURS = ("text", "hold", "flaky", "ratelimit")
 # upstream -> (provider type, fake kind, base-URL suffix, key)
 UPSTREAMS: dict[str, tuple[str, str, str, str | None]] = {
@@ -48,12 +51,58 @@ UPSTREAMS: dict[str, tuple[str, str, str, str | None]] = {
 }
 
 
+class Echo:
+    """A hostile upstream: every request is answered 400 with the request's headers and body echoed back in the error
+    message and in a response header, so the provider key comes back in everything the gateway might log."""
+
+    def __init__(self) -> None:
+        self.url = ""
+
+    async def serve(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+        task_status.started(self.url)
+        await trio.serve_listeners(self._connection, listeners)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        head: h11.Request | None = None
+        body = b""
+        with trio.move_on_after(30):
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    head = event
+                elif isinstance(event, h11.Data):
+                    body += bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    return
+            assert head is not None
+            echoed = "; ".join(f"{k.decode()}={v.decode()}" for k, v in head.headers) + " body=" + body.decode()
+            reply = orjson.dumps({"error": {"message": f"invalid request, you sent {echoed}",
+                                            "type": "invalid_request_error", "param": None, "code": None}})
+            auth = dict(head.headers).get(b"authorization", b"")
+            await stream.send_all(conn.send(h11.Response(status_code=400, headers=[
+                ("content-type", "application/json"), ("content-length", str(len(reply))), ("x-echo", auth)])))
+            await stream.send_all(conn.send(h11.Data(data=reply)))
+            await stream.send_all(conn.send(h11.EndOfMessage()))
+        await stream.aclose()
+
+
 class Fakes:
     """The four fake providers, served by a trio loop in a daemon thread for the duration of the block."""
 
     def __init__(self) -> None:
         self.fakes = {kind: FakeProvider(kind, {*KEYS.values(), *POOL_KEYS}) for kind in ("openai", "anthropic",
                                                                                            "gemini", "ollama")}
+        self.echo = Echo()
         self._token: trio.lowlevel.TrioToken | None = None
         self._cancel: trio.CancelScope | None = None
         self._ready = threading.Event()
@@ -65,6 +114,7 @@ class Fakes:
             self._cancel = nursery.cancel_scope
             for fake in self.fakes.values():
                 await nursery.start(fake.serve)
+            await nursery.start(self.echo.serve)
             self._ready.set()
 
     def release(self) -> None:
@@ -98,6 +148,10 @@ def write_config(path: Path, fakes: Fakes, **extra: Any) -> Path:
     providers.append({
         "type": "openai", "name": "openai-pool", "base-url": fakes.fakes["openai"].url + "/v1",
         "api-keys": list(POOL_KEYS), "models": [{"name": "keyed", "alias": "openai-pool"}],
+    })  # fmt: skip
+    providers.append({
+        "type": "openai", "name": "echo-up", "base-url": fakes.echo.url + "/v1", "api-keys": [ECHO_KEY],
+        "models": [{"name": "leaky", "alias": "echo-leaky"}],
     })  # fmt: skip
     settings: dict[str, Any] = {"api-keys": [GATEWAY_KEY], "providers": providers, "shutdown-grace": 5}
     settings.update(extra)
