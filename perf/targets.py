@@ -138,9 +138,10 @@ def start_fake(procs: Procs, port: int, cpus: str, name: str) -> Target:
 
 
 def start_muxtrio(procs: Procs, workdir: Path, port: int = MUX_PORT, workers: int = 1, cpus: str = "0",
-                  *, observability: bool = True, name: str = "muxtrio") -> Target:
+                  *, observability: bool = True, name: str = "muxtrio", fake_port: int = FAKE_PORT) -> Target:
     cfg = workdir / f"muxtrio-{port}.yaml"
-    cfg.write_text(muxtrio_config(port, workers, observability=observability, usage_db=workdir / f"usage-{port}.db"))
+    cfg.write_text(muxtrio_config(port, workers, fake_port, observability=observability,
+                                  usage_db=workdir / f"usage-{port}.db"))
     exe = Path(sys.executable).with_name("muxtrio")
     proc = procs.start(f"muxtrio-{port}", [str(exe), "serve", "--config", str(cfg)], cpus, cwd=str(ROOT))
     target = Target(name, port, proc, workers)
