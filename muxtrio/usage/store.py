@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -110,11 +110,11 @@ _RECORDS_SQL = (
 )
 
 
+_FIELDS = attrgetter(*COLUMNS)  # flat field values in column order (dataclasses.astuple deep-copies: 3x slower)
+
+
 def _rows(records: Iterable[UsageRecord]) -> list[tuple[object, ...]]:
-    out = []
-    for record in records:
-        out.append((*astuple(record), *buckets(record.ts)))
-    return out
+    return [(*_FIELDS(record), *buckets(record.ts)) for record in records]
 
 
 def _insert_sql(placeholder: str) -> str:
