@@ -21,6 +21,16 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from muxtrio.errors import (
+    CodecError,
+    ErrorKind,
+    MuxError,
+    ResponseTooLarge,
+    StreamTruncated,
+    UpstreamError,
+    UpstreamTimeout,
+)
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
@@ -52,6 +62,30 @@ def worker_exited(pid: int) -> None:
     """Drop a dead worker's live gauges (its counters stay: they are history)."""
     if multiprocess_dir() is not None:
         mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def attempt_outcome(error: MuxError | None, *, cut: bool = False) -> str:
+    """The outcome class of one upstream attempt (one of :data:`ATTEMPT_OUTCOMES`): ``ok``; the provider's status
+    class (``429``, ``5xx``, ``refused`` for 401/403, ``4xx``); each timeout phase; ``connect`` (never reached);
+    ``cut`` (the stream broke after output was sent, or ended early); ``malformed`` (an unreadable answer)."""
+    if error is None:
+        return "ok"
+    if cut or isinstance(error, StreamTruncated):
+        return "cut"
+    if isinstance(error, UpstreamTimeout):
+        return f"{error.phase}_timeout"
+    if isinstance(error, UpstreamError) and error.provider_status:
+        status = error.provider_status
+        if status == 429:
+            return "429"
+        if status >= 500:
+            return "5xx"
+        return "refused" if status in (401, 403) else "4xx"
+    if isinstance(error, CodecError | ResponseTooLarge):
+        return "malformed"
+    if isinstance(error, UpstreamError):
+        return "connect" if error.kind is ErrorKind.UNAVAILABLE else "cut"
+    return "malformed" if error.kind is ErrorKind.UPSTREAM else "4xx"
 
 
 def status_class(status: int) -> str:
@@ -119,6 +153,10 @@ class Metrics:
     def model_label(self, model: str) -> str:
         """A bounded label for a client-supplied model name: configured names pass, everything else is ``other``."""
         return model if model in self.known_models else OTHER
+
+    def note_reload(self, result: str) -> None:
+        """Count one configuration reload by its result (``ok``, ``invalid``, ``failed``...: a short fixed word)."""
+        self.reloads.labels(result).inc()
 
     def note_usage(self, state: str, count: int) -> None:
         self.usage_records.labels(state).inc(count)

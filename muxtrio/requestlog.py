@@ -6,8 +6,8 @@ failed request, for every request when ``request-log: true``. Files are JSON, on
 ``{YYYYmmddTHHMMSS}-{request_id}.json`` in ``logging.request-log-dir``.
 
 Invariants:
-- Secrets never reach a file: credential-carrying headers are masked (their name is kept) and every body and
-  message passes through the configured :class:`~muxtrio.redact.Scrubber`.
+- Secrets never reach a file: credential-carrying headers are masked (their name is kept) and every header value,
+  body and message passes through the configured :class:`~muxtrio.redact.Scrubber`.
 - Bounded: each captured body stops at ``request-log-body-bytes``; the directory keeps at most
   ``request-log-max-files`` files and ``request-log-max-bytes`` bytes, the oldest removed first.
 - Recording costs nothing when no recorder is set: one context-variable read per upstream attempt.
@@ -44,6 +44,12 @@ def mask_headers(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict
     return {name.lower(): (MASKED if _SECRET_HEADER.search(name) else value) for name, value in items}
 
 
+def _scrubbed(headers: Mapping[str, str], scrub: Scrubber) -> dict[str, str]:
+    """Header values with every known secret replaced: a header of any name may carry one (a provider that echoes
+    the key it received in a response header)."""
+    return {name: scrub(value) for name, value in headers.items()}
+
+
 @dataclass(slots=True)
 class Capture:
     """A body captured up to ``limit`` bytes; ``size`` counts everything seen. Chunks are kept by reference (no
@@ -67,6 +73,10 @@ class Capture:
         return scrub(shown) + cut
 
 
+_PHASES = (("connect", "connect_tcp.complete"), ("tls", "start_tls.complete"),
+           ("request_sent", "send_request_body.complete"), ("headers", "receive_response_headers.complete"))
+
+
 @dataclass(slots=True)
 class Exchange:
     """One upstream attempt: the request sent and what came back."""
@@ -82,9 +92,19 @@ class Exchange:
     response_body: Capture | None = None
     error: str | None = None
     end: float | None = None
+    head: float | None = None  # when the response head arrived
+    phases: dict[str, float] = field(default_factory=dict)  # connection phases (debug), ms since the attempt began
+
+    async def trace(self, name: str, info: Mapping[str, Any]) -> None:
+        """The HTTP client's trace hook (set only with ``debug: true``): notes when the TCP connect, the TLS
+        handshake and the response headers completed. A reused connection has no connect phase."""
+        for phase, suffix in _PHASES:
+            if name.endswith(suffix):
+                self.phases.setdefault(phase, round((time.perf_counter() - self.start) * 1000, 1))
 
     def respond(self, status: int, headers: Mapping[str, str], capture: bool) -> Capture | None:
         """Note the response head; returns the capture for its body when bodies are captured."""
+        self.head = time.perf_counter()
         self.status = status
         self.response_headers = mask_headers(headers)
         if capture:
@@ -101,13 +121,15 @@ class Exchange:
             "provider": self.provider,
             "method": self.method,
             "url": scrub(self.url),
-            "request_headers": self.request_headers,
+            "request_headers": _scrubbed(self.request_headers, scrub),
             "request_body": self.request_body.text(scrub),
             "status": self.status,
-            "response_headers": self.response_headers,
+            "response_headers": _scrubbed(self.response_headers, scrub),
             "response_body": None if self.response_body is None else self.response_body.text(scrub),
             "error": None if self.error is None else scrub(self.error),
             "duration_ms": None if self.end is None else round((self.end - self.start) * 1000, 1),
+            "headers_ms": None if self.head is None else round((self.head - self.start) * 1000, 1),
+            **({"phases_ms": dict(self.phases)} if self.phases else {}),
         }
 
 
@@ -116,9 +138,10 @@ class RequestRecorder:
     ``capture_responses`` (``request-log: true``): a failed request's log otherwise carries each attempt's status,
     headers and error text, so an open stream never holds a copy of what it relayed."""
 
-    def __init__(self, body_limit: int, *, capture_responses: bool) -> None:
+    def __init__(self, body_limit: int, *, capture_responses: bool, debug: bool = False) -> None:
         self.body_limit = body_limit
         self.capture_responses = capture_responses
+        self.debug = debug  # trace connection phases of each attempt (``debug: true``)
         self.client_body = Capture(body_limit)
         self.exchanges: list[Exchange] = []
         self.marks: dict[str, float] = {}
@@ -202,7 +225,7 @@ def build_entry(
         "status": status,
         "error_class": error_class,
         "error": None if error is None else scrub(error),
-        "headers": mask_headers(headers),
+        "headers": _scrubbed(mask_headers(headers), scrub),
         "client_body": recorder.client_body.text(scrub),
         "upstream": [exchange.as_dict(scrub) for exchange in recorder.exchanges],
         "timings": {**recorder.marks, **extra_timings},

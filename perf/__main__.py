@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--seconds", type=float, default=8.0)
     codecs = sub.add_parser("codecs", help="in-process codec benchmark")
     codecs.add_argument("--quick", action="store_true")
+    observe = sub.add_parser("observe", help="metrics + usage records on vs off, alternating (issue 14's overhead)")
+    observe.add_argument("--quick", action="store_true", help="3 s runs instead of 8 s")
+    observe.add_argument("--rounds", type=int, default=4, help="rounds of on/off per load (default 4)")
     fake = sub.add_parser("fake", help="run the fake provider in the foreground")
     fake.add_argument("--port", type=int, default=targets.FAKE_PORT)
     args = ap.parse_args(argv)
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         from perf import profile
 
         return profile.main(args.seconds)
+    if args.cmd == "observe":
+        from perf import observe_overhead
+
+        return observe_overhead.main(args.quick, args.rounds)
     if args.cmd == "codecs":
         from perf import bench_codecs
 

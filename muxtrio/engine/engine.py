@@ -76,6 +76,7 @@ from muxtrio.ir.events import Event
 from muxtrio.ir.request import Request, has_signatures, without_signatures
 from muxtrio.ir.response import Response, Usage
 from muxtrio.ir.tokens import estimate_tokens
+from muxtrio.metrics import attempt_outcome
 from muxtrio.redact import Scrubber, scrub_error
 
 if TYPE_CHECKING:
@@ -168,6 +169,8 @@ class Engine:
             self.thinking_cache: ThinkingCache = previous.thinking_cache  # hot reload: signatures stay known
         else:
             self.thinking_cache = ThinkingCache(*cache)
+        self.live_pools: set[BytePool] = set()  # the byte pools of the streams in progress (metrics read them)
+        self.buffer_high_water = 0  # the most bytes one stream's pool held since start
         self.accounts = accounts
         self._account_creds: dict[tuple[str, str], CredentialState] = {}  # (provider name, account key) -> cred
         self._background = AsyncExitStack()
@@ -346,6 +349,7 @@ class Engine:
         send, receive = trio.open_memory_channel[Batch | Failure](CHANNEL_CAPACITY)
         pool = BytePool(self.config.stream_buffer_bytes)
         meta = StreamMeta()
+        self.live_pools.add(pool)
         # The consumer's exception is taken out of the nursery and re-raised as itself, so callers catch a
         # MuxError (not an ExceptionGroup); the producer never raises (it reports through the channel).
         # Cancellation stays inside: cancel scopes find Cancelled in groups themselves.
@@ -359,6 +363,10 @@ class Engine:
             finally:
                 nursery.cancel_scope.cancel()
                 receive.close()
+                self.live_pools.discard(pool)
+                figures = pool.statistics()
+                meta.buffer_peak, meta.buffer_waits = figures.peak, figures.waits
+                self.buffer_high_water = max(self.buffer_high_water, figures.peak)
         if error is not None:
             raise error
 
@@ -421,6 +429,18 @@ class Engine:
                     )
                     return estimate_tokens(request), False
         return estimate_tokens(request), False
+
+    def buffer_statistics(self) -> tuple[int, int, int]:
+        """Stream buffers now: (bytes held by the streams in progress, the largest any one stream's pool held since
+        start, producers waiting on a full buffer)."""
+        held = stalled = 0
+        high_water = self.buffer_high_water
+        for pool in self.live_pools:
+            figures = pool.statistics()
+            held += figures.in_use
+            high_water = max(high_water, figures.peak)
+            stalled += pool.waiting
+        return held, high_water, stalled
 
     def statistics(self) -> dict[str, object]:
         now = trio.current_time() if self._entered else 0.0
@@ -644,7 +664,7 @@ class Engine:
             scrub_error(err, self.scrubber)
             self.failed_attempts += 1
             cut = progress.emitted and not isinstance(err, SpliceDiverged)
-            self._count_attempt(candidate, "cut" if cut else error_class(err))
+            self._count_attempt(candidate, attempt_outcome(err, cut=cut))
             if not recovering and progress.emitted:
                 _, state = self._judge(candidate, err)
                 raise _Cut(err, candidate, state, request, restore) from None

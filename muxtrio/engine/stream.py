@@ -63,6 +63,7 @@ class BytePool:
         self._in_use = 0
         self._peak = 0
         self._waits = 0
+        self.waiting = False  # the producer waits for budget now (a writer stalled by backpressure)
         self._freed = trio.Event()
 
     def try_acquire(self, size: int) -> int | None:
@@ -80,12 +81,16 @@ class BytePool:
         free them; returns what was taken, to pass to :meth:`release`. Raises :class:`ConsumerStalled` after that."""
         if (taken := self.try_acquire(size)) is not None:
             return taken
-        with trio.move_on_after(patience):
-            while (taken := self.try_acquire(size)) is None:
-                self._waits += 1
-                self._freed = trio.Event()
-                await self._freed.wait()
-            return taken
+        self.waiting = True
+        try:
+            with trio.move_on_after(patience):
+                while (taken := self.try_acquire(size)) is None:
+                    self._waits += 1
+                    self._freed = trio.Event()
+                    await self._freed.wait()
+                return taken
+        finally:
+            self.waiting = False
         raise ConsumerStalled(patience)
 
     def release(self, size: int) -> None:
@@ -124,6 +129,8 @@ class StreamMeta:
     continued: bool = False  # a cut stream was finished by a continuation (assistant prefill)
     regenerated: bool = False  # a cut stream was finished by a regeneration spliced after what was sent
     completed: bool = False  # set by the producer when the answer ended normally, before it closes the channel
+    buffer_peak: int = 0  # the most bytes this stream's pool held (set when the stream ends)
+    buffer_waits: int = 0  # how often the producer waited for budget (the consumer was behind)
     warnings: list[str] = field(default_factory=list)  # told to the client (a response header), e.g. dropped tools
 
 

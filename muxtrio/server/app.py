@@ -196,6 +196,7 @@ class MuxApp:
         """A reload swapped the live state: the parts that outlive one engine follow it."""
         self.keys.config = live.config
         self.observe.scrubber = live.scrubber
+        self.observe.engine = live.engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -222,6 +223,7 @@ class MuxApp:
             async with self.observe.running(), trio.open_nursery() as nursery:
                 await nursery.start(self.reloader.run)  # the engine (and each one a reload brings)
                 await nursery.start(self.keys.run)
+                self.observe.engine = self.engine
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})
                 await receive()  # lifespan.shutdown: hypercorn sends it after open streams drained
@@ -280,6 +282,7 @@ class MuxApp:
             await self._dispatch(live, route, scope, receive, send, entry)
         except ClientGone:
             entry.status = 499
+            entry.error_class = "client_closed"
         except MuxError as err:
             scrub_error(err, live.scrubber if live is not None else self.scrubber)
             entry.error = err.message
@@ -364,7 +367,7 @@ class MuxApp:
         if _query(scope).get("format") == "json":
             await send_whole(send, 200, orjson.dumps(engine.statistics(), default=str))
             return
-        self.observe.refresh_credential_gauges(engine.statistics())
+        self.observe.refresh()
         body = await trio.to_thread.run_sync(self.observe.metrics.render)
         await send_whole(send, 200, body, METRICS_CONTENT_TYPE.encode())
 

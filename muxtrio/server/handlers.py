@@ -182,11 +182,28 @@ class Generation:
                 self.keys.settle(self.ticket)
 
     async def _serve(self, request: Request, receive: Receive, send: Send) -> None:
+        shielded = send
+        finished = False  # the answer's last message went out (a disconnect after that is the normal end)
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal finished
+            await shielded(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+
+        send = send_tracked
         # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
         # them in the client's shape; a cancellation by the watcher (client gone) stays inside and ends here.
         error: Exception | None = None
+        gone = False
+
+        async def watch(scope: trio.CancelScope) -> None:
+            nonlocal gone
+            await watch_disconnect(receive, scope)
+            gone = True
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch_disconnect, receive, nursery.cancel_scope)
+            nursery.start_soon(watch, nursery.cancel_scope)
             try:
                 if self.hints.endpoint == "count_tokens":
                     await self._count(request, send)
@@ -200,6 +217,9 @@ class Generation:
                 nursery.cancel_scope.cancel()
         if error is not None:
             raise error
+        if gone and not finished:  # the client left before the answer ended (its headers said 200)
+            self.log.status = 499
+            self.log.error_class = "client_closed"
 
     def _headers(self, content_type: str, meta: StreamMeta | None = None) -> Headers:
         headers: Headers = [

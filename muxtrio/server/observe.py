@@ -35,11 +35,13 @@ from muxtrio.usage.store import open_store
 from muxtrio.usage.writer import UsageWriter, open_writer
 
 if TYPE_CHECKING:
+    from muxtrio.engine.engine import Engine
     from muxtrio.server.handlers import RequestLog
 
 log = logging.getLogger("muxtrio.observe")
 
 REQUEST_LOG_QUEUE = 256
+SAMPLE_INTERVAL = 1.0  # seconds between refreshes of the gauges read from the engine (each worker its own)
 
 
 def usage_dsn(config: Config) -> str | None:
@@ -59,6 +61,7 @@ class Observability:
         self.request_logs: RequestLogDirectory | None = None
         self._log_send, self._log_receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](REQUEST_LOG_QUEUE)
         self.request_logs_dropped = 0
+        self.engine: Engine | None = None  # set by the app once its engine is open: the sampled gauges read it
 
     # ------------------------------------------------------------------ lifecycle
     @asynccontextmanager
@@ -75,6 +78,7 @@ class Observability:
         dsn = usage_dsn(self.config)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_request_logs)
+            nursery.start_soon(self._sample)
             try:
                 if dsn is None:
                     yield self
@@ -85,6 +89,7 @@ class Observability:
                         self.usage = None
             finally:
                 self._log_send.close()
+                nursery.cancel_scope.cancel()
 
     @asynccontextmanager
     async def _usage_writer(self, dsn: str) -> AsyncIterator[UsageWriter | None]:
@@ -111,6 +116,24 @@ class Observability:
         else:
             await opened.__aexit__(None, None, None)
 
+    async def _sample(self) -> None:
+        """Refresh the engine-fed gauges every :data:`SAMPLE_INTERVAL`, so each worker's values stay current in a
+        multiprocess scrape even when another worker answers the scrape."""
+        while True:
+            await trio.sleep(SAMPLE_INTERVAL)
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Set the gauges read from the engine: per-credential state and stream buffers (also called per scrape)."""
+        engine = self.engine
+        if engine is None:
+            return
+        self.refresh_credential_gauges(engine.statistics())
+        held, high_water, stalled = engine.buffer_statistics()
+        self.metrics.buffer_bytes.set(held)
+        self.metrics.buffer_high_water.set(high_water)
+        self.metrics.stalled_writers.set(stalled)
+
     async def _write_request_logs(self) -> None:
         async with self._log_receive:
             async for request_id, entry in self._log_receive:
@@ -125,7 +148,8 @@ class Observability:
     # ------------------------------------------------------------------ per request
     def recorder(self) -> RequestRecorder:
         return RequestRecorder(
-            self.config.logging.request_log_body_bytes, capture_responses=self.config.logging.request_log
+            self.config.logging.request_log_body_bytes, capture_responses=self.config.logging.request_log,
+            debug=self.config.debug,
         )
 
     def begin(self) -> None:
@@ -158,8 +182,37 @@ class Observability:
         if entry.kind in ("generate", "count") and self.usage is not None:
             self.usage.submit(self._record(entry, status, duration))
         failed = status >= 400 or bool(entry.error)
+        breakdown = self._breakdown(entry, recorder, duration) if self.config.debug and recorder is not None else None
+        if breakdown is not None:
+            log.debug("timing id=%s %s", entry.request_id, " ".join(
+                f"{k}={v}" for k, v in breakdown.items() if not isinstance(v, list)))
         if recorder is not None and (failed or self.config.logging.request_log):
-            self._queue_request_log(entry, recorder, status, headers)
+            self._queue_request_log(entry, recorder, status, headers, breakdown)
+
+    @staticmethod
+    def _breakdown(entry: RequestLog, recorder: RequestRecorder, duration: float) -> dict[str, Any]:
+        """``debug: true``: where the request's time went (routing until the first upstream attempt, each attempt's
+        connect / TLS / response-head times, the client's time to first byte, then the stream) and its stream buffer
+        figures (the most bytes its pool held, how often the upstream reader waited for budget)."""
+
+        def ms(seconds: float) -> float:
+            return round(seconds * 1000, 1)
+
+        first = recorder.exchanges[0].start - recorder.start if recorder.exchanges else None
+        meta = entry.meta
+        return {
+            "routing_ms": None if first is None else ms(first),
+            "ttfb_ms": None if entry.ttfb is None else ms(entry.ttfb),
+            "stream_ms": None if entry.ttfb is None or not entry.stream else ms(duration - entry.ttfb),
+            "total_ms": ms(duration),
+            "attempts": [
+                {"provider": x.provider, "status": x.status, **x.phases,
+                 "headers_ms": None if x.head is None else ms(x.head - x.start)}
+                for x in recorder.exchanges
+            ],
+            "buffer_peak_bytes": meta.buffer_peak if meta is not None else 0,
+            "buffer_waits": meta.buffer_waits if meta is not None else 0,
+        }  # fmt: skip
 
     def _record(self, entry: RequestLog, status: int, duration: float) -> UsageRecord:
         meta, usage = entry.meta, entry.usage
@@ -198,7 +251,8 @@ class Observability:
         )
 
     def _queue_request_log(
-        self, entry: RequestLog, recorder: RequestRecorder, status: int, headers: Iterable[tuple[str, str]]
+        self, entry: RequestLog, recorder: RequestRecorder, status: int, headers: Iterable[tuple[str, str]],
+        breakdown: dict[str, Any] | None,
     ) -> None:
         record = build_entry(
             recorder, self.scrubber, request_id=entry.request_id, method=entry.method, path=entry.path,
@@ -208,6 +262,8 @@ class Observability:
                 "total_ms": round((time.perf_counter() - entry.start) * 1000, 1),
             },
         )  # fmt: skip
+        if breakdown is not None:
+            record["debug"] = breakdown
         try:
             self._log_send.send_nowait((entry.request_id, record))
         except (trio.WouldBlock, trio.ClosedResourceError):

@@ -75,6 +75,7 @@ from muxtrio.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from muxtrio.server.app import MuxApp
+    from muxtrio.server.observe import Observability
     from muxtrio.server.reload import Live
 
 log = logging.getLogger("muxtrio.server.websocket")
@@ -132,6 +133,7 @@ async def serve_websocket(app: MuxApp, scope: Scope, receive: Receive, send: Sen
         connection = ResponsesConnection(engine, receive, send, config.max_request_bytes)
     else:
         connection = MuxConnection(engine, receive, send, config.max_request_bytes)
+    connection.observe = app.observe
     try:
         await connection.run()
     except Exception:
@@ -245,11 +247,14 @@ async def _generate(
     *,
     gate: Callable[[], Awaitable[None]] | None = None,
     observe: Callable[[Event], None] | None = None,
+    entry: RequestLog | None = None,
 ) -> StreamMeta:
     """Run one generation: engine events -> encoding -> ``emit`` with the payloads of each ready batch (never
     empty). ``gate`` is awaited before each batch is asked for (flow control). Raises ``MuxError``; a normal
     return means the stream finished."""
     async with engine.stream(request) as events:
+        if entry is not None:
+            entry.meta = events.meta  # what metrics and the usage record read, also when the stream fails
         while True:
             if gate is not None:
                 await gate()
@@ -283,10 +288,26 @@ class _Connection(ABC):
 
     def __init__(self, engine: Engine, receive: Receive, send: Send, max_message_bytes: int) -> None:
         self.engine = engine
+        self.observe: Observability | None = None  # metrics and usage records of each generation, when set
         self._receive = receive
         self._send = send
         self._limit = max_message_bytes
         self._out, self._out_receive = trio.open_memory_channel[tuple[_Owner | None, str]](WRITE_QUEUE)
+
+    def _begin(self, entry: RequestLog) -> None:
+        """A generation starts: it counts as one client request (metrics, one usage record), like an HTTP one."""
+        entry.kind = "generate"
+        entry.stream = True
+        if self.observe is not None:
+            self.observe.begin()
+
+    def _end(self, entry: RequestLog, usage: Usage) -> None:
+        entry.tokens_in, entry.tokens_out = usage.input_tokens, usage.output_tokens
+        entry.usage = usage if usage != Usage() else None
+        if entry.status == 499:
+            entry.error_class = "client_closed"
+        if self.observe is not None:
+            self.observe.end(entry, None, ())
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -490,9 +511,11 @@ class MuxConnection(_Connection):
                 await self.write(stream, stream.prefix + b"[" + payload + b"]}")
 
         entry.status = 499  # until it ends otherwise: cancelled by the client, or the connection went away
+        self._begin(entry)
         try:
             with stream.scope:
-                meta = await _generate(self.engine, request, encoding, emit, gate=stream.ready, observe=observe)
+                meta = await _generate(self.engine, request, encoding, emit, gate=stream.ready, observe=observe,
+                                       entry=entry)
                 entry.status = 200
                 entry.provider = meta.provider or "-"
                 done = {
@@ -514,7 +537,7 @@ class MuxConnection(_Connection):
         finally:
             if self.streams.get(stream.id) is stream:
                 del self.streams[stream.id]
-            entry.tokens_in, entry.tokens_out = usage.input_tokens, usage.output_tokens
+            self._end(entry, usage)
             entry.emit()
 
 
@@ -616,6 +639,8 @@ class ResponsesConnection(_Connection):
         response_id = ID_PREFIX[Format.OPENAI_RESPONSES] + entry.request_id
         encoding: _WireEncoding | None = None
         entry.status = 499
+        answer = Accumulator()
+        generating = False
 
         async def emit(frames: list[bytes]) -> None:
             if entry.ttfb is None:
@@ -642,11 +667,11 @@ class ResponsesConnection(_Connection):
                 self._remember(response_id, _Remembered(carried, messages))
                 entry.status = 200
                 return
-            answer = Accumulator()
-            meta = await _generate(self.engine, request, encoding, emit, observe=answer.add)
+            generating = True
+            self._begin(entry)
+            meta = await _generate(self.engine, request, encoding, emit, observe=answer.add, entry=entry)
             entry.status = 200
             entry.provider = meta.provider or "-"
-            entry.tokens_in, entry.tokens_out = answer.usage.input_tokens, answer.usage.output_tokens
             parts = answer.partial_parts()
             answered = messages + ((Message(Role.ASSISTANT, parts),) if parts else ())
             self._remember(response_id, _Remembered(carried, answered))
@@ -659,6 +684,8 @@ class ResponsesConnection(_Connection):
             entry.status, entry.error = internal.status, internal.message
             await self._fail(lane, encoding, internal)
         finally:
+            if generating:
+                self._end(entry, answer.usage)
             entry.emit()
 
     async def _fail(self, lane: _Lane, encoding: _WireEncoding | None, err: MuxError) -> None:

@@ -172,6 +172,8 @@ class UpstreamClient:
         exchange = None
         if recorder is not None:
             exchange = recorder.upstream(self.provider, wire.method, str(request.url), headers, body)
+            if recorder.debug:
+                request.extensions["trace"] = exchange.trace
         try:
             response = await client.send(request, stream=True)
         except httpx2.TransportError as exc:
