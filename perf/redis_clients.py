@@ -67,8 +67,15 @@ async def measure(name: str, call: Callable[[int], Awaitable[None]], calls: int)
 
 
 async def main(calls: int) -> None:
-    from glide import (Batch, ConditionalChange, ExpirySet, ExpiryType, GlideClient, GlideClientConfiguration,
-                       NodeAddress)
+    from glide import (
+        Batch,
+        ConditionalChange,
+        ExpirySet,
+        ExpiryType,
+        GlideClient,
+        GlideClientConfiguration,
+        NodeAddress,
+    )
 
     proc, port, root = start_redis()
     try:
