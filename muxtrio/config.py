@@ -638,13 +638,15 @@ class StateConfig:
     """Where workers and nodes share credential state, probes, in-flight counts and notifications
     (docs/deploy.md). ``memory``: this process only. ``redis``: the Redis at ``url``; a command slower than
     ``timeout`` falls back to local state; a node's in-flight counts expire ``lease_ttl`` after it stops renewing
-    them; a half-open probe slot is held at most ``probe_ttl``."""
+    them; a half-open probe slot is held at most ``probe_ttl``; a Responses WebSocket turn is remembered for
+    ``previous_response_id`` on every node for ``responses_ttl``."""
 
     backend: StateBackend = attrs.field(default=StateBackend.MEMORY, converter=_state_backend)
     url: str | None = attrs.field(default=None, repr=_url_repr, validator=_redis_url)
     timeout: float = attrs.field(default=0.25, validator=_number(positive=True))
     lease_ttl: float = attrs.field(default=10.0, validator=_number(positive=True))
     probe_ttl: float = attrs.field(default=60.0, validator=_number(positive=True))
+    responses_ttl: float = attrs.field(default=3600.0, validator=_number(positive=True))
 
     def __attrs_post_init__(self) -> None:
         if self.backend is StateBackend.REDIS and not self.url:
@@ -977,7 +979,7 @@ _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "
 _METRICS_KEYS: Final = ("enabled", "require-key")
 _CLIENT_KEYS_KEYS: Final = ("enabled", "refresh-interval", "sync-interval")
 _PRICE_KEYS: Final = ("input", "output", "cache-read", "cache-write")
-_STATE_KEYS: Final = ("backend", "url", "timeout", "lease-ttl", "probe-ttl")
+_STATE_KEYS: Final = ("backend", "url", "timeout", "lease-ttl", "probe-ttl", "responses-ttl")
 _LOGGING_KEYS: Final = (
     "format", "level", "to-file", "file", "file-max-bytes", "file-backups", "request-log", "request-log-dir",
     "request-log-max-files", "request-log-max-bytes", "request-log-body-bytes",
@@ -1344,7 +1346,7 @@ class _Reader:
         for section, known, durations in (
             ("usage", _USAGE_KEYS, {"flush-interval"}),
             ("metrics", _METRICS_KEYS, set()),
-            ("state", _STATE_KEYS, {"timeout", "lease-ttl", "probe-ttl"}),
+            ("state", _STATE_KEYS, {"timeout", "lease-ttl", "probe-ttl", "responses-ttl"}),
             ("logging", _LOGGING_KEYS, set()),
             ("client-keys", _CLIENT_KEYS_KEYS, {"refresh-interval", "sync-interval"}),
         ):

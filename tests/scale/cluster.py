@@ -32,6 +32,7 @@ class FakeProvider:
         self.hold = 0.0
         self.lock = threading.Lock()
         self.seen: list[str] = []  # the mode each request was answered with
+        self.bodies: list[dict[str, object]] = []
         self.streams_started = threading.Event()
         provider = self
 
@@ -46,6 +47,7 @@ class FakeProvider:
                 with provider.lock:
                     mode = provider.mode
                     provider.seen.append(mode)
+                    provider.bodies.append(body)
                 if mode == "429":
                     self._json(429, {"error": {"message": "slow down", "type": "rate_limit_error"}},
                                {"retry-after": "120"})

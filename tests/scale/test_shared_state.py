@@ -109,6 +109,36 @@ def _succeeds(base: str) -> bool:
         return False
 
 
+@pytest.mark.filterwarnings("ignore:connect\\(\\) must be used as a context manager:DeprecationWarning")
+def test_previous_response_id_chain_alternating_between_nodes_over_websocket(
+        redis: Redis, provider: FakeProvider, tmp_path: Path) -> None:
+    config = node_config(provider, redis.url)
+    with node(config, tmp_path, "a") as (a, _), node(config, tmp_path, "b") as (b, _):
+        previous: str | None = None
+        for turn, base in enumerate((a, b, a, b)):
+            with client(base).responses.connect() as conn:  # a new connection each turn, alternating nodes
+                if previous is None:
+                    conn.response.create(model=MODEL, input=f"turn {turn}")
+                else:
+                    conn.response.create(model=MODEL, input=f"turn {turn}", previous_response_id=previous)
+                for event in conn:
+                    if event.type in ("response.completed", "response.failed", "error"):
+                        break
+                assert event.type == "response.completed", event
+                previous = event.response.id
+        history = provider.bodies[-1]["messages"]
+        assert isinstance(history, list)
+        users = [m["content"] for m in history if m["role"] == "user"]
+        assert users == ["turn 0", "turn 1", "turn 2", "turn 3"]  # node b continued node a's turns and back
+        assert len([m for m in history if m["role"] == "assistant"]) == 3
+        with client(b).responses.connect() as conn:
+            conn.response.create(model=MODEL, input="x", previous_response_id="resp_never_was")
+            for event in conn:
+                if event.type in ("response.completed", "response.failed", "error"):
+                    break
+            assert event.type == "error"  # an unknown id is still an error, shared store or not
+
+
 def test_kill_9_mid_stream_leases_expire_and_the_other_node_takes_traffic(
         redis: Redis, provider: FakeProvider, tmp_path: Path) -> None:
     config = node_config(provider, redis.url)
