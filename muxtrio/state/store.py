@@ -265,13 +265,13 @@ class RedisStore(StateStore):
             await self._wake.wait()
             self._wake = trio.Event()
             while not self._up:
-                if await self._ping():
+                if await self._ping(self._client) and await self._ping(self._subscriber):
                     for hook in list(self._resync):
                         try:
                             await hook()
                         except Exception:
                             log.exception("state: a re-sync hook failed")
-                    self._up = await self._ping()
+                    self._up = await self._ping(self._client)
                     if self._up:
                         log.info("state: Redis at %s:%d answering; shared state in use", self.host, self.port)
                         delay = RECONNECT_FIRST_S
@@ -279,12 +279,14 @@ class RedisStore(StateStore):
                 await trio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
 
-    async def _ping(self) -> bool:
-        if self._client is None:
+    async def _ping(self, client: GlideClient | None) -> bool:
+        """Whether ``client`` reaches Redis (a lazily connecting client, the subscriber's included, connects and
+        subscribes on its first command)."""
+        if client is None:
             return False
         try:
             with trio.fail_after(self.timeout * 2):
-                await self._client.custom_command(["PING"])
+                await client.custom_command(["PING"])
             return True
         except Exception:  # any failure means "not yet": glide raises its own errors, trio a timeout
             return False
