@@ -1877,6 +1877,11 @@ def _apply_env(out: dict[str, object], origin: dict[KeyPath, str], env: Mapping[
             out["usage"] = usage
             origin[("usage", "dsn")] = name
             break
+    if value := env.get("MUXTRIO_STATE_URL", "").strip():
+        state = dict(out.get("state") or {})  # type: ignore[call-overload]
+        state["url"] = value
+        out["state"] = state
+        origin[("state", "url")] = "MUXTRIO_STATE_URL"
     if value := env.get("MUXTRIO_LOG_FORMAT", "").strip():
         logging_section = dict(out.get("logging") or {})  # type: ignore[call-overload]
         logging_section["format"] = value

@@ -101,3 +101,21 @@ async def test_redis_down_falls_back_to_local_counters_then_reconnects(redis: Re
             while not store.shared:
                 await trio.sleep(0.05)
         assert await store.incr_window("t:w", 1, 60) == 1  # the new, empty Redis counts again
+
+
+def test_state_config_keys_and_env() -> None:
+    from muxtrio.config import ConfigError, StateBackend, parse_config
+
+    config = parse_config({"state": {"backend": "redis", "url": "redis://:secret@127.0.0.1:6390/1", "timeout": "100ms",
+                                     "lease-ttl": "3s", "responses-ttl": "10m"}})
+    assert config.state.backend is StateBackend.REDIS and config.state.timeout == 0.1
+    assert config.state.lease_ttl == 3.0 and config.state.responses_ttl == 600.0
+    assert "secret" not in repr(config)
+    env = parse_config({"state": {"backend": "redis"}}, env={"MUXTRIO_STATE_URL": "redis://127.0.0.1:6391/0"})
+    assert env.state.url == "redis://127.0.0.1:6391/0"
+    assert parse_config({}).state.backend is StateBackend.MEMORY
+    for bad, where in (({"backend": "redis"}, "state.url"), ({"backend": "etcd"}, "state.backend"),
+                       ({"backend": "redis", "url": "http://x"}, "state.url")):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"state": bad})
+        assert where in str(err.value)
