@@ -1,0 +1,88 @@
+"""``deploy/``: the local cluster (nginx + two muxtrio nodes + Redis + Postgres, real processes on loopback) serves
+through nginx with the official SDK, and ``compose.yaml`` names the same services and ports (containers cannot be
+built here: docs/deploy.md)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import psycopg
+import pytest
+import yaml
+
+from deploy.local_cluster import DEPLOY, SERVICES, Cluster, compose_nginx
+from tests.services import free_port, postgres_bin
+
+MISSING = [name for name in ("nginx", "redis-server") if shutil.which(name) is None and not Path(
+    f"/usr/sbin/{name}").exists()] + ([] if postgres_bin() else ["postgresql"])
+
+
+def test_compose_names_the_local_clusters_services_and_ports() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == set(SERVICES)
+    assert services["nginx"]["ports"] == [f"{SERVICES['nginx']}:{SERVICES['nginx']}"]
+    for name in ("muxtrio-1", "muxtrio-2"):
+        node = services[name]
+        env = node["environment"]
+        assert env["MUXTRIO_PORT"] == str(SERVICES[name]) and node["expose"] == [str(SERVICES[name])]
+        assert env["MUXTRIO_STATE_URL"] == f"redis://redis:{SERVICES['redis']}/0"
+        assert env["MUXTRIO_USAGE_DSN"].startswith(f"postgresql://muxtrio@postgres:{SERVICES['postgres']}/")
+        assert node["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert node["volumes"] == ["./muxtrio.yaml:/etc/muxtrio/muxtrio.yaml:ro"]  # the local cluster's config
+    assert services["redis"]["command"][:3] == ["redis-server", "--port", str(SERVICES["redis"])]
+    assert services["postgres"]["command"] == ["postgres", "-p", str(SERVICES["postgres"])]
+    # nginx: the same template as the local cluster's, rendered for service names
+    assert (DEPLOY / "nginx.compose.conf").read_text() == compose_nginx()
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert dockerfile.count("FROM ") == 2 and "USER muxtrio" in dockerfile and "HEALTHCHECK" in dockerfile
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    if MISSING:
+        pytest.skip(f"Debian packages not installed: {', '.join(MISSING)}")
+    run_dir = Path(tempfile.mkdtemp(prefix="muxtrio-cluster-"))
+    run_dir.chmod(0o755)  # postgres runs as its own user when the tests run as root: it must reach its data dir
+    running = Cluster(run_dir, ports={name: free_port() for name in SERVICES})
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop_all()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_local_cluster_serves_through_nginx_on_both_nodes(cluster: Cluster) -> None:
+    sdk = openai.OpenAI(base_url=cluster.url + "/v1", api_key=cluster.api_key, max_retries=0, timeout=30)
+    nodes = set()
+    for _ in range(6):
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="muxtrio-echo", messages=[{"role": "user", "content": "ping"}])
+        assert raw.parse().choices[0].message.content == "ping"
+        nodes.add(raw.headers["x-muxtrio-node"])
+    assert nodes == {f"127.0.0.1:{cluster.ports['muxtrio-1']}", f"127.0.0.1:{cluster.ports['muxtrio-2']}"}
+    stream = sdk.chat.completions.create(model="muxtrio-echo", messages=[{"role": "user", "content": "a b c"}],
+                                         stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "a b c"
+    live = subprocess.run(["redis-cli", "-p", str(cluster.ports["redis"]), "ZCARD", "muxtrio:nodes"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert live == "2"
+    with psycopg.connect(cluster.postgres_dsn) as db:  # both nodes write usage to the one Postgres
+        for _ in range(100):
+            rows = db.execute("select count(*) from usage_records").fetchone()
+            if rows and rows[0] >= 7:
+                break
+            subprocess.run(["sleep", "0.2"], check=True)
+        assert rows is not None and rows[0] >= 7
+    cluster.stop("muxtrio-1")  # one node gone: nginx sends everything to the other
+    for _ in range(3):
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="muxtrio-echo", messages=[{"role": "user", "content": "still"}])
+        assert raw.parse().choices[0].message.content == "still"
+    assert raw.headers["x-muxtrio-node"].endswith(f":{cluster.ports['muxtrio-2']}")
