@@ -639,7 +639,8 @@ class StateConfig:
     (docs/deploy.md). ``memory``: this process only. ``redis``: the Redis at ``url``; a command slower than
     ``timeout`` falls back to local state; a node's in-flight counts expire ``lease_ttl`` after it stops renewing
     them; a half-open probe slot is held at most ``probe_ttl``; a Responses WebSocket turn is remembered for
-    ``previous_response_id`` on every node for ``responses_ttl``."""
+    ``previous_response_id`` on every node for ``responses_ttl``; a node re-reads the shared credential state at most
+    every ``refresh_interval`` (0: before every request)."""
 
     backend: StateBackend = attrs.field(default=StateBackend.MEMORY, converter=_state_backend)
     url: str | None = attrs.field(default=None, repr=_url_repr, validator=_redis_url)
@@ -647,6 +648,7 @@ class StateConfig:
     lease_ttl: float = attrs.field(default=10.0, validator=_number(positive=True))
     probe_ttl: float = attrs.field(default=60.0, validator=_number(positive=True))
     responses_ttl: float = attrs.field(default=3600.0, validator=_number(positive=True))
+    refresh_interval: float = attrs.field(default=0.05, validator=_number(positive=False))
 
     def __attrs_post_init__(self) -> None:
         if self.backend is StateBackend.REDIS and not self.url:
@@ -979,7 +981,7 @@ _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "
 _METRICS_KEYS: Final = ("enabled", "require-key")
 _CLIENT_KEYS_KEYS: Final = ("enabled", "refresh-interval", "sync-interval")
 _PRICE_KEYS: Final = ("input", "output", "cache-read", "cache-write")
-_STATE_KEYS: Final = ("backend", "url", "timeout", "lease-ttl", "probe-ttl", "responses-ttl")
+_STATE_KEYS: Final = ("backend", "url", "timeout", "lease-ttl", "probe-ttl", "responses-ttl", "refresh-interval")
 _LOGGING_KEYS: Final = (
     "format", "level", "to-file", "file", "file-max-bytes", "file-backups", "request-log", "request-log-dir",
     "request-log-max-files", "request-log-max-bytes", "request-log-body-bytes",
@@ -1346,7 +1348,7 @@ class _Reader:
         for section, known, durations in (
             ("usage", _USAGE_KEYS, {"flush-interval"}),
             ("metrics", _METRICS_KEYS, set()),
-            ("state", _STATE_KEYS, {"timeout", "lease-ttl", "probe-ttl", "responses-ttl"}),
+            ("state", _STATE_KEYS, {"timeout", "lease-ttl", "probe-ttl", "responses-ttl", "refresh-interval"}),
             ("logging", _LOGGING_KEYS, set()),
             ("client-keys", _CLIENT_KEYS_KEYS, {"refresh-interval", "sync-interval"}),
         ):

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from deploy.local_cluster import Cluster
 from perf import wrk
 from perf.procs import wait_http
@@ -62,13 +64,56 @@ def single_node(run_dir: Path, config: Path, env: dict[str, str], key: str) -> t
     return proc, url
 
 
+async def state_cost(calls: int = 20_000, tasks: int = 32) -> None:
+    """CPU (all threads of this process, glide's Rust core included) and wall time that the request path's state
+    work — ``refresh`` (one pipelined round trip), ``began`` and ``ended`` (background writes) — adds per request,
+    for a pool of 2 credentials, with ``tasks`` concurrent requests; memory against a real redis-server."""
+    from contextlib import AsyncExitStack
+
+    from muxtrio.engine.pool import CredentialPool
+    from muxtrio.state.pools import SharedPools
+    from muxtrio.state.store import MemoryStore, RedisStore, StateStore
+    from tests.services import redis_server
+
+    with redis_server() as redis:
+        for name, store, interval in (("memory", MemoryStore(), 0.0), ("redis", RedisStore(redis.url), 0.0),
+                                      ("redis", RedisStore(redis.url), 0.05)):
+            assert isinstance(store, StateStore)
+            pool = CredentialPool("fake", [("k1", None), ("k2", None)])
+            shared = SharedPools(store, {"fake": pool}, refresh_interval=interval)
+            async with AsyncExitStack() as stack:
+                await store.start(stack)
+                await shared.start(stack)
+                while store.backend == "redis" and not store.shared:
+                    await trio.sleep(0.01)
+
+                async def request(n: int, pool: CredentialPool = pool, shared: SharedPools = shared) -> None:
+                    for _ in range(n):
+                        await shared.refresh(["fake"])
+                        cred = pool.credentials[0]
+                        shared.began(pool, cred)
+                        shared.ended(pool, cred)
+
+                await request(500)
+                cpu, wall = time.process_time(), time.perf_counter()
+                async with trio.open_nursery() as nursery:
+                    for _ in range(tasks):
+                        nursery.start_soon(request, calls // tasks)
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                print(f"state {name:6} refresh-interval {interval * 1000:3.0f} ms: {cpu / calls * 1e6:7.1f} µs CPU, "
+                      f"{wall / calls * 1e6:7.1f} µs wall per request ({tasks} concurrent)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--only", choices=("nodes", "state"), help="only one of the two comparisons")
+    parser.add_argument("--only", choices=("nodes", "state", "cost"), help="only one of the comparisons")
     args = parser.parse_args()
+    if args.only == "cost":
+        trio.run(state_cost)
+        return
     if reason := wrk.available():
         raise SystemExit(reason)
     run_dir = Path(tempfile.mkdtemp(prefix="muxtrio-perf-scale-"))

@@ -160,7 +160,7 @@ class Engine:
         self._background = AsyncExitStack()
         self.state = state or make_store(config.state, metrics)
         self.shared = SharedPools(self.state, self.pools, lease_ttl=config.state.lease_ttl,
-                                  probe_ttl=config.state.probe_ttl)
+                                  probe_ttl=config.state.probe_ttl, refresh_interval=config.state.refresh_interval)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Engine:

@@ -10,10 +10,12 @@ whose lease expired are ignored at once and deleted by the next heartbeat of any
 
 Invariants:
 - Request path: :meth:`SharedPools.refresh` is the only awaited round trip before a pick (one pipeline for every
-  credential of the request's providers); :meth:`claim` adds one ``SET NX`` only when the pick is a probe; in-flight
-  changes are background writes; nothing is sent per streamed event. Failure and success outcomes that change a
-  credential's state are written by :meth:`flush` (awaited, after the attempt) so a 429 is shared before the client
-  hears of it.
+  credential of the request's providers), and with ``refresh_interval`` > 0 a node reads at most once per interval
+  (requests arriving while a read is out wait for it instead of sending their own); :meth:`claim` adds one
+  ``SET NX`` only when the pick is a probe; in-flight counts are published as absolute values every
+  ``inflight_interval`` when they changed (no write per request); nothing is sent per streamed event. Failure and
+  success outcomes that change a credential's state are written by :meth:`flush` (awaited, after the attempt) so a
+  429 is shared before the client hears of it.
 - Merging never shortens a local cooldown or refusal (the later end wins); an open breaker written by another node
   opens it here; a breaker no longer in Redis (closed by a successful probe elsewhere) closes here.
 - Times in Redis are wall-clock epoch seconds; the pools keep trio's clock. Conversion happens here only.
@@ -23,6 +25,7 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
@@ -54,12 +57,18 @@ class SharedPools:
     """Keeps ``pools`` in step with the shared store (a no-op for a store that is not shared)."""
 
     def __init__(self, store: StateStore, pools: Mapping[str, CredentialPool], *, lease_ttl: float = 10.0,
-                 probe_ttl: float = 60.0, clock: Callable[[], float] = trio.current_time) -> None:
+                 probe_ttl: float = 60.0, refresh_interval: float = 0.0, inflight_interval: float = 0.1,
+                 clock: Callable[[], float] = trio.current_time) -> None:
         self.store = store
         self.pools = pools
         self.lease_ttl = lease_ttl
         self.probe_ttl = probe_ttl
         self.clock = clock
+        self.refresh_interval = refresh_interval
+        self.inflight_interval = inflight_interval
+        self._refreshed_at: dict[tuple[str, ...], float] = {}
+        self._refreshing: dict[tuple[str, ...], trio.Event] = {}
+        self._dirty: set[tuple[str, CredentialState]] = set()  # in-flight counts changed since the last publish
         self._pending: list[Command] = []
         self._claimed: set[tuple[str, str]] = set()  # probes this node holds: (provider, credential name)
 
@@ -74,6 +83,7 @@ class SharedPools:
         nursery = await stack.enter_async_context(trio.open_nursery())
         stack.callback(nursery.cancel_scope.cancel)
         nursery.start_soon(self._heartbeat)
+        nursery.start_soon(self._publish_in_flight)
 
     def _offset(self) -> float:
         """Epoch seconds minus the pools' clock."""
@@ -92,7 +102,25 @@ class SharedPools:
         """Merge the shared view of every credential of ``providers`` into the pools: one round trip."""
         if not self.active or not self.store.shared:
             return
-        names = [p for p in dict.fromkeys(providers) if p in self.pools]
+        names = tuple(p for p in dict.fromkeys(providers) if p in self.pools)
+        if self.refresh_interval > 0:
+            if self.clock() - self._refreshed_at.get(names, -math.inf) < self.refresh_interval:
+                return  # fresh enough: another request of this node read it a moment ago
+            running = self._refreshing.get(names)
+            if running is not None:
+                await running.wait()  # one round trip serves every request that arrives while it is out
+                return
+        done = self._refreshing[names] = trio.Event()
+        try:
+            started = self.clock()
+            await self._read(names)
+            self._refreshed_at[names] = started
+        finally:
+            done.set()
+            if self._refreshing.get(names) is done:
+                del self._refreshing[names]
+
+    async def _read(self, names: tuple[str, ...]) -> None:
         now_ms = int(time.time() * 1000)
         commands: list[Command] = [["ZRANGEBYSCORE", NODES, str(now_ms), "+inf"]]
         for provider in names:
@@ -166,14 +194,25 @@ class SharedPools:
         return True
 
     def began(self, pool: CredentialPool, cred: CredentialState) -> None:
+        """``cred``'s in-flight count changed: published within ``inflight_interval`` (no write per request)."""
         if self.active:
-            self.store.enqueue([["HINCRBY", f"{PREFIX}inflight:{pool.provider}", f"{self.store.node}|{cred.name}",
-                                 "1"]])
+            self._dirty.add((pool.provider, cred))
 
-    def ended(self, pool: CredentialPool, cred: CredentialState) -> None:
-        if self.active:
-            self.store.enqueue([["HINCRBY", f"{PREFIX}inflight:{pool.provider}", f"{self.store.node}|{cred.name}",
-                                 "-1"]])
+    ended = began
+
+    async def _publish_in_flight(self) -> None:
+        """Every ``inflight_interval``: this node's changed in-flight counts, as absolute values (one round trip)."""
+        while True:
+            await trio.sleep(self.inflight_interval)
+            if not self._dirty or not self.store.shared:
+                continue
+            dirty, self._dirty = self._dirty, set()
+            by_provider: dict[str, list[str]] = {}
+            for provider, cred in dirty:
+                by_provider.setdefault(provider, []).extend([f"{self.store.node}|{cred.name}", str(cred.in_flight)])
+            if await self.store.pipeline([["HSET", f"{PREFIX}inflight:{p}", *fields]
+                                          for p, fields in by_provider.items()]) is None:
+                self._dirty |= dirty  # the re-sync publishes every count anyway; keep them for the next try
 
     def record(self, pool: CredentialPool, cred: CredentialState, model: str | None) -> None:
         """After an outcome on ``cred`` for ``model``: queue its state for :meth:`flush` (set what is active,

@@ -127,7 +127,9 @@ def node_config(provider: FakeProvider, redis_url: str | None, **extra: object) 
                        "models": [MODEL]}],
     }
     if redis_url is not None:
-        config["state"] = {"backend": "redis", "url": redis_url, "lease-ttl": "1500ms"}
+        # refresh-interval 0: every request reads the shared state, so what one node learnt is seen by the next
+        # request on another node however soon it comes (the default 50 ms would make these tests timing-dependent)
+        config["state"] = {"backend": "redis", "url": redis_url, "lease-ttl": "1500ms", "refresh-interval": 0}
     config.update(extra)
     return config
 
