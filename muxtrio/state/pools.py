@@ -201,9 +201,11 @@ class SharedPools:
     ended = began
 
     async def _publish_in_flight(self) -> None:
-        """Every ``inflight_interval``: this node's changed in-flight counts, as absolute values (one round trip)."""
+        """Every ``inflight_interval``: queued outcomes, then this node's changed in-flight counts as absolute values
+        (a round trip each, only when there is something to write)."""
         while True:
             await trio.sleep(self.inflight_interval)
+            await self.flush()  # outcomes recorded on paths that do not flush themselves (stream recovery)
             if not self._dirty or not self.store.shared:
                 continue
             dirty, self._dirty = self._dirty, set()
