@@ -7,9 +7,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx2
 import openai
 import psycopg
 import pytest
@@ -43,13 +46,17 @@ def test_compose_names_the_local_clusters_services_and_ports() -> None:
     assert dockerfile.count("FROM ") == 2 and "USER muxtrio" in dockerfile and "HEALTHCHECK" in dockerfile
 
 
+MANAGEMENT_KEY = "mgmt-key-cluster-test-0001"
+
+
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     if MISSING:
         pytest.skip(f"Debian packages not installed: {', '.join(MISSING)}")
     run_dir = Path(tempfile.mkdtemp(prefix="muxtrio-cluster-"))
     run_dir.chmod(0o755)  # postgres runs as its own user when the tests run as root: it must reach its data dir
-    running = Cluster(run_dir, ports={name: free_port() for name in SERVICES})
+    running = Cluster(run_dir, ports={name: free_port() for name in SERVICES},
+                      env={"MUXTRIO_MANAGEMENT_KEY": MANAGEMENT_KEY})
     running.start()
     try:
         yield running
@@ -86,3 +93,35 @@ def test_local_cluster_serves_through_nginx_on_both_nodes(cluster: Cluster) -> N
             model="muxtrio-echo", messages=[{"role": "user", "content": "still"}])
         assert raw.parse().choices[0].message.content == "still"
     assert raw.headers["x-muxtrio-node"].endswith(f":{cluster.ports['muxtrio-2']}")
+
+
+def test_a_client_key_rpm_limit_holds_across_two_nodes_behind_nginx(cluster: Cluster) -> None:
+    """30 requests per minute admits 30 (± 1) through nginx over both nodes, not 60: both nodes lease the key's
+    permits from the one Postgres."""
+    created = httpx2.post(cluster.url + "/v1/management/client-keys",
+                          headers={"Authorization": f"Bearer {MANAGEMENT_KEY}"},
+                          json={"name": "team-a", "limits": {"rpm": 30}}, timeout=30.0)
+    assert created.status_code == 201, created.text
+    secret = created.json()["data"]["secret"]
+
+    def one_request(_: int) -> tuple[int, str]:
+        with httpx2.Client(timeout=30.0) as client:
+            response = client.post(cluster.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
+                                   json={"model": "muxtrio-echo", "messages": [{"role": "user", "content": "hi"}]})
+        return response.status_code, response.headers.get("x-muxtrio-node", "")
+
+    for _attempt in range(2):  # a burst that straddles a minute boundary counts two windows: run it again
+        left = 60.0 - time.time() % 60.0
+        if left < 20:
+            time.sleep(left + 0.05)
+        minute = int(time.time() // 60)
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(pool.map(one_request, range(60)))
+        if int(time.time() // 60) == minute:
+            break
+        time.sleep(60.0 - time.time() % 60.0 + 0.05)  # the next attempt starts in a fresh minute
+    statuses = [status for status, _ in answers]
+    assert set(statuses) <= {200, 429}
+    assert 29 <= statuses.count(200) <= 31, statuses.count(200)
+    served_by = {node for status, node in answers if status == 200}
+    assert len(served_by) == 2  # both nodes admitted some
