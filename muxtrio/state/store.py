@@ -253,6 +253,9 @@ class RedisStore(StateStore):
         if self._up:
             self._up = False
             self._wake.set()
+        self._warn(why)
+
+    def _warn(self, why: str) -> None:
         now = time.monotonic()
         if now - self._warned_at >= WARN_INTERVAL_S:
             self._warned_at = now
@@ -276,6 +279,8 @@ class RedisStore(StateStore):
                         log.info("state: Redis at %s:%d answering; shared state in use", self.host, self.port)
                         delay = RECONNECT_FIRST_S
                         break
+                else:
+                    self._warn("not answering")  # also when it was never reached (down at start)
                 await trio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_S)
 

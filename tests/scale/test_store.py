@@ -4,6 +4,7 @@ across two store instances (two nodes), notifications reaching every node, and l
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -119,3 +120,29 @@ def test_state_config_keys_and_env() -> None:
         with pytest.raises(ConfigError) as err:
             parse_config({"state": bad})
         assert where in str(err.value)
+
+
+@needs_redis
+async def test_redis_down_at_start_is_local_state_with_a_warning_until_it_appears(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from tests.services import Redis, free_port
+
+    server = Redis(free_port(), tempfile.mkdtemp(prefix="muxtrio-redis-"))
+    store = RedisStore(server.url, timeout=0.2)
+    try:
+        async with AsyncExitStack() as stack:
+            await store.start(stack)  # nothing listens: it starts anyway
+            assert await store.incr_window("t:start", 1, 60) == 1
+            assert await store.incr_window("t:start", 1, 60) == 2  # counted here
+            with trio.fail_after(10):
+                while "unavailable" not in caplog.text:
+                    await trio.sleep(0.05)
+            assert f"127.0.0.1:{server.port}" in caplog.text
+            server.start()
+            with trio.fail_after(20):
+                while not store.shared:
+                    await trio.sleep(0.05)
+            assert await store.incr_window("t:start", 1, 60) == 1  # now Redis counts
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
