@@ -45,6 +45,7 @@ from muxtrio.server import auth, client_keys, models
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
 from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
 from muxtrio.server.observe import Observability
+from muxtrio.state.store import CLIENT_KEYS_TOPIC
 from muxtrio.upstream.client import REQUEST_ID
 
 log = logging.getLogger("muxtrio.server")
@@ -192,6 +193,9 @@ class MuxApp:
                 trio.open_nursery() as nursery,
             ):
                 self.engine = engine
+                # A key changed on any node (revoked, rotated, new limits) is reloaded on every node at once.
+                self.keys.on_change = lambda key_id: engine.state.publish(CLIENT_KEYS_TOPIC, key_id.encode())
+                engine.state.subscribe(CLIENT_KEYS_TOPIC, lambda _key_id: self.keys.refresh_now())
                 await nursery.start(self.keys.run)
                 self.ready = True
                 await send({"type": "lifespan.startup.complete"})

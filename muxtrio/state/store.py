@@ -41,6 +41,7 @@ log = logging.getLogger("muxtrio.state")
 
 PREFIX: Final = "muxtrio:"
 EVENTS_CHANNEL: Final = PREFIX + "events"  # every notification travels here as b"<topic>\n<payload>"
+CLIENT_KEYS_TOPIC: Final = "client-keys"  # payload: the id of a client key changed on some node
 WARN_INTERVAL_S: Final = 60.0
 RECONNECT_FIRST_S: Final = 0.1
 RECONNECT_MAX_S: Final = 5.0

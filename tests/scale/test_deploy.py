@@ -125,3 +125,43 @@ def test_a_client_key_rpm_limit_holds_across_two_nodes_behind_nginx(cluster: Clu
     assert 29 <= statuses.count(200) <= 31, statuses.count(200)
     served_by = {node for status, node in answers if status == 200}
     assert len(served_by) == 2  # both nodes admitted some
+
+
+def test_a_key_revoked_on_one_node_is_refused_by_the_other_through_the_notification(tmp_path: Path) -> None:
+    """Keys are reloaded every hour here (client-keys.refresh-interval: 1h), so only the shared-state notification
+    can carry a revocation made through node 1 to node 2 while the test runs."""
+    if MISSING:
+        pytest.skip(f"Debian packages not installed: {', '.join(MISSING)}")
+    config = yaml.safe_load((DEPLOY / "muxtrio.yaml").read_text())
+    config["client-keys"] = {"refresh-interval": "1h"}
+    path = tmp_path / "muxtrio.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run_dir = Path(tempfile.mkdtemp(prefix="muxtrio-cluster-"))
+    run_dir.chmod(0o755)
+    running = Cluster(run_dir, path, ports={name: free_port() for name in SERVICES},
+                      env={"MUXTRIO_MANAGEMENT_KEY": MANAGEMENT_KEY})
+    running.start()
+    try:
+        one, two = (f"http://127.0.0.1:{running.ports[n]}" for n in ("muxtrio-1", "muxtrio-2"))
+        management = {"Authorization": f"Bearer {MANAGEMENT_KEY}"}
+        created = httpx2.post(one + "/v1/management/client-keys", headers=management, json={"name": "team-b"},
+                              timeout=30.0)
+        assert created.status_code == 201, created.text
+        secret, key_id = created.json()["data"]["secret"], created.json()["data"]["key"]["id"]
+
+        def status_on_two() -> int:
+            return httpx2.post(two + "/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
+                               json={"model": "muxtrio-echo", "messages": [{"role": "user", "content": "hi"}]},
+                               timeout=30.0).status_code
+
+        assert status_on_two() == 200  # node 2 knows the key (and caches it for an hour)
+        revoked = httpx2.post(f"{one}/v1/management/client-keys/{key_id}/revoke", headers=management, timeout=30.0)
+        assert revoked.status_code == 200, revoked.text
+        for _ in range(100):  # bounded: 20 s, far below the hour node 2 would otherwise keep the key
+            if status_on_two() == 401:
+                break
+            time.sleep(0.2)
+        assert status_on_two() == 401
+    finally:
+        running.stop_all()
+        shutil.rmtree(run_dir, ignore_errors=True)
