@@ -618,6 +618,45 @@ class UsageConfig:
         return self.dsn != ""
 
 
+class StateBackend(StrEnum):
+    MEMORY = "memory"
+    REDIS = "redis"
+
+
+def _state_backend(value: str) -> StateBackend:
+    try:
+        return StateBackend(value)
+    except ValueError:
+        raise _InvalidField(("backend",), f"expected one of memory, redis, got {_show(value)}") from None
+
+
+def _redis_url(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not (isinstance(value, str) and value.startswith(("redis://", "rediss://"))):
+        raise _InvalidField(("url",), "expected a redis:// or rediss:// URL")
+
+
+@attrs.frozen
+class StateConfig:
+    """Where workers and nodes share credential state, probes, in-flight counts and notifications
+    (docs/deploy.md). ``memory``: this process only. ``redis``: the Redis at ``url``; a command slower than
+    ``timeout`` falls back to local state; a node's in-flight counts expire ``lease_ttl`` after it stops renewing
+    them; a half-open probe slot is held at most ``probe_ttl``; a Responses WebSocket turn is remembered for
+    ``previous_response_id`` on every node for ``responses_ttl``; a node re-reads the shared credential state at most
+    every ``refresh_interval`` (0: before every request)."""
+
+    backend: StateBackend = attrs.field(default=StateBackend.MEMORY, converter=_state_backend)
+    url: str | None = attrs.field(default=None, repr=_url_repr, validator=_redis_url)
+    timeout: float = attrs.field(default=0.25, validator=_number(positive=True))
+    lease_ttl: float = attrs.field(default=10.0, validator=_number(positive=True))
+    probe_ttl: float = attrs.field(default=60.0, validator=_number(positive=True))
+    responses_ttl: float = attrs.field(default=3600.0, validator=_number(positive=True))
+    refresh_interval: float = attrs.field(default=0.05, validator=_number(positive=False))
+
+    def __attrs_post_init__(self) -> None:
+        if self.backend is StateBackend.REDIS and not self.url:
+            raise _InvalidField(("url",), "state.backend redis needs state.url (redis://host:port/db)")
+
+
 @attrs.frozen
 class RemoteManagementConfig:
     """llm-mux's ``remote-management:``. ``secret_key`` is the management key as stored in the file: plain, or a
@@ -798,6 +837,7 @@ class Config:
     workers: int = attrs.field(default=1, validator=_int_at_least(1))
     echo_model: bool = attrs.field(default=True, validator=_bool)
     usage: UsageConfig = attrs.field(factory=UsageConfig)
+    state: StateConfig = attrs.field(factory=StateConfig)
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     client_keys: ClientKeysConfig = attrs.field(factory=ClientKeysConfig)
@@ -958,7 +998,7 @@ _TOP_KEYS: Final = (
     "circuit-breaker", "workers", "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file",
     "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
     "refused-credential-cooldowns", "regenerate-on-cut", "http2", "keep-alive-timeout",
-    "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices", "remote-management", "reload",
+    "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices", "remote-management", "reload", "state",
 )  # fmt: skip
 _ACCOUNTS_KEYS: Final = ("refresh-lead", "watch-interval", "endpoints")
 _ENDPOINT_KEYS: Final = (
@@ -971,6 +1011,7 @@ _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "
 _METRICS_KEYS: Final = ("enabled", "require-key")
 _CLIENT_KEYS_KEYS: Final = ("enabled", "refresh-interval", "sync-interval")
 _PRICE_KEYS: Final = ("input", "output", "cache-read", "cache-write")
+_STATE_KEYS: Final = ("backend", "url", "timeout", "lease-ttl", "probe-ttl", "responses-ttl", "refresh-interval")
 _LOGGING_KEYS: Final = (
     "format", "level", "to-file", "file", "file-max-bytes", "file-backups", "request-log", "request-log-dir",
     "request-log-max-files", "request-log-max-bytes", "request-log-body-bytes",
@@ -1337,6 +1378,7 @@ class _Reader:
         for section, known, durations in (
             ("usage", _USAGE_KEYS, {"flush-interval"}),
             ("metrics", _METRICS_KEYS, set()),
+            ("state", _STATE_KEYS, {"timeout", "lease-ttl", "probe-ttl", "responses-ttl", "refresh-interval"}),
             ("logging", _LOGGING_KEYS, set()),
             ("client-keys", _CLIENT_KEYS_KEYS, {"refresh-interval", "sync-interval"}),
             ("remote-management", _REMOTE_MANAGEMENT_KEYS, set()),
@@ -1869,6 +1911,11 @@ def _apply_env(out: dict[str, object], origin: dict[KeyPath, str], env: Mapping[
             out["usage"] = usage
             origin[("usage", "dsn")] = name
             break
+    if value := env.get("MUXTRIO_STATE_URL", "").strip():
+        state = dict(out.get("state") or {})  # type: ignore[call-overload]
+        state["url"] = value
+        out["state"] = state
+        origin[("state", "url")] = "MUXTRIO_STATE_URL"
     if value := env.get("MUXTRIO_LOG_FORMAT", "").strip():
         logging_section = dict(out.get("logging") or {})  # type: ignore[call-overload]
         logging_section["format"] = value

@@ -120,6 +120,9 @@ class Metrics:
         self.attempts = Counter(
             "muxtrio_upstream_attempts", "Upstream attempts by provider, credential label and outcome class.",
             ["provider", "credential", "outcome"], registry=reg)
+        self.state_fallbacks = Counter(
+            "muxtrio_state_fallbacks", "Shared-state (Redis) calls answered from local state instead, by reason.",
+            ["reason"], registry=reg)
         self.recoveries = Counter(
             "muxtrio_recoveries", "Retries, failovers, mid-stream continuations and regenerations.",
             ["kind", "provider"], registry=reg)

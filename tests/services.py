@@ -83,3 +83,44 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"port {port} did not open")
+
+
+@dataclass
+class Redis:
+    """A throwaway ``redis-server`` on loopback (no persistence); :meth:`restart` keeps its port."""
+
+    port: int
+    dir: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextmanager
+def redis_server() -> Iterator[Redis]:
+    """A ``redis-server`` from the Debian package (``.ci/run`` installs it), stopped and deleted afterwards."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("the Debian redis-server package is not installed")
+    server = Redis(free_port(), tempfile.mkdtemp(prefix="muxtrio-redis-"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)

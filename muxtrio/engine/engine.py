@@ -50,7 +50,7 @@ from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
 from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
 from muxtrio.codecs.registry import get_codec, provider_codec
 from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, config_secrets
-from muxtrio.engine.pool import ALL_MODELS, CredentialPool, CredentialState, OutageReason
+from muxtrio.engine.pool import ALL_MODELS, BreakerState, CredentialPool, CredentialState, OutageReason
 from muxtrio.engine.retry import (
     Action,
     Effect,
@@ -78,6 +78,8 @@ from muxtrio.ir.response import Response, Usage
 from muxtrio.ir.tokens import estimate_tokens
 from muxtrio.metrics import attempt_outcome
 from muxtrio.redact import Scrubber, scrub_error
+from muxtrio.state.pools import SharedPools
+from muxtrio.state.store import StateStore, make_store
 
 if TYPE_CHECKING:
     from muxtrio.metrics import Metrics
@@ -139,6 +141,7 @@ class Engine:
         metrics: Metrics | None = None,
         accounts: AccountStore | None = None,
         previous: Engine | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.config = config
         self.router = Router(config)
@@ -174,6 +177,9 @@ class Engine:
         self.accounts = accounts
         self._account_creds: dict[tuple[str, str], CredentialState] = {}  # (provider name, account key) -> cred
         self._background = AsyncExitStack()
+        self.state = state or make_store(config.state, metrics)
+        self.shared = SharedPools(self.state, self.pools, lease_ttl=config.state.lease_ttl,
+                                  probe_ttl=config.state.probe_ttl, refresh_interval=config.state.refresh_interval)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Engine:
@@ -223,6 +229,8 @@ class Engine:
                 self.accounts = previous._hand_over_accounts()
         self._previous = None  # the handover is done: don't keep the old engine alive
         await self._start_accounts()
+        await self.state.start(self._background)
+        await self.shared.start(self._background)
         self._entered = True
         return self
 
@@ -494,6 +502,7 @@ class Engine:
         last_error: MuxError | None = None
         restore = True  # put signed thinking the client dropped back from the thinking cache
         chain = self.router.chain(request.model)
+        await self.shared.refresh(d.provider.name for m in chain for d in self.router.resolve(m))
         for position, model in enumerate(chain):
             deployments, unfit = self._fitting(request, self._resolve(model, allow))
             if not deployments:
@@ -502,6 +511,9 @@ class Engine:
             fallback_left = position + 1 < len(chain)
             candidates = Candidates(deployments, self.pools, max_retries, max_wait)
             async for candidate in candidates:
+                if not await self.shared.claim(candidate.pool, candidate.credential,
+                                               candidate.deployment.upstream_model):
+                    continue  # another node holds this credential's one probe: it is out here now (picked no more)
                 try:
                     await self._attempt(candidate, request, meta, attempt, progress, route=model, restore=restore)
                     return
@@ -509,6 +521,7 @@ class Engine:
                     raise
                 except MuxError as err:
                     verdict, state = self._judge(candidate, err)
+                    await self.shared.flush()  # what this failure taught, shared before anyone hears of it
                     last_error = _client_error(candidate, err, verdict)
                     if verdict.action is Action.FAIL and _rejects_signatures(err) and has_signatures(request):
                         # The history carries another provider's signatures: retry once without them.
@@ -658,6 +671,7 @@ class Engine:
         pool, cred, model = candidate.pool, candidate.credential, candidate.deployment.upstream_model
         prepared = self._prepare(request, kind_of(candidate.deployment.provider.type).format, meta, restore)
         pool.begin(cred, model, trio.current_time())
+        self.shared.began(pool, cred)
         try:
             await self._account_attempt(attempt, candidate, replace(prepared, model=model))
         except MuxError as err:
@@ -671,12 +685,18 @@ class Engine:
             raise
         except BaseException:
             pool.on_neutral(cred)  # cancelled (the client left): the attempt says nothing about the credential
+            self.shared.record(pool, cred, None)  # frees a probe slot held for it (written by the next flush)
             raise
         else:
+            had_state = cred.breaker is not BreakerState.CLOSED or bool(cred.cooldown_until or cred.refusals)
             pool.on_success(cred, model)
             self._count_attempt(candidate, "ok")
+            if had_state:
+                self.shared.record(pool, cred, model)
+                await self.shared.flush()
         finally:
             pool.end(cred)
+            self.shared.ended(pool, cred)
 
     def _count_attempt(self, candidate: Candidate, outcome: str) -> None:
         if self.metrics is not None:
@@ -722,7 +742,7 @@ class Engine:
             fitting.append(deployment)
         return fitting, refusal
 
-    def _judge(self, candidate: Candidate, err: MuxError) -> tuple[Verdict, str]:
+    def _judge_locally(self, candidate: Candidate, err: MuxError) -> tuple[Verdict, str]:
         """Classify a failed attempt and record what it says about the credential; returns the verdict and that
         effect in words, for the log."""
         now = trio.current_time()
@@ -759,6 +779,13 @@ class Engine:
             return verdict, f"failure {cred.consecutive_failures}/{pool.breaker_failures}"
         pool.on_neutral(cred)
         return verdict, ""
+
+    def _judge(self, candidate: Candidate, err: MuxError) -> tuple[Verdict, str]:
+        """Classify a failed attempt, record what it says about the credential (and queue it for the shared
+        state: written by the next ``self.shared.flush()``); returns the verdict and that effect in words."""
+        verdict, effect = self._judge_locally(candidate, err)
+        self.shared.record(candidate.pool, candidate.credential, candidate.deployment.upstream_model)
+        return verdict, effect
 
     def _log_failure(self, candidate: Candidate, err: MuxError, state: str, next_step: str) -> None:
         """One line per failed attempt: provider, credential label (never the key), upstream model, error class,

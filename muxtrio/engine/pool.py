@@ -22,7 +22,9 @@ Invariants:
   the model is not missing, and no probe is due or the probe slot is free (one probe in flight per credential).
 - :meth:`CredentialPool.outage` explains an empty :meth:`pick` (reason, detail, when it ends); it never returns a
   reason for a pool that has an available credential.
-- Selection: ``least-busy`` picks the lowest in-flight count (ties rotate); ``round-robin`` rotates.
+- Selection: ``least-busy`` picks the lowest in-flight count (ties rotate); ``round-robin`` rotates. With shared
+  state (``muxtrio.state.pools``) the count includes the other live nodes' (``in_flight_elsewhere``), and a probe
+  another node holds (``probe_elsewhere``) keeps the credential out here as one held locally does.
 - Keys never appear in ``statistics()`` or ``repr``: credentials are named ``<provider>#<index>``; subscription
   accounts by their label (``<type>:<email or account id>``).
 - Indices are never reused: an account whose token file went away is *retired* (never picked again, and no reason
@@ -139,6 +141,8 @@ class CredentialState:
     disabled: bool = False  # taken out by an operator (management API) until enabled; never by a failure
     disabled_reason: str = ""
     last_error: str = ""  # error class of the last failed attempt that said something about the credential
+    in_flight_elsewhere: int = 0  # on the other live nodes (shared state, muxtrio.state.pools)
+    probe_elsewhere: bool = False  # another node holds this credential's one probe (shared state)
 
     @property
     def name(self) -> str:
@@ -242,7 +246,7 @@ class CredentialPool:
             return False
         if cred.cooling_until(model, now) or cred.refused_for(model, now)[0]:
             return False
-        return not (cred.on_probation(model, now) and cred.probe_in_flight)
+        return not (cred.on_probation(model, now) and (cred.probe_in_flight or cred.probe_elsewhere))
 
     def pick(self, model: str, now: float, exclude: frozenset[int] = frozenset()) -> CredentialState | None:
         """The credential to use next for ``model``, or None when none is available now."""
@@ -258,7 +262,7 @@ class CredentialPool:
         if self.strategy == "round-robin":
             chosen = candidates[0]
         else:
-            chosen = min(candidates, key=lambda c: c.in_flight)
+            chosen = min(candidates, key=lambda c: c.in_flight + c.in_flight_elsewhere)
         self._cursor = chosen.index + 1
         return chosen
 

@@ -276,7 +276,8 @@ def pick(
         model = deployment.upstream_model
         exclude = frozenset(i for (p, i, m) in tried if p == deployment.provider.name and m == model)
         cred = pool.pick(model, now, exclude)
-        if cred is not None and (best is None or cred.in_flight < best.credential.in_flight):
+        if cred is not None and (best is None or cred.in_flight + cred.in_flight_elsewhere
+                                 < best.credential.in_flight + best.credential.in_flight_elsewhere):
             best = Candidate(deployment, pool, cred)
     return best
 

@@ -31,7 +31,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -152,6 +152,10 @@ class KeyGate:
         # (a worker that died) stop counting.
         self.worker = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.stale_after = max(10.0, 5 * config.client_keys.sync_interval)
+        # Shared-state notifications (docs/deploy.md): ``on_change(key id)`` runs after every saved change (the
+        # server publishes it to every node); :meth:`refresh_now` is what a node does when it hears of one.
+        self.on_change: Callable[[str], Awaitable[None]] | None = None
+        self._refresh_due = trio.Event()
 
     # ------------------------------------------------------------------ store access
     @property
@@ -476,14 +480,16 @@ class KeyGate:
         task_status.started()
         settings = self.config.client_keys
         while True:
-            await trio.sleep(min(settings.sync_interval, settings.refresh_interval))
+            with trio.move_on_after(min(settings.sync_interval, settings.refresh_interval)):
+                await self._refresh_due.wait()
+            due, self._refresh_due = self._refresh_due.is_set(), trio.Event()
             if self.store is None:
                 continue
             now = time.time()
             try:
                 if now - self._synced_at >= settings.sync_interval:
                     await self.sync()
-                if now - self._refreshed_at >= settings.refresh_interval:
+                if due or now - self._refreshed_at >= settings.refresh_interval:
                     await self.refresh()
             except Exception as exc:
                 log.warning("client keys: background sync failed (%s)", type(exc).__name__)
@@ -588,7 +594,13 @@ class KeyGate:
         key = replace(key, updated_at=max(time.time(), key.updated_at + 1e-6))
         await self._call(store.update, key)
         self._remember(key)
+        if self.on_change is not None:
+            await self.on_change(key.id)
         return key
+
+    def refresh_now(self) -> None:
+        """Reload changed keys now, not at the next ``refresh-interval`` (another node changed one)."""
+        self._refresh_due.set()
 
     async def rotate(self, key: ClientKey) -> tuple[ClientKey, str]:
         """A new secret for the same key (id, limits, counters kept); the old secret stops working."""

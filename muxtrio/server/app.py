@@ -49,6 +49,7 @@ from muxtrio.server.management import PREFIX as MANAGEMENT_PREFIX
 from muxtrio.server.management import Management
 from muxtrio.server.observe import Observability
 from muxtrio.server.reload import Live, Reloader
+from muxtrio.state.store import CLIENT_KEYS_TOPIC
 from muxtrio.upstream.client import REQUEST_ID
 
 log = logging.getLogger("muxtrio.server")
@@ -197,6 +198,16 @@ class MuxApp:
         self.keys.config = live.config
         self.observe.scrubber = live.scrubber
         self.observe.engine = live.engine
+        self._subscribe_key_changes(live.engine)
+
+    async def _publish_key_change(self, key_id: str) -> None:
+        engine = self.engine
+        if engine is not None:
+            await engine.state.publish(CLIENT_KEYS_TOPIC, key_id.encode())
+
+    def _subscribe_key_changes(self, engine: Engine | None) -> None:
+        if engine is not None:
+            engine.state.subscribe(CLIENT_KEYS_TOPIC, lambda _key_id: self.keys.refresh_now())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -222,6 +233,10 @@ class MuxApp:
         try:
             async with self.observe.running(), trio.open_nursery() as nursery:
                 await nursery.start(self.reloader.run)  # the engine (and each one a reload brings)
+                # A key changed on any node (revoked, rotated, new limits) is reloaded on every node at once; the
+                # engine of the moment carries the shared state (a reload re-subscribes in _swapped).
+                self.keys.on_change = self._publish_key_change
+                self._subscribe_key_changes(self.engine)
                 await nursery.start(self.keys.run)
                 self.observe.engine = self.engine
                 self.ready = True

@@ -49,7 +49,7 @@ import orjson
 import trio
 
 from muxtrio.codecs.base import Codec, Format, RequestHints, StreamEncoder, StreamInfo
-from muxtrio.codecs.ir_json import event_to_json, request_from_json, usage_to_json
+from muxtrio.codecs.ir_json import event_to_json, request_from_json, request_to_json, usage_to_json
 from muxtrio.codecs.registry import get_codec
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.stream import StreamMeta
@@ -68,6 +68,7 @@ from muxtrio.server.handlers import (
     shown_model,
 )
 from muxtrio.server.http import Receive, Scope, Send
+from muxtrio.state.store import PREFIX as STATE_PREFIX
 from muxtrio.wire import jsonutil
 from muxtrio.wire.mux_protocol import DEFAULT_WINDOW, MAX_WINDOW
 from muxtrio.wire.ndjson import NDJSONDecoder
@@ -95,7 +96,11 @@ MAX_LANES = 256
 LANE_QUEUE = 16
 """``response.create`` messages waiting on one lane."""
 REMEMBERED_RESPONSES = 128
-"""Responses kept per connection for ``previous_response_id`` (least recently used ones are forgotten)."""
+"""Responses kept per connection for ``previous_response_id`` (least recently used ones are forgotten). With shared
+state (``state.backend: redis``) every turn is also kept in Redis for ``state.responses-ttl``, so the next turn may
+come on any node."""
+RECALL_RETRY_S = 0.1
+"""With shared state, an unknown ``previous_response_id`` is looked up once more after this long."""
 
 WIRE_ENDPOINTS: dict[Format, frozenset[str]] = {
     Format.OPENAI_CHAT: frozenset({"completions"}),
@@ -652,7 +657,7 @@ class ResponsesConnection(_Connection):
             body = {k: v for k, v in message.items() if k not in ("type", "stream_id", "stream")}
             client_request = checked_model(self.codec.parse_request(orjson.dumps(body), RequestHints(stream=True)))
             entry.model = client_request.model
-            history = self._recall(client_request.previous_response_id)
+            history = await self._recall(client_request.previous_response_id)
             # The codec puts `instructions` first in `system`, then the leading system/developer input items.
             instructions = client_request.system[:1] if isinstance(body.get("instructions"), str) else ()
             carried = history.system + client_request.system[len(instructions):]
@@ -664,7 +669,7 @@ class ResponsesConnection(_Connection):
                 # Warm-up: remember the input, answer with an empty completed response.
                 start = encoding.encode([Start(response_id, request.model)], request.model)
                 await emit(start + encoding.finish(request.model))
-                self._remember(response_id, _Remembered(carried, messages))
+                await self._remember(response_id, _Remembered(carried, messages))
                 entry.status = 200
                 return
             generating = True
@@ -674,7 +679,7 @@ class ResponsesConnection(_Connection):
             entry.provider = meta.provider or "-"
             parts = answer.partial_parts()
             answered = messages + ((Message(Role.ASSISTANT, parts),) if parts else ())
-            self._remember(response_id, _Remembered(carried, answered))
+            await self._remember(response_id, _Remembered(carried, answered))
         except MuxError as err:
             entry.status, entry.error = err.status, err.message
             await self._fail(lane, encoding, err)
@@ -695,19 +700,52 @@ class ResponsesConnection(_Connection):
         else:
             await self.write(lane, self._error_event(err, lane))
 
-    def _recall(self, response_id: str | None) -> _Remembered:
+    async def _recall(self, response_id: str | None) -> _Remembered:
+        """This connection's memory first; then, with shared state, what any node remembered (one round trip)."""
         if response_id is None:
             return _Remembered()
         history = self.memory.get(response_id)
         if history is None:
-            raise PreviousResponseNotFound(response_id)
+            history = await _shared_recall(self.engine, response_id)
+            if history is None:
+                raise PreviousResponseNotFound(response_id)
+            self.memory[response_id] = history
         self.memory.move_to_end(response_id)
         return history
 
-    def _remember(self, response_id: str, turns: _Remembered) -> None:
+    async def _remember(self, response_id: str, turns: _Remembered) -> None:
         self.memory[response_id] = turns
         while len(self.memory) > REMEMBERED_RESPONSES:
             self.memory.popitem(last=False)
+        await _shared_remember(self.engine, response_id, turns)
+
+
+def _response_key(response_id: str) -> str:
+    return f"{STATE_PREFIX}response:{response_id}"
+
+
+async def _shared_remember(engine: Engine, response_id: str, turns: _Remembered) -> None:
+    """With shared state, keep the turn for ``state.responses-ttl`` where every node finds it (awaited: one round
+    trip per turn, after its last event; none while it streams)."""
+    if not engine.state.shared:
+        return
+    body = request_to_json(Request(model="-", system=turns.system, messages=turns.messages))
+    ttl_ms = str(max(1, int(engine.config.state.responses_ttl * 1000)))
+    await engine.state.pipeline([["SET", _response_key(response_id), orjson.dumps(body), "PX", ttl_ms]])
+
+
+async def _shared_recall(engine: Engine, response_id: str) -> _Remembered | None:
+    if not engine.state.shared or len(response_id) > MAX_ID_CHARS:
+        return None
+    replies = await engine.state.pipeline([["GET", _response_key(response_id)]])
+    if replies is not None and replies[0] is None:
+        # The turn may have ended on another node a moment ago, its write still on the way: look once more.
+        await trio.sleep(RECALL_RETRY_S)
+        replies = await engine.state.pipeline([["GET", _response_key(response_id)]])
+    if not replies or not isinstance(replies[0], bytes | str):
+        return None
+    stored = request_from_json(orjson.loads(replies[0]))
+    return _Remembered(tuple(p for p in stored.system if isinstance(p, Text)), stored.messages)
 
 
 # =============================================================================================== helpers
