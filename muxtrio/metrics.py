@@ -106,8 +106,9 @@ class Metrics:
         self.known_models = frozenset(known_models)
 
         self.requests = Counter(
-            "muxtrio_requests", "Client requests by client format, route, requested model, served provider/model "
-            "and status class.", ["format", "route", "model", "provider", "served_model", "status"], registry=reg)
+            "muxtrio_requests", "Client requests by client format, route, requested model, served provider/model, "
+            "status class and client key name ('-' for the flat api-keys list or no key).",
+            ["format", "route", "model", "provider", "served_model", "status", "key"], registry=reg)
         self.duration = Histogram(
             "muxtrio_request_duration_seconds", "Client request duration, headers in to last byte out.",
             ["format", "route"], buckets=_LATENCY_BUCKETS, registry=reg)
@@ -115,8 +116,8 @@ class Metrics:
             "muxtrio_time_to_first_token_seconds", "Time from request to the first byte of the answer.",
             ["format", "route"], buckets=_LATENCY_BUCKETS, registry=reg)
         self.tokens = Counter(
-            "muxtrio_tokens", "Tokens by kind as reported by providers (input includes cache reads and writes).",
-            ["kind", "provider", "model"], registry=reg)
+            "muxtrio_tokens", "Tokens by kind as reported by providers (input includes cache reads and writes), by "
+            "provider, upstream model and client key name.", ["kind", "provider", "model", "key"], registry=reg)
         self.attempts = Counter(
             "muxtrio_upstream_attempts", "Upstream attempts by provider, credential label and outcome class.",
             ["provider", "credential", "outcome"], registry=reg)

@@ -165,7 +165,8 @@ class Observability:
         meta = entry.meta
         provider = meta.provider if meta is not None and meta.provider else "-"
         served = metrics.model_label(meta.route) if meta is not None and meta.route else "-"
-        metrics.requests.labels(entry.format, entry.kind, model, provider, served, status_class(status)).inc()
+        key = entry.key_name or "-"  # client keys are operator-named (bounded); never the key itself
+        metrics.requests.labels(entry.format, entry.kind, model, provider, served, status_class(status), key).inc()
         metrics.duration.labels(entry.format, entry.kind).observe(duration)
         if entry.ttfb is not None:
             metrics.ttft.labels(entry.format, entry.kind).observe(entry.ttfb)
@@ -178,7 +179,7 @@ class Observability:
                 ("cache_write", usage.cache_write_tokens),
             ):  # fmt: skip
                 if value:
-                    metrics.tokens.labels(kind, provider, upstream_model).inc(value)
+                    metrics.tokens.labels(kind, provider, upstream_model, key).inc(value)
         if entry.kind in ("generate", "count") and self.usage is not None:
             self.usage.submit(self._record(entry, status, duration))
         failed = status >= 400 or bool(entry.error)

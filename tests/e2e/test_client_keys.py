@@ -410,3 +410,22 @@ async def test_usage_records_carry_the_key_and_the_cost(stack: Stack, key_store:
     with sqlite3.connect(database) as db:
         flat = db.execute(query + " WHERE client_key_id IS NULL").fetchall()
     assert flat == []  # only the client key's request was made
+
+
+async def test_metrics_count_requests_and_tokens_by_client_key_name(stack: Stack) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    secret, _key = await new_key(stack)
+    answer = (await run_sync(chat, stack, secret)).parse()
+    assert answer.usage is not None
+    async with raw_client(stack.url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as client:
+        text = (await client.get("/metrics")).text
+    assert secret not in text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    requests = [s for s in samples if s.name == "muxtrio_requests_total" and s.labels.get("key") == "team-a"]
+    assert sum(s.value for s in requests) == 1
+    assert requests[0].labels["status"] == "2xx"
+    tokens = {s.labels["kind"]: s.value for s in samples if s.name == "muxtrio_tokens_total"
+              and s.labels.get("key") == "team-a"}
+    assert tokens["input"] == answer.usage.prompt_tokens
+    assert tokens["output"] == answer.usage.completion_tokens
