@@ -114,6 +114,8 @@ class KeyStore:
 
     def _setup(self) -> None:
         def create(cur: Any) -> bytes:
+            if self._ph == "%s":  # Postgres: concurrent CREATE TABLE IF NOT EXISTS races on the catalog
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext('muxtrio-schema'))")
             for statement in SCHEMA:
                 cur.execute(statement)
             cur.execute(

@@ -179,6 +179,8 @@ class PostgresStore:
         if self._conn is None or self._conn.closed:
             self._conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
             with self._conn.transaction():
+                # Nodes starting together would race on the catalog (CREATE TABLE IF NOT EXISTS is not atomic).
+                self._conn.execute("SELECT pg_advisory_xact_lock(hashtext('muxtrio-schema'))")
                 for statement in SCHEMA:
                     self._conn.execute(statement)
         return self._conn
