@@ -644,7 +644,8 @@ class Management:
         assert reloader.source is not None
         await trio.to_thread.run_sync(config_edit.write_atomic, reloader.source, text)
         record = await reloader.reload("api")
-        reloader.broadcast({"action": "reload"})  # the other workers reload now, watched or not
+        # The other workers reload now, watched or not; other nodes get the file itself.
+        reloader.broadcast({"action": "reload"}, config_text=text)
         call.outcome = f"{what}; reload {record.result}" + (f" ({record.error})" if record.error else "")
         return record
 

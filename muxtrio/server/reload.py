@@ -22,6 +22,9 @@ Semantics:
 - With ``--workers N`` every worker watches the file and handles SIGHUP itself (the parent forwards it). Credential
   actions and API reloads are appended to a journal file in the directory named by ``MUXTRIO_WORKER_CONTROL`` (set
   by the parent) and applied by every other worker on its next poll (250 ms), whether it watches the file or not.
+- Across nodes (``state.backend: redis``) the same actions go out on the shared store's ``control`` topic: a
+  credential action applies on every node, an API reload carries the new file's text, which every other node
+  validates, writes atomically to its own config file and applies (docs/deploy.md). A node ignores its own messages.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,10 +45,12 @@ import attrs
 import orjson
 import trio
 
-from muxtrio.config import Config, load_config_text
+from muxtrio.config import Config, StateBackend, load_config_text
+from muxtrio.config_edit import write_atomic
 from muxtrio.engine.engine import Engine
 from muxtrio.errors import ConfigError
 from muxtrio.redact import Scrubber
+from muxtrio.state.store import StateStore
 
 if TYPE_CHECKING:
     import httpx2
@@ -52,6 +58,10 @@ if TYPE_CHECKING:
     from muxtrio.metrics import Metrics
 
 log = logging.getLogger("muxtrio.reload")
+
+CONTROL_TOPIC = "control"  # shared-state topic: credential actions and reloads for every node
+PROCESS_ID = uuid.uuid4().hex  # this process, in control messages (a process ignores its own)
+PUBLISH_WAIT_S = 5.0  # how long a control message waits for a just-started store to connect (then: local only)
 
 RESTART_ONLY = (
     "host", "port", "workers", "tls", "shutdown_grace", "http2", "keep_alive_timeout", "usage", "metrics", "logging",
@@ -162,6 +172,7 @@ class Reloader:
         """Enter an engine for ``config``, hand its ``Live`` over, and close it when that ``Live`` is done (or the
         worker stops). A failure to start raises to whoever started this task."""
         async with Engine(config, transports=self.transports, metrics=self.metrics, previous=previous) as engine:
+            engine.state.subscribe(CONTROL_TOPIC, self._on_peer)
             live = Live(config, engine, engine.scrubber)
             task_status.started(live)
             await live.done.wait()
@@ -310,8 +321,10 @@ class Reloader:
             await self.reload("watch", quiet_unchanged=True)
 
     # ------------------------------------------------------------------ credential actions across workers
-    def broadcast(self, action: dict[str, object]) -> None:
-        """Append ``action`` to the workers' journal (no-op with one worker)."""
+    def broadcast(self, action: dict[str, object], *, config_text: str | None = None) -> None:
+        """Append ``action`` to the workers' journal (no-op with one worker) and, with a shared state store, publish
+        it to every other node (a reload with ``config_text``: the file this node applied)."""
+        self._publish(action, config_text)
         directory = os.environ.get(CONTROL_DIR_ENV)
         if not directory:
             return
@@ -353,6 +366,50 @@ class Reloader:
             elif self.action_handler is not None:
                 self.action_handler(action)
         return reload
+
+
+    # ------------------------------------------------------------------ actions across nodes (shared state)
+    def _publish(self, action: dict[str, object], config_text: str | None) -> None:
+        live, nursery = self.live, self._nursery
+        if live is None or nursery is None or live.config.state.backend is not StateBackend.REDIS:
+            return
+        message: dict[str, object] = {**action, "origin": PROCESS_ID}
+        if config_text is not None:
+            message["config"] = config_text
+        nursery.start_soon(self._send, live.engine.state, orjson.dumps(message))
+
+    @staticmethod
+    async def _send(store: StateStore, payload: bytes) -> None:
+        """Publish once the store is connected: an engine a reload just started connects in the background."""
+        with trio.move_on_after(PUBLISH_WAIT_S):
+            while not store.shared:  # noqa: ASYNC110 (the store exposes a flag, not an event)
+                await trio.sleep(0.05)
+        await store.publish(CONTROL_TOPIC, payload)
+
+    def _on_peer(self, payload: bytes) -> None:
+        """A control message from the shared store (runs on the event loop: never blocks)."""
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(message, dict) or message.get("origin") == PROCESS_ID or self._nursery is None:
+            return
+        if message.get("action") == "reload":
+            text = message.get("config")
+            self._nursery.start_soon(self._peer_reload, text if isinstance(text, str) else None)
+        elif self.action_handler is not None:
+            self.action_handler(message)
+
+    async def _peer_reload(self, text: str | None) -> None:
+        """Another node reloaded through its API: take its file (validated whole first) and apply it."""
+        if text is not None and self.source is not None and content_hash(text) != self.applied_hash:
+            try:
+                self.validate(text)
+            except ConfigError as exc:
+                log.warning("config from another node rejected: %s; still serving the previous configuration", exc)
+                return
+            await trio.to_thread.run_sync(write_atomic, self.source, text)
+        await self.reload("peer", quiet_unchanged=True)
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:

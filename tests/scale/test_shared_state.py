@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import openai
 import pytest
+import yaml
 
 from tests.scale.cluster import MODEL, FakeProvider, node, node_config
 from tests.services import Redis, redis_server
@@ -176,3 +179,45 @@ def test_redis_restarted_mid_run_requests_keep_flowing_and_state_resyncs(
             ask(b)
         assert provider.count("429") == 1  # shared again after the restart
         assert "unavailable" in (tmp_path / "a.log").read_text()  # the WARNING was logged
+
+
+MANAGEMENT_KEY = "mgmt-key-for-the-control-topic-test"
+
+
+def management(base: str, method: str, path: str, *, content: bytes | None = None, json: object = None) -> Any:
+    headers = {"Authorization": f"Bearer {MANAGEMENT_KEY}"}
+    if content is not None:
+        headers["content-type"] = "application/yaml"
+    response = httpx.request(method, base + "/v1/management" + path, headers=headers, timeout=30, content=content,
+                             json=json)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def test_config_put_and_credential_actions_on_one_node_reach_the_other(
+        redis: Redis, provider: FakeProvider, tmp_path: Path) -> None:
+    """Each node has its own config file (as on separate machines): a PUT /config.yaml through node a is validated,
+    written and applied by node b too; a credential disabled through node a is disabled on node b."""
+    config = node_config(provider, redis.url, **{"remote-management": {"secret-key": MANAGEMENT_KEY}})
+    with node(config, tmp_path, "a") as (a, _), node(config, tmp_path, "b") as (b, _):
+        assert ask(a) == "hi" and ask(b) == "hi"
+        changed = dict(config, aliases={"peer-alias": MODEL})
+        management(a, "PUT", "/config.yaml", content=yaml.safe_dump(changed).encode())
+
+        def b_has_alias() -> bool:
+            if "peer-alias" not in (tmp_path / "b.yaml").read_text():
+                return False
+            answer = client(b).chat.completions.create(model="peer-alias", messages=[{"role": "user", "content": "hi"}])
+            return answer.choices[0].message.content == "hi"  # served: the alias exists on node b now
+
+        until(b_has_alias, "node b applied the config PUT through node a")
+        assert yaml.safe_load((tmp_path / "b.yaml").read_text())["aliases"] == {"peer-alias": MODEL}
+
+        management(a, "POST", "/credentials/fake%230/disable", json={"reason": "rotating"})
+
+        def b_disabled() -> bool:
+            creds = management(b, "GET", "/credentials")
+            entries = creds if isinstance(creds, list) else creds.get("credentials", [])
+            return any(c.get("label") == "fake#0" and c.get("disabled") for c in entries)
+
+        until(b_disabled, "node b disabled the credential disabled through node a")
