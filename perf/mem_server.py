@@ -58,6 +58,16 @@ def _layer(trace: tracemalloc.Traceback) -> str:
     return "other"
 
 
+def _types() -> dict[str, tuple[int, int]]:
+    """Count and shallow size of every gc-tracked object, by type name."""
+    found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for obj in gc.get_objects():
+        entry = found[type(obj).__qualname__]
+        entry[0] += 1
+        entry[1] += sys.getsizeof(obj)
+    return {name: (count, size) for name, (count, size) in found.items()}
+
+
 async def _measure(n: int, top: int, config_path: Path, port: int, tracebacks: int) -> str:
     config = load_config(config_path)
     hc = hypercorn_config(config)
@@ -71,10 +81,13 @@ async def _measure(n: int, top: int, config_path: Path, port: int, tracebacks: i
         gc.collect()
         gc.freeze()
         snapshots: list[tracemalloc.Snapshot] = []
+        types_before = _types()
+        types_after: list[dict[str, tuple[int, int]]] = []
 
         def sample() -> None:
             if len(snapshots) == 1:
                 snapshots.append(tracemalloc.take_snapshot())
+                types_after.append(_types())
 
         tracemalloc.start(16)
         snapshots.append(tracemalloc.take_snapshot())
@@ -107,6 +120,11 @@ async def _measure(n: int, top: int, config_path: Path, port: int, tracebacks: i
         frame = stat.traceback[0]
         where = frame.filename.split("/site-packages/")[-1].split("/muxtrio/", 1)[-1]
         lines.append(f"| `{where}:{frame.lineno}` | {stat.size_diff / streams / 1024:.2f} |")
+    lines += ["", "| object type (gc-tracked, shallow size) | objects per stream | KB per stream |", "|---|---:|---:|"]
+    grown = {name: (count - types_before.get(name, (0, 0))[0], size - types_before.get(name, (0, 0))[1])
+             for name, (count, size) in types_after[0].items()}
+    for name, (count, size) in sorted(grown.items(), key=lambda kv: -kv[1][1])[:top]:
+        lines.append(f"| {name} | {count / streams:.1f} | {size / streams / 1024:.2f} |")
     lines += ["", "largest allocation paths (full traceback, innermost last):"]
     for stat in after.compare_to(before, "traceback")[:tracebacks]:
         lines.append(f"- {stat.size_diff / streams / 1024:.2f} KB per stream, {stat.count_diff / streams:.1f} blocks")
