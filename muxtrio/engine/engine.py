@@ -1121,19 +1121,27 @@ def _rejects_signatures(err: MuxError) -> bool:
 
 
 class _total_deadline:
-    """``move_on_after(total)`` when a total timeout is configured, else a scope that never fires."""
+    """``move_on_after(total)`` when a total timeout is configured. Without one, no scope is entered at all (an
+    open stream then holds one cancel scope fewer); what ``with`` gives is a scope never entered, whose
+    ``cancelled_caught`` stays False."""
+
+    __slots__ = ("_scope",)
 
     def __init__(self, seconds: float | None) -> None:
-        self._scope = trio.CancelScope()
+        self._scope: trio.CancelScope | None = None
         if seconds is not None:
-            self._scope.deadline = trio.current_time() + seconds
+            self._scope = trio.CancelScope(deadline=trio.current_time() + seconds)
 
     def __enter__(self) -> trio.CancelScope:
+        if self._scope is None:
+            return trio.CancelScope()
         return self._scope.__enter__()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        if self._scope is None:
+            return False
         return self._scope.__exit__(exc_type, exc, tb)
 
 
