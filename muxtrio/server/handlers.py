@@ -3,7 +3,8 @@
 Flow: read the bounded body -> the client codec parses it into an IR request -> the engine serves it -> the client
 codec encodes the answer. Streaming writes each ready batch of events as soon as it is decoded (several ready
 events go out in one send), sends SSE keepalive comments while the upstream is silent, and watches for the client
-going away (which cancels the engine's scope and so closes the upstream response).
+going away (which cancels the engine's scope and so closes the upstream response): under muxtrio's listener through
+the request's ``DisconnectSignal`` (no task per request), under another ASGI server with a watcher task.
 
 Invariants:
 - Response headers go out with the first batch, so an error before any output gets a real HTTP status in the
@@ -46,7 +47,17 @@ from muxtrio.keys.gate import KeyGate, KeyIdentity, Ticket
 from muxtrio.logsafe import escape_controls
 from muxtrio.redact import scrub_error
 from muxtrio.requestlog import RECORDER
-from muxtrio.server.http import Headers, Message, Receive, Scope, Send, read_body, send_whole, watch_disconnect
+from muxtrio.server.http import (
+    Headers,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    disconnect_signal,
+    read_body,
+    send_whole,
+    watch_disconnect,
+)
 
 access_log = logging.getLogger("muxtrio.access")
 
@@ -176,12 +187,12 @@ class Generation:
                 self.ticket = await self.keys.admit(identity, request.model, estimate, self.engine.router)
                 self.allow = self.ticket.allow
         try:
-            await self._serve(request, receive, send)
+            await self._serve(scope, request, receive, send)
         finally:
             if self.ticket is not None and self.keys is not None:
                 self.keys.settle(self.ticket)
 
-    async def _serve(self, request: Request, receive: Receive, send: Send) -> None:
+    async def _serve(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         shielded = send
         finished = False  # the answer's last message went out (a disconnect after that is the normal end)
 
@@ -192,34 +203,54 @@ class Generation:
                 finished = True
 
         send = send_tracked
-        # Errors leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes
-        # them in the client's shape; a cancellation by the watcher (client gone) stays inside and ends here.
+        signal = disconnect_signal(scope)
+        if signal is not None:
+            # The listener cancels this scope when the client goes away: no watcher task per request. A
+            # cancellation (client gone) stays inside and ends here; errors leave as themselves.
+            with trio.CancelScope() as cancel_scope:
+                signal.watch(cancel_scope)
+                try:
+                    await self._dispatch(request, send)
+                finally:
+                    signal.unwatch()
+            gone = signal.gone
+        else:
+            gone = await self._serve_watched(request, receive, send)
+        if gone and not finished:  # the client left before the answer ended (its headers said 200)
+            self.log.status = 499
+            self.log.error_class = "client_closed"
+
+    async def _serve_watched(self, request: Request, receive: Receive, send: Send) -> bool:
+        """Under another ASGI server: a watcher task notices ``http.disconnect``; returns whether it did. Errors
+        leave the watcher's nursery as themselves (not wrapped in an ExceptionGroup) so the app writes them in the
+        client's shape; a cancellation by the watcher (client gone) stays inside and ends here."""
         error: Exception | None = None
         gone = False
 
-        async def watch(scope: trio.CancelScope) -> None:
+        async def watch(cancel_scope: trio.CancelScope) -> None:
             nonlocal gone
-            await watch_disconnect(receive, scope)
+            await watch_disconnect(receive, cancel_scope)
             gone = True
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch, nursery.cancel_scope)
             try:
-                if self.hints.endpoint == "count_tokens":
-                    await self._count(request, send)
-                elif request.stream:
-                    await self._stream(request, send)
-                else:
-                    await self._complete(request, send)
+                await self._dispatch(request, send)
             except Exception as exc:
                 error = exc
             finally:
                 nursery.cancel_scope.cancel()
         if error is not None:
             raise error
-        if gone and not finished:  # the client left before the answer ended (its headers said 200)
-            self.log.status = 499
-            self.log.error_class = "client_closed"
+        return gone
+
+    async def _dispatch(self, request: Request, send: Send) -> None:
+        if self.hints.endpoint == "count_tokens":
+            await self._count(request, send)
+        elif request.stream:
+            await self._stream(request, send)
+        else:
+            await self._complete(request, send)
 
     def _headers(self, content_type: str, meta: StreamMeta | None = None) -> Headers:
         headers: Headers = [

@@ -83,3 +83,39 @@ async def watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
         if message["type"] == "http.disconnect":
             scope.cancel()
             return
+
+
+DISCONNECT_EXTENSION = "muxtrio.disconnect"
+"""The ASGI scope extension under which :mod:`muxtrio.server.listener` hands a request its :class:`DisconnectSignal`
+(absent under another server: then :func:`watch_disconnect` runs as a task)."""
+
+
+class DisconnectSignal:
+    """Cancels the registered scope when the server learns the client went away, without a watcher task.
+
+    The listener fires it from the connection's own reading task at the moment it queues ``http.disconnect`` for the
+    app; a handler ``watch``es its cancel scope while it serves. Firing before ``watch`` cancels at ``watch``."""
+
+    __slots__ = ("_scope", "gone")
+
+    def __init__(self) -> None:
+        self.gone = False
+        self._scope: trio.CancelScope | None = None
+
+    def fire(self) -> None:
+        self.gone = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def watch(self, scope: trio.CancelScope) -> None:
+        self._scope = scope
+        if self.gone:
+            scope.cancel()
+
+    def unwatch(self) -> None:
+        self._scope = None
+
+
+def disconnect_signal(scope: Scope) -> DisconnectSignal | None:
+    signal = scope.get("extensions", {}).get(DISCONNECT_EXTENSION)
+    return signal if isinstance(signal, DisconnectSignal) else None

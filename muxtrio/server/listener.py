@@ -13,6 +13,8 @@ Invariants:
 - With HTTP/2 enabled, DATA for a stream that the gateway already answered and closed (an early 401/404/413 while
   the client is still sending its body) is acknowledged for flow control and dropped, instead of failing the
   connection (Hypercorn 0.18 raises ``KeyError`` there).
+- Every HTTP request gets a :class:`~muxtrio.server.http.DisconnectSignal` (scope extension ``muxtrio.disconnect``),
+  fired when Hypercorn queues ``http.disconnect`` for it (connection closed, HTTP/2 stream reset).
 - Shutdown: ``stop`` ends accepting and lets open requests finish for up to ``graceful_timeout`` seconds; ``now``
   (checked while draining) cancels them at once. Idle keep-alive connections close as soon as the drain starts.
 """
@@ -40,6 +42,7 @@ from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
 from muxtrio.logsafe import escape_controls
+from muxtrio.server.http import DISCONNECT_EXTENSION, DisconnectSignal
 
 log = logging.getLogger("muxtrio.server")
 
@@ -105,6 +108,28 @@ class GatewayProtocol:
                 await self.protocol.handle(RawData(data=upgrade.data))
 
 
+class _SignallingTaskGroup(TaskGroup):
+    """Hypercorn's per-connection task group, which also hands every HTTP request a :class:`DisconnectSignal`
+    (scope extension ``muxtrio.disconnect``) and fires it as it queues ``http.disconnect`` for the app: a handler
+    learns that its client went away without a watcher task of its own per request."""
+
+    async def spawn_app(
+        self, app: AppWrapper, config: HypercornConfig, scope: Any, send: Callable[[Any], Awaitable[None]]
+    ) -> Callable[[Any], Awaitable[None]]:
+        if scope.get("type") != "http":
+            return await super().spawn_app(app, config, scope, send)
+        signal = DisconnectSignal()
+        scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = signal
+        put = await super().spawn_app(app, config, scope, send)
+
+        async def put_signalled(message: Any) -> None:
+            if message.get("type") == "http.disconnect":
+                signal.fire()
+            await put(message)
+
+        return put_signalled
+
+
 class _CloseConnection(Exception):
     """End this connection quietly (the answer is already written)."""
 
@@ -141,7 +166,7 @@ class SupervisedConnection(TCPServer):
             alpn, sock, tls = stream.selected_alpn_protocol(), stream.transport_stream.socket, True
         else:
             alpn, sock, tls = "http/1.1", stream.socket, False
-        async with TaskGroup() as task_group:
+        async with _SignallingTaskGroup() as task_group:
             self._task_group = task_group
             self.protocol = GatewayProtocol(  # type: ignore[assignment]
                 self.http2,

@@ -27,7 +27,7 @@ import trio
 
 from muxtrio.codecs.base import MERGED_HEADERS, WireRequest, merge_header_lists
 from muxtrio.errors import ErrorKind, ResponseTooLarge, UpstreamError, UpstreamTimeout
-from muxtrio.requestlog import RECORDER, Capture
+from muxtrio.requestlog import RECORDER, Capture, Exchange
 
 SHRINK_BELOW = 16 * 1024
 
@@ -59,12 +59,31 @@ def merge_headers(configured: tuple[tuple[str, str], ...], request: tuple[tuple[
 class UpstreamResponse:
     """A provider response whose body is read incrementally (``chunks``) or whole (``read``)."""
 
-    def __init__(self, provider: str, response: httpx2.Response, capture: Capture | None = None) -> None:
+    __slots__ = ("_capture", "_exchange", "_response", "headers", "provider", "status")
+
+    def __init__(
+        self,
+        provider: str,
+        response: httpx2.Response,
+        capture: Capture | None = None,
+        exchange: Exchange | None = None,
+    ) -> None:
         self.provider = provider
         self.status = response.status_code
         self.headers: Mapping[str, str] = {k.lower(): v for k, v in response.headers.items()}
         self._response = response
         self._capture = capture  # the request log's copy of the body (request-log: true), else None
+        self._exchange = exchange  # the request log's record of this exchange, finished on close
+
+    async def aclose(self) -> None:
+        """Close the body (the connection goes back to the pool, or is dropped mid-body) and finish the request
+        log's record. Idempotent."""
+        try:
+            await self._response.aclose()
+        finally:
+            if self._exchange is not None:
+                self._exchange.finish()
+                self._exchange = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -151,9 +170,10 @@ class UpstreamClient:
             self._clients[proxy] = client
         return client
 
-    @asynccontextmanager
-    async def open(self, wire: WireRequest, *, proxy_url: str | None = None) -> AsyncIterator[UpstreamResponse]:
-        """Send ``wire`` and yield the response with its body unread; the body is closed on exit."""
+    async def start(self, wire: WireRequest, *, proxy_url: str | None = None) -> UpstreamResponse:
+        """Send ``wire`` and return the response with its body unread. The caller owns it: ``await
+        response.aclose()`` on every path (the streaming path does so in a plain ``try``/``finally``, which costs an
+        open stream less than an async context manager's generator)."""
         client = self._client(proxy_url)
         headers = merge_headers(self.settings.headers, wire.headers)
         request_id = REQUEST_ID.get()
@@ -184,12 +204,16 @@ class UpstreamClient:
         capture = None
         if recorder is not None and exchange is not None:
             capture = exchange.respond(response.status_code, response.headers, recorder.capture_responses)
+        return UpstreamResponse(self.provider, response, capture, exchange)
+
+    @asynccontextmanager
+    async def open(self, wire: WireRequest, *, proxy_url: str | None = None) -> AsyncIterator[UpstreamResponse]:
+        """Send ``wire`` and yield the response with its body unread; the body is closed on exit."""
+        response = await self.start(wire, proxy_url=proxy_url)
         try:
-            yield UpstreamResponse(self.provider, response, capture)
+            yield response
         finally:
             await response.aclose()
-            if exchange is not None:
-                exchange.finish()
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -11,6 +11,7 @@ import trio
 from muxtrio.config import Config, Credential, HostedToolPolicy, ModelConfig, ProviderConfig, ProviderType, Timeouts
 from muxtrio.errors import ClientError
 from muxtrio.server import auth
+from muxtrio.server.app import MuxApp
 from tests.engine.fault_provider import FaultProvider
 from tests.server.harness import serving
 
@@ -188,3 +189,52 @@ async def test_anthropic_server_tools_toward_chat_are_dropped_with_a_warning(pol
         "provider-run tool 'web_search_20250305' dropped: the serving provider (openai-chat format) cannot run it"
     )
     assert [s.body.get("tools") for s in fake.seen] == [None]
+
+
+async def test_client_disconnect_under_another_asgi_server_is_watched_by_a_task() -> None:
+    """Without muxtrio's listener (no ``muxtrio.disconnect`` signal in the scope) the handler falls back to a watcher
+    task: an ``http.disconnect`` from the server still cancels the stream and closes the upstream."""
+    fake = FaultProvider(tokens=5000, pace=0.01)
+    app = MuxApp(fake_config({"m": "ok"}), transports={"fake": fake})
+    started, shutdown, streaming = trio.Event(), trio.Event(), trio.Event()
+    lifespan_messages = iter([{"type": "lifespan.startup"}])
+
+    async def lifespan_receive() -> dict[str, object]:
+        message = next(lifespan_messages, None)
+        if message is not None:
+            return message
+        await shutdown.wait()
+        return {"type": "lifespan.shutdown"}
+
+    async def lifespan_send(message: dict[str, object]) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            started.set()
+
+    body = orjson.dumps(chat("m", True))
+    requests = iter([{"type": "http.request", "body": body, "more_body": False}])
+
+    async def receive() -> dict[str, object]:
+        message = next(requests, None)
+        if message is not None:
+            return message
+        await streaming.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body" and b"alpha" in message.get("body", b""):  # type: ignore[operator]
+            streaming.set()
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": CHAT, "raw_path": CHAT.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"x-api-key", b"gw-key"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080), "extensions": {},
+    }  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, lifespan_receive, lifespan_send)
+        await started.wait()
+        with trio.fail_after(5):
+            await app(scope, receive, send)
+            await fake.seen[0].closed.wait()
+        shutdown.set()
+    assert fake.seen[0].sent_tokens < 5000
