@@ -12,8 +12,8 @@
   const params = new URLSearchParams(window.location.search);
   // How often live state is polled (?poll=ms, 500 ms to 60 s); charts, usage and failures follow slower clocks.
   const POLL_MS = clamp(Number(params.get("poll")) || 3000, 500, 60000);
-  const TRAFFIC_MS = Math.max(POLL_MS, 5000);
-  const SLOW_MS = Math.max(POLL_MS, 15000);
+  const TRAFFIC_MS = Math.max(POLL_MS, Math.min(5000, POLL_MS * 4));
+  const SLOW_MS = Math.max(POLL_MS, Math.min(15000, POLL_MS * 6));
   const BUCKET_S = 300; // the last hour as twelve five-minute buckets of the usage report
   const BUCKETS = 12;
   const SETTLE_S = 60; // usage rows land after the writer's flush: a closed bucket is re-read for this long
@@ -153,6 +153,7 @@
     stopPolling();
     state.key = null;
     sessionStorage.removeItem(KEY_STORE);
+    $("login-key").value = "";
     showLogin(message);
   }
 
@@ -617,10 +618,10 @@
 
   // Horizontal bars: requests per group, the failed part in red, total tokens written after the bar.
   function barChart(target, rows, group) {
-    const width = 480;
+    const width = Math.max(360, Math.round(target.getBoundingClientRect().width) || 720); // text at its CSS size
     const rowHeight = 22;
-    const labelWidth = 170;
-    const valueWidth = 120;
+    const labelWidth = 180;
+    const valueWidth = 140;
     const shown = rows.slice(0, 12);
     const height = Math.max(1, shown.length) * rowHeight + 8;
     target.setAttribute("viewBox", `0 0 ${width} ${height}`);
