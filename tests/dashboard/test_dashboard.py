@@ -35,7 +35,7 @@ from muxtrio.config import load_config
 from muxtrio.server.app import MuxApp
 from muxtrio.usage.record import UsageRecord
 from muxtrio.usage.store import open_store
-from tests.dashboard.browser import chromium, chromium_binary, luminance_spread, png_pixels
+from tests.dashboard.browser import Page, chromium, chromium_binary, luminance_spread, png_pixels
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="Debian chromium package not installed")
 
@@ -45,6 +45,7 @@ ALPHA_KEYS = ("alpha-key-0001-aaaa", "alpha-key-0002-bbbb")
 BETA_KEY = "beta-key-0003-cccc"
 RETRY_AFTER_S = 5  # the provider's 429 asks for this long; the page must see the cooldown and its end
 SEEDED_PER_BUCKET = 3
+BUCKET_S = 300  # the page's traffic buckets
 SEEDED_FAILED_ID = "req-dash-seeded-failure"
 SDK_CALL_LIMIT_S = 60.0
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
@@ -146,17 +147,20 @@ reload:
 
 
 def seed_usage(tmp: Path, now: float) -> None:
-    """Earlier traffic in the real store: SEEDED_PER_BUCKET requests in every five minutes of the last hour, one
-    of them failed, for two client keys."""
+    """Earlier traffic in the real store: SEEDED_PER_BUCKET requests in each of the page's five-minute buckets of the
+    last hour (one failed in every fourth bucket), for two client keys; bucket ``b`` averages ``150 + 10 b`` ms."""
     store = open_store(f"sqlite:///{tmp}/usage.db")
+    current = now // BUCKET_S * BUCKET_S
     records = []
     for bucket in range(12):
+        start = current - bucket * BUCKET_S
+        span = min(start + BUCKET_S, now) - start
         for i in range(SEEDED_PER_BUCKET):
             failed = i == 0 and bucket % 4 == 0
             records.append(
                 UsageRecord(
                     request_id=f"seed-{bucket}-{i}", client_format="openai-chat", requested_model="m",
-                    status=429 if failed else 200, ts=now - bucket * 300 - 20 - i,
+                    status=429 if failed else 200, ts=start + span * (i + 1) / (SEEDED_PER_BUCKET + 1),
                     client_key_id="key-1", client_key_name="team-a" if i % 2 else "team-b",
                     provider="alpha", served_model="m", credential="alpha#0",
                     error_class="rate_limit" if failed else None, input_tokens=None if failed else 100,
@@ -216,6 +220,14 @@ async def chat(base: str, model: str, *, stream: bool = False) -> str:
 
     with trio.fail_after(SDK_CALL_LIMIT_S):
         return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+
+
+async def log_in(page: Page, base: str) -> None:
+    await page.goto(base + "/dashboard?poll=500")
+    await page.wait_for("!document.getElementById('login').hidden", what="the login form")
+    await page.type_into("#login-key", MANAGEMENT_KEY)
+    await page.click("#login-submit")
+    await page.wait_for("!document.getElementById('app').hidden", what="the app after logging in")
 
 
 def _states_js() -> str:
@@ -302,11 +314,14 @@ async def test_dashboard_in_a_real_browser(tmp_path: Path, monkeypatch: pytest.M
                 f"(() => {{ const v = {_points_js('chart-requests')}; return v.length === 12 ? v : null; }})()",
                 what="the requests chart",
             )
-            assert min(requests) > 0
+            # A bucket that has only the seeded requests shows exactly their rate; at most the newest two can differ
+            # (live traffic, or the clock entering a new five minutes while the test runs).
+            assert requests.count(SEEDED_PER_BUCKET / 5) >= 10, requests
             errors = await page.evaluate(_points_js("chart-errors"))
-            assert len(errors) == 12 and max(errors) > 0
-            assert len(await page.evaluate(_points_js("chart-latency"))) >= 12
-            assert len(await page.evaluate(_points_js("chart-ttft"))) >= 12
+            assert len(errors) == 12 and errors.count(1 / 5) >= 2, errors
+            latency = await page.evaluate(_points_js("chart-latency"))
+            assert sum(v in {150.0 + 10 * b for b in range(12)} for v in latency) >= 10, latency
+            assert len(await page.evaluate(_points_js("chart-ttft"))) >= 10
 
             # Usage by model, then by client key, for the chosen range.
             usage_js = (
@@ -380,5 +395,55 @@ async def test_dashboard_in_a_real_browser(tmp_path: Path, monkeypatch: pytest.M
             full = await page.screenshot(tmp_path / "dashboard.png")
             if os.environ.get("MUXTRIO_UPDATE_DASHBOARD_PNG") == "1":
                 DOCS_SCREENSHOT.write_bytes(full)
+            assert page.problems == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_without_the_usage_store_the_page_samples_counters_and_operates_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``usage.dsn: ""``: the traffic charts fall back to this worker's counters sampled by the page, the usage
+    section says why it is empty; disabling a credential from the page shows it disabled with the reason, and
+    enabling it brings it back."""
+    monkeypatch.setenv("MUXTRIO_MANAGEMENT_KEY", MANAGEMENT_KEY)
+    for name in ("LLM_MUX_MANAGEMENT_KEY", "MUXTRIO_API_KEYS", "MUXTRIO_USAGE_DSN"):
+        monkeypatch.delenv(name, raising=False)
+    alpha = FakeOpenAI()
+    config_path = tmp_path / "muxtrio.yaml"
+    async with trio.open_nursery() as nursery:
+        alpha_url = await _serve(nursery, alpha)
+        text = config_text(tmp_path, alpha_url).replace(f"dsn: sqlite:///{tmp_path}/usage.db", 'dsn: ""')
+        config_path.write_text(text)
+        async with gateway(config_path) as base, chromium(tmp_path / "profile") as browser:
+            page = await browser.new_page(1400, 1000)
+            await log_in(page, base)
+            await page.wait_for(
+                "document.getElementById('traffic-source').textContent.includes('usage store is off')",
+                what="the fallback to sampled counters",
+            )
+            assert "usage persistence is off" in await page.wait_for(
+                "document.getElementById('usage-error').textContent", what="the usage section's reason"
+            )
+            for stream in (False, True, False):
+                assert await chat(base, "m", stream=stream) == "hello"
+            await page.wait_for(f"{_points_js('chart-requests')}.some(v => v > 0)", what="a sampled request rate")
+            assert "need the usage store" in await page.evaluate(
+                "document.querySelector('#chart-latency .nodata').textContent"
+            )
+
+            row = "document.querySelector('#credentials tr[data-label=\"alpha#0\"]')"
+            await page.wait_for(f"Boolean({row})", what="the alpha credential")
+            await page.click("#credentials tr[data-label='alpha#0'] button[data-action='disable']")
+            await page.wait_for(f"{row}.cells[3].dataset.state === 'disabled'", what="the credential disabled")
+            assert "disabled from the dashboard" in await page.evaluate(f"{row}.cells[3].textContent")
+            before = alpha.keys_seen.count(ALPHA_KEYS[0])
+            for _ in range(3):  # the other credential answers; the disabled one gets nothing
+                assert await chat(base, "m") == "hello"
+            assert alpha.keys_seen.count(ALPHA_KEYS[0]) == before
+            await page.click("#credentials tr[data-label='alpha#0'] button[data-action='enable']")
+            await page.wait_for(f"{row}.cells[3].dataset.state === 'ok'", what="the credential enabled again")
+            for _ in range(3):  # least in flight, ties rotated: both credentials take requests again
+                assert await chat(base, "m") == "hello"
+            assert alpha.keys_seen.count(ALPHA_KEYS[0]) > before
             assert page.problems == []
         nursery.cancel_scope.cancel()
