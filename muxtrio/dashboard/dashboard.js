@@ -219,6 +219,9 @@
       renderStatus(status);
       renderCredentials(credentials);
       setError("credentials-error", "");
+      // With --workers N each worker answers with its own view of the pools.
+      const worker = credentials.length ? credentials[0].worker : undefined;
+      $("credentials-worker").textContent = worker && status.workers > 1 ? `as seen by worker ${worker}` : "";
       $("poll-state").textContent = `updated ${clock(new Date())}`;
       $("poll-state").classList.remove("stale");
       if (status.config_hash !== state.configHash) {
@@ -545,9 +548,10 @@
       const after = state.samples[i];
       const minutes = (after.t - before.t) / 60;
       if (minutes <= 0) continue;
-      // A counter that went down belongs to a new engine (a restart): count from zero.
-      const requests = after.requests >= before.requests ? after.requests - before.requests : after.requests;
-      const errors = after.failed >= before.failed ? after.failed - before.failed : after.failed;
+      // A counter that went down is another process's (a restart, or another of --workers N): no rate from it.
+      if (after.requests < before.requests || after.failed < before.failed) continue;
+      const requests = after.requests - before.requests;
+      const errors = after.failed - before.failed;
       points.requests.push({ t: after.t, v: requests / minutes });
       points.errors.push({ t: after.t, v: errors / minutes });
     }
