@@ -217,8 +217,8 @@
     try {
       const [status, credentials] = await Promise.all([api("/status"), api("/credentials")]);
       renderStatus(status);
-      renderCredentials(credentials);
       setError("credentials-error", "");
+      renderCredentials(credentials);
       // With --workers N each worker answers with its own view of the pools.
       const worker = credentials.length ? credentials[0].worker : undefined;
       $("credentials-worker").textContent = worker && status.workers > 1 ? `as seen by worker ${worker}` : "";
