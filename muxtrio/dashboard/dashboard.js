@@ -525,7 +525,8 @@
     const points = { requests: [], errors: [], latency: [], ttft: [] };
     for (const start of starts) {
       const summary = state.buckets.get(start).summary;
-      const minutes = Math.max(1 / 60, (Math.min(start + BUCKET_S, now) - start) / 60);
+      // The open bucket's rate is over at least a minute, so its first seconds do not spike.
+      const minutes = Math.max(1, (Math.min(start + BUCKET_S, now) - start) / 60);
       const t = Math.min(start + BUCKET_S, now);
       points.requests.push({ t, v: summary.requests / minutes });
       points.errors.push({ t, v: summary.failure_count / minutes });
@@ -572,6 +573,15 @@
   // ------------------------------------------------------------------ usage by model / provider / key
   const GROUP_TITLES = { model: "Model", provider: "Provider", key: "Client key" };
 
+  // The report's group value as shown: "-" is what the store groups requests without that value under.
+  function groupName(row, group) {
+    const value = row[group];
+    if (value === null || value === undefined || value === "-") {
+      return group === "key" ? "- (no named client key)" : "-";
+    }
+    return String(value);
+  }
+
   async function refreshUsage() {
     const range = $("usage-range").value;
     const group = $("usage-group").value;
@@ -599,7 +609,7 @@
       const t = row.tokens || {};
       const line = document.createElement("tr");
       line.append(
-        el("td", row[group] === null || row[group] === undefined ? "(none)" : row[group], "mono"),
+        el("td", groupName(row, group), "mono"),
         el("td", row.requests, "num"),
         el("td", row.failure_count, "num"),
         el("td", number(t.input), "num"),
@@ -638,7 +648,7 @@
     const span = width - labelWidth - valueWidth;
     shown.forEach((row, i) => {
       const y = 4 + i * rowHeight;
-      const name = row[group] === null || row[group] === undefined ? "(none)" : String(row[group]);
+      const name = groupName(row, group);
       const total = (row.requests / most) * span;
       const failed = (row.failure_count / most) * span;
       target.append(
