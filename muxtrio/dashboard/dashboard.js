@@ -349,7 +349,7 @@
       body.append(entry.row); // keeps the server's order
       const { row, cells, buttons } = entry;
       cells.label.textContent = cred.label;
-      cells.provider.textContent = cred.provider;
+      cells.provider.textContent = cred.account ? `${cred.provider} (account)` : cred.provider;
       cells.key.textContent = cred.key || "–";
       cells.breaker.textContent = cred.breaker;
       cells.inFlight.textContent = cred.in_flight;
@@ -375,32 +375,47 @@
   function renderCredentialState(cell, cred, now) {
     cell.replaceChildren();
     const cooling = (cred.cooling || []).filter((c) => c.seconds_left > 0);
+    const refused = (cred.refused || []).filter((r) => r.seconds_left > 0);
+    const modelName = (model) => (!model || model === "*" ? "every model" : model);
     let badge;
+    let detail = "";
+    const countdown = (word, entries) => {
+      const longest = Math.max(...entries.map((e) => e.seconds_left));
+      badge = el("span", `${word} ${duration(longest)}`, `state state-${word === "cooling" ? "cooling" : "broken"}`);
+      state.countdowns.push({ node: badge, word, deadline: now + longest * 1000 });
+    };
     if (cred.removed) {
       badge = el("span", "removed, draining", "state state-removed");
+    } else if (cred.retired) {
+      badge = el("span", "retired", "state state-removed");
+      detail = "the account's token file is gone";
     } else if (cred.disabled) {
       badge = el("span", "disabled", "state state-disabled");
-      if (cred.disabled_reason) cell.append(badge, el("span", cred.disabled_reason, "detail"));
+      detail = cred.disabled_reason || "";
     } else if (cred.breaker === "open") {
       badge = el("span", "breaker open", "state state-broken");
+    } else if (refused.length) {
+      countdown("refused", refused);
+      detail = refused
+        .map((r) => `${modelName(r.model)}: ${r.status ? `HTTP ${r.status}` : "refused"}` +
+          (r.refusals > 1 ? `, ${r.refusals} times` : ""))
+        .join("; ");
     } else if (cooling.length) {
-      const longest = Math.max(...cooling.map((c) => c.seconds_left));
-      badge = el("span", `cooling ${duration(longest)}`, "state state-cooling");
-      state.countdowns.push({ node: badge, deadline: now + longest * 1000 });
-      const details = cooling.map((c) => `${c.model || "all models"}: ${c.reason}`).join("; ");
-      cell.append(badge, el("span", details, "detail"));
+      countdown("cooling", cooling);
+      detail = cooling.map((c) => `${modelName(c.model)}: ${c.reason || "rate limited"}`).join("; ");
     } else {
       badge = el("span", "ok", "state state-ok");
     }
     cell.dataset.state = badge.textContent.split(" ")[0];
-    if (!badge.parentNode) cell.append(badge);
+    cell.append(badge);
+    if (detail) cell.append(el("span", detail, "detail"));
   }
 
   function tickCountdowns() {
     const now = performance.now();
     for (const countdown of state.countdowns) {
       const left = (countdown.deadline - now) / 1000;
-      countdown.node.textContent = left > 0 ? `cooling ${duration(left)}` : "cooling ended";
+      countdown.node.textContent = left > 0 ? `${countdown.word} ${duration(left)}` : `${countdown.word}, ending`;
     }
   }
 

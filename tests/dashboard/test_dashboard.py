@@ -53,10 +53,11 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 class FakeOpenAI:
     """``POST /v1/chat/completions`` for model ``m``/``m2``, streamed or not; ``rate_limit_next`` answers that many
-    requests with a 429 carrying ``Retry-After``."""
+    requests with a 429 carrying ``Retry-After``, ``refuse_next`` that many with a 401."""
 
     def __init__(self) -> None:
         self.rate_limit_next = 0
+        self.refuse_next = 0
         self.keys_seen: list[str] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -78,6 +79,12 @@ class FakeOpenAI:
             self.rate_limit_next -= 1
             error = {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}
             await _whole(send, 429, error, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            return
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            error = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                               "code": "invalid_api_key"}}  # fmt: skip
+            await _whole(send, 401, error)
             return
         request = orjson.loads(body)
         model = request.get("model", "m")
@@ -404,7 +411,7 @@ async def test_without_the_usage_store_the_page_samples_counters_and_operates_cr
 ) -> None:
     """``usage.dsn: ""``: the traffic charts fall back to this worker's counters sampled by the page, the usage
     section says why it is empty; disabling a credential from the page shows it disabled with the reason, and
-    enabling it brings it back."""
+    enabling it brings it back; a provider's 401 shows the credential refused, and reset from the page clears it."""
     monkeypatch.setenv("MUXTRIO_MANAGEMENT_KEY", MANAGEMENT_KEY)
     for name in ("LLM_MUX_MANAGEMENT_KEY", "MUXTRIO_API_KEYS", "MUXTRIO_USAGE_DSN"):
         monkeypatch.delenv(name, raising=False)
@@ -445,5 +452,18 @@ async def test_without_the_usage_store_the_page_samples_counters_and_operates_cr
             for _ in range(3):  # least in flight, ties rotated: both credentials take requests again
                 assert await chat(base, "m") == "hello"
             assert alpha.keys_seen.count(ALPHA_KEYS[0]) > before
+
+            # A provider 401: that credential is shown refused with the status; reset from the page clears it.
+            alpha.refuse_next = 1
+            assert await chat(base, "m") == "hello"  # the other credential answers
+            refused = await page.wait_for(
+                f"(() => {{ const s = {_states_js()}; const l = Object.keys(s).find(k => s[k] === 'refused');"
+                " return l || null; })()",
+                what="a credential shown refused after the provider's 401",
+            )
+            refused_row = f"document.querySelector('#credentials tr[data-label=\"{refused}\"]')"
+            assert "HTTP 401" in await page.evaluate(f"{refused_row}.cells[3].textContent")
+            await page.click(f"#credentials tr[data-label='{refused}'] button[data-action='reset']")
+            await page.wait_for(f"{refused_row}.cells[3].dataset.state === 'ok'", what="the refusal reset")
             assert page.problems == []
         nursery.cancel_scope.cancel()
