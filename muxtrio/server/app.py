@@ -9,6 +9,7 @@ Claude Code's probe), ``/healthz``,
 ``/metrics``; WebSocket ``/v1/responses`` and ``/v1/ws``. ``/v1/models[/{id}]`` answers in Gemini's shape when the
 request carries ``x-goog-api-key`` or ``x-goog-api-client`` (google-genai's default ``api_version`` is ``v1``).
 ``HEAD`` is answered wherever ``GET`` is, without the body.
+``/dashboard`` serves the operator page's static files, without a key (:mod:`muxtrio.server.dashboard`).
 
 Request ids: a client's ``x-request-id`` (1-128 token characters) is the request's id, else a new one; it is
 returned in ``x-request-id``, logged, and sent to the provider through :data:`muxtrio.upstream.client.REQUEST_ID`.
@@ -42,7 +43,7 @@ from muxtrio.keys.prices import request_cost
 from muxtrio.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from muxtrio.redact import Scrubber, scrub_error
 from muxtrio.requestlog import RECORDER, RequestRecorder
-from muxtrio.server import auth, client_keys, models
+from muxtrio.server import auth, client_keys, dashboard, models
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
 from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
 from muxtrio.server.management import PREFIX as MANAGEMENT_PREFIX
@@ -264,6 +265,11 @@ class MuxApp:
         self.observe.begin()
         live: Live | None = None
         try:
+            if dashboard.is_dashboard(path):
+                entry.kind = "dashboard"
+                await dashboard.serve(method, path, send)
+                entry.status = 200
+                return
             if path == client_keys.PREFIX or path.startswith(client_keys.PREFIX + "/"):
                 entry.kind = "management"
                 entry.status = await client_keys.serve(self.keys, scope, receive, send)
