@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import signal
 import socket
@@ -287,3 +288,55 @@ def test_access_log_lines_cannot_be_forged(tmp_path: Path) -> None:
     escaped = [line for line in lines if "model=evil\\n2026-01-01" in line]
     assert len(escaped) == 1, lines
     assert any("/v1/x\\n2026-01-01" in line for line in lines), lines
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of the parent of ``serve --workers 2`` (no chance to tell anyone): its workers notice and stop, so
+    they never keep the port or the parent's output pipes open."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "muxtrio", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("w"), env=clean_env(), cwd=tmp_path,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        deadline = time.monotonic() + 20
+        workers: list[int] = []
+        while time.monotonic() < deadline:
+            # spawn's helper (resource tracker) is a child too: the workers are the python children serving
+            workers = [pid for pid in _children(proc.pid)
+                       if "muxtrio" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                       or "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+            if len(workers) >= 2:
+                break
+            time.sleep(0.1)
+        assert len(workers) >= 2, workers
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 30  # a hang detector: the workers poll their parent every 0.2 s
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for pid in _children(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

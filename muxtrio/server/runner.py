@@ -108,15 +108,26 @@ class _Stop:
     """The parent's two stop requests, shared with spawned workers (a multiprocessing Event cannot wake trio)."""
 
     def __init__(self, ctx: Any) -> None:
+        self.pid = os.getpid()  # made in the parent: a worker whose parent pid differs is an orphan
         self.drain: EventType = ctx.Event()
         self.now: EventType = ctx.Event()
 
 
 async def _follow_parent(parent: _Stop, stop: trio.Event, now: trio.Event) -> None:
-    while not parent.drain.is_set():  # noqa: ASYNC110 (polling: see _Stop)
+    """Drain when the parent asks, stop at once when it asks again — or when it is gone (killed with SIGKILL, say):
+    a worker never outlives its parent, holding the port and the parent's output pipes."""
+    def orphaned() -> bool:
+        return os.getppid() != parent.pid  # the parent's pid as it recorded it: also right if it died before we ran
+
+    while not parent.drain.is_set() and not orphaned():  # noqa: ASYNC110 (polling: see _Stop)
         await trio.sleep(0.2)
+    if orphaned():
+        log.warning("the parent process is gone: stopping this worker now")
+        stop.set()
+        now.set()
+        return
     stop.set()
-    while not parent.now.is_set():  # noqa: ASYNC110
+    while not parent.now.is_set() and not orphaned():  # noqa: ASYNC110
         await trio.sleep(0.2)
     now.set()
 
