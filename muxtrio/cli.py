@@ -23,14 +23,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
+import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import attrs
 
 from muxtrio import cli_control, provider_types
-from muxtrio.config import Config, ProviderConfig, load_config, redact_headers, redact_url
+from muxtrio.config import Config, ProviderConfig, default_config, load_config, redact_headers, redact_url
 from muxtrio.engine.routing import Router
 from muxtrio.errors import ConfigError, mask_secret
 from muxtrio.keys import cli as keys_cli
@@ -92,6 +94,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def detect_local_ollama(host: str = "127.0.0.1", port: int = 11434, timeout: float = 0.3) -> bool:
+    """Whether an Ollama server answers ``GET /api/version`` on ``host:port`` within ``timeout`` seconds (in all).
+
+    A plain blocking socket: it runs once, before any event loop, when there is no config file."""
+    deadline = time.monotonic() + timeout
+    received = b""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(f"GET /api/version HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("ascii"))
+            while len(received) < 65536:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                sock.settimeout(remaining)
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    except OSError:
+        return False
+    status_line = received.split(b"\r\n", 1)[0].split()
+    return len(status_line) >= 2 and status_line[1] == b"200" and b'"version"' in received
+
+
 def _with_default_command(argv: Sequence[str]) -> list[str]:
     """``muxtrio`` and ``muxtrio --port 9000`` mean ``muxtrio serve ...``; ``-h`` still shows the overview."""
     args = list(argv)
@@ -102,6 +128,8 @@ def _with_default_command(argv: Sequence[str]) -> list[str]:
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
+    if config.source is None and detect_local_ollama():
+        config = default_config(local_ollama=True)  # no config file: serve the local Ollama too
     for warning in config.warnings:
         print(f"muxtrio: warning: {warning}", file=sys.stderr)
     return config

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from muxtrio import cli
-from muxtrio import config as config_module
 from muxtrio.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,10 +244,23 @@ def test_serve_with_no_arguments_loads_the_default_config(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(config_module, "detect_local_ollama", lambda: False)
+    monkeypatch.setattr(cli, "detect_local_ollama", lambda: False)
     assert cli.main([]) == 7
     assert fake_runner == [Config()]
     assert fake_runner[0].source is None
+
+
+def test_serve_with_no_config_file_adds_a_local_ollama_the_probe_found(
+    fake_runner: list[Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(cli, "detect_local_ollama", lambda: True)
+    assert cli.main([]) == 7
+    assert [p.type.value for p in fake_runner[0].providers] == ["ollama", "echo"]
 
 
 def test_serve_config_error_is_one_line_and_exit_2(

@@ -15,25 +15,28 @@ import attrs
 import pytest
 import yaml
 
-from muxtrio import config as config_module
+from muxtrio import cli
+from muxtrio.cli import detect_local_ollama
 from muxtrio.config import (
     DEFAULT_BASE_URLS,
     ECHO_MODEL,
     Config,
     Credential,
     ModelConfig,
+    ModelRuleConfig,
     PartialTimeouts,
+    PayloadMatch,
     ProviderConfig,
     ProviderType,
     RoutingStrategy,
     Timeouts,
     TLSConfig,
     default_config,
-    detect_local_ollama,
     load_config,
     parse_config,
     redact_url,
 )
+from muxtrio.config import reader as config_reader
 from muxtrio.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "muxtrio.example.yaml"
@@ -912,7 +915,7 @@ def test_example_file_parses_without_warnings() -> None:
 
 def test_example_file_mentions_every_top_level_and_provider_key() -> None:
     text = EXAMPLE.read_text()
-    for key in config_module._TOP_KEYS + config_module._PROVIDER_KEYS + config_module._TIMEOUT_KEYS:
+    for key in config_reader._TOP_KEYS + config_reader._PROVIDER_KEYS + config_reader._TIMEOUT_KEYS:
         assert f"{key}" in text, key
     for key in ("strategy", "aliases", "fallbacks", "failures", "open-seconds", "prefill", "alias"):
         assert f"{key}:" in text, key
@@ -975,7 +978,7 @@ def no_ollama(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return False
 
-    monkeypatch.setattr(config_module, "detect_local_ollama", fake)
+    monkeypatch.setattr(cli, "detect_local_ollama", fake)
     return calls
 
 
@@ -989,7 +992,7 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_ollama
 
     config = load_config(env=env)  # nothing anywhere: the built-in default
     assert config.source is None
-    assert no_ollama == [1]
+    assert no_ollama == []  # loading never touches the network; the CLI probes for Ollama
 
     user_file = write(home / ".config" / "muxtrio", "port: 1001\n", "config.yaml")
     assert load_config(env=env).port == 1001
@@ -1022,8 +1025,7 @@ def test_missing_muxtrio_config_file_names_the_variable(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- default config
-def test_default_config_detects_providers_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_module, "detect_local_ollama", lambda: True)
+def test_default_config_detects_providers_from_the_environment() -> None:
     env = {
         "OPENAI_API_KEY": "sk-openai-1234",
         "OPENAI_BASE_URL": "https://gateway.example.com/v1",
@@ -1031,7 +1033,7 @@ def test_default_config_detects_providers_from_the_environment(monkeypatch: pyte
         "GOOGLE_API_KEY": "goog-9999",
         "MUXTRIO_PORT": "9999",
     }
-    config = default_config(env)
+    config = default_config(env, local_ollama=True)
     assert config.port == 9999
     assert config.source is None
     assert config.providers == (
@@ -1049,19 +1051,19 @@ def test_default_config_detects_providers_from_the_environment(monkeypatch: pyte
     assert config.warnings == ()
 
 
-def test_default_config_gemini_key_wins_and_probe_can_be_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_config_gemini_key_wins_and_never_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom() -> bool:
-        raise AssertionError("probed although detect_ollama=False")
+        raise AssertionError("config probed the network")
 
-    monkeypatch.setattr(config_module, "detect_local_ollama", boom)
-    config = default_config({"GEMINI_API_KEY": "gem-1", "GOOGLE_API_KEY": "goog-2"}, detect_ollama=False)
+    monkeypatch.setattr(cli, "detect_local_ollama", boom)
+    config = default_config({"GEMINI_API_KEY": "gem-1", "GOOGLE_API_KEY": "goog-2"})
     assert config.providers == (ProviderConfig(type=ProviderType.GEMINI, credentials=(Credential("gem-1"),)), ECHO)
-    assert default_config({}, detect_ollama=False) == Config()
+    assert default_config({}) == Config()
 
 
 def test_default_config_bad_base_url_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"^OPENAI_BASE_URL: expected an http\(s\) URL, got 'api.example.com'$"):
-        default_config({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "api.example.com"}, detect_ollama=False)
+        default_config({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "api.example.com"})
 
 
 # ------------------------------------------------------------------------------------------------- ollama detection
@@ -1144,7 +1146,7 @@ def test_llm_mux_payload_rules_are_read_with_protocols_mapped_to_formats() -> No
     )
     [default] = config.payload_default
     assert default.models == (
-        config_module.PayloadMatch("gemini-2.5-pro", "gemini"), config_module.PayloadMatch("gpt-5*", None),
+        PayloadMatch("gemini-2.5-pro", "gemini"), PayloadMatch("gpt-5*", None),
     )  # fmt: skip
     assert default.params == (
         ("generationConfig.thinkingConfig.thinkingBudget", "32768"), ("metadata", '{"tags": ["a", "b"]}'),
@@ -1197,7 +1199,7 @@ def test_model_rules_are_read() -> None:
         """
     )
     assert config.model_rules == (
-        config_module.ModelRuleConfig(
+        ModelRuleConfig(
             models=("my-reasoner-*",), protocol="openai-chat", drop=("top_k",), drop_with_reasoning=("temperature",),
             reasoning_by_default=True, one_of=("temperature", "top_p"), output_limit_field="max_completion_tokens",
             thinking_budget_min=1024, thinking_budget_max=32000, thinking_off=False, source="https://example.com",

@@ -222,7 +222,7 @@ async def test_official_endpoint_without_a_list_serves_its_family_and_says_so(st
     """An env-detected OpenAI provider (``OPENAI_API_KEY`` only: the official base URL, no list) serves OpenAI's
     families; ``llama3`` is a 404 that names those families and the way to force it (docs/config.md, "Providers
     without a model list"). The official URL is answered by the fake through a transport: nothing leaves the machine."""
-    detected = default_config({"OPENAI_API_KEY": provider_key("openai") or ""}, detect_ollama=False)
+    detected = default_config({"OPENAI_API_KEY": provider_key("openai") or ""})
     env_provider = next(p for p in detected.providers if p.type is ProviderType.OPENAI)
     assert env_provider.base_url.rstrip("/") == "https://api.openai.com/v1" and not env_provider.models
     config = attrs.evolve(detected, host="127.0.0.1", port=0, api_keys=(CLIENT_KEY,))
