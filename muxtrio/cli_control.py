@@ -42,33 +42,36 @@ def add_commands(commands: Any) -> None:
     )
 
     status = commands.add_parser("status", parents=[common], help="a running gateway's state and credentials")
-    status.set_defaults(handler=_run(_status))
+    status.set_defaults(handler=command_handler(_status))
 
     reload = commands.add_parser("reload", parents=[common], help="make a running gateway reload its config file")
-    reload.set_defaults(handler=_run(_reload))
+    reload.set_defaults(handler=command_handler(_reload))
 
     keys = commands.add_parser("api-keys", help="a running gateway's flat api-keys list (see also: keys)")
     actions = keys.add_subparsers(dest="api_keys_command", metavar="{list,create,revoke,rotate}", required=True)
     listing = actions.add_parser("list", parents=[common], help="the keys, masked")
-    listing.set_defaults(handler=_run(_keys_list))
+    listing.set_defaults(handler=command_handler(_keys_list))
     create = actions.add_parser("create", parents=[common], help="add a key (generated and printed once if no --value)")
     create.add_argument("--value", help="the key to add")
-    create.set_defaults(handler=_run(_keys_create))
+    create.set_defaults(handler=command_handler(_keys_create))
     revoke = actions.add_parser("revoke", parents=[common], help="remove a key")
     revoke.add_argument("key", help="the key itself, or its index from `keys list`")
-    revoke.set_defaults(handler=_run(_keys_revoke))
+    revoke.set_defaults(handler=command_handler(_keys_revoke))
     rotate = actions.add_parser("rotate", parents=[common], help="replace a key (a new one is generated if no --value)")
     rotate.add_argument("key", help="the key itself, or its index from `keys list`")
     rotate.add_argument("--value", help="the new key")
-    rotate.set_defaults(handler=_run(_keys_rotate))
+    rotate.set_defaults(handler=command_handler(_keys_rotate))
 
     usage = commands.add_parser("usage", parents=[common], help="token and request usage from the usage store")
     usage.add_argument("--since", default="24h", help="how far back: 30m, 24h, 7d, or an ISO 8601 time (default 24h)")
     usage.add_argument("--by", choices=("model", "provider", "key"), default="model", help="grouping (default model)")
-    usage.set_defaults(handler=_run(_usage))
+    usage.set_defaults(handler=command_handler(_usage))
 
 
-def _run(command: Callable[[Client, argparse.Namespace], list[str]]) -> Callable[[argparse.Namespace], int]:
+def command_handler(command: Callable[[Client, argparse.Namespace], list[str]]) -> Callable[[argparse.Namespace], int]:
+    """The argparse handler running ``command`` against the management API: its lines on stdout, or one line on
+    stderr and exit status 1 (shared by :mod:`muxtrio.keys.cli`)."""
+
     def handler(args: argparse.Namespace) -> int:
         try:
             client = Client(args.url or os.environ.get("MUXTRIO_URL") or DEFAULT_URL, _key(args.management_key))
@@ -108,7 +111,7 @@ class Client:
             body = response.json()
         except ValueError:
             body = None
-        if response.status_code == 200 and isinstance(body, dict) and "data" in body:
+        if 200 <= response.status_code < 300 and isinstance(body, dict) and "data" in body:
             return body["data"]
         error = body.get("error") if isinstance(body, dict) else None
         message = str(error.get("message", "")) if isinstance(error, dict) else ""

@@ -12,20 +12,13 @@ answer (its message as the server wrote it); never a traceback; the management k
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
-import httpx2
+from muxtrio.cli_control import DEFAULT_URL, Client, ControlError, command_handler, table
 
-DEFAULT_URL = "http://127.0.0.1:8317"
-PATH = "/v1/management/client-keys"
-
-
-class KeysError(Exception):
-    """A failure to report in one line."""
+PATH = "/client-keys"  # under /v1/management
 
 
 def add_commands(commands: Any) -> None:
@@ -52,70 +45,24 @@ def add_commands(commands: Any) -> None:
     actions = keys.add_subparsers(dest="keys_command", metavar="{create,list,get,update,rotate,revoke}", required=True)
     create = actions.add_parser("create", parents=[common, limits], help="make a key (printed once)")
     create.add_argument("--name", required=True, help="a name for the key (team, tool, person)")
-    create.set_defaults(handler=_run(_create))
+    create.set_defaults(handler=command_handler(_create))
     listing = actions.add_parser("list", parents=[common], help="every key, without secrets")
-    listing.set_defaults(handler=_run(_list))
+    listing.set_defaults(handler=command_handler(_list))
     get = actions.add_parser("get", parents=[common], help="one key and its usage in the current windows")
     get.add_argument("key", help="the key's id or name")
-    get.set_defaults(handler=_run(_get))
+    get.set_defaults(handler=command_handler(_get))
     update = actions.add_parser("update", parents=[common, limits], help="change a key's models, limits, expiry")
     update.add_argument("key", help="the key's id or name")
     update.add_argument("--name", help="a new name")
     update.add_argument("--disable", action="store_true", help="refuse requests with it until --enable")
     update.add_argument("--enable", action="store_true", help="accept requests with it again")
-    update.set_defaults(handler=_run(_update))
+    update.set_defaults(handler=command_handler(_update))
     rotate = actions.add_parser("rotate", parents=[common], help="a new secret for the key (printed once)")
     rotate.add_argument("key", help="the key's id or name")
-    rotate.set_defaults(handler=_run(_rotate))
+    rotate.set_defaults(handler=command_handler(_rotate))
     revoke = actions.add_parser("revoke", parents=[common], help="revoke a key for good")
     revoke.add_argument("key", help="the key's id or name")
-    revoke.set_defaults(handler=_run(_revoke))
-
-
-def _run(command: Callable[[Client, argparse.Namespace], list[str]]) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            client = Client(args.url or os.environ.get("MUXTRIO_URL") or DEFAULT_URL, _key(args.management_key))
-            lines = command(client, args)
-        except KeysError as exc:
-            print(f"muxtrio: {exc}", file=sys.stderr)
-            return 1
-        sys.stdout.write("".join(f"{line}\n" for line in lines))
-        return 0
-
-    return handler
-
-
-def _key(flag: str | None) -> str:
-    key = flag or os.environ.get("MUXTRIO_MANAGEMENT_KEY") or os.environ.get("LLM_MUX_MANAGEMENT_KEY")
-    if not key:
-        raise KeysError("no management key: pass --management-key or set MUXTRIO_MANAGEMENT_KEY")
-    return key
-
-
-class Client:
-    def __init__(self, url: str, key: str) -> None:
-        self.url = url.rstrip("/")
-        self.key = key
-
-    def call(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> Any:
-        try:
-            response = httpx2.request(
-                method, self.url + PATH + path, json=body, timeout=30.0,
-                headers={"Authorization": f"Bearer {self.key}"},
-            )  # fmt: skip
-        except httpx2.TransportError as exc:
-            raise KeysError(f"cannot reach {self.url} ({type(exc).__name__})") from None
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {}
-        if response.status_code >= 400:
-            message = (payload.get("error") or {}).get("message") if isinstance(payload, dict) else None
-            if response.status_code == 404 and not path:
-                message = "the gateway has no management API for client keys: set MUXTRIO_MANAGEMENT_KEY there"
-            raise KeysError(f"{response.status_code}: {message or response.reason_phrase}")
-        return payload.get("data")
+    revoke.set_defaults(handler=command_handler(_revoke))
 
 
 def _body(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,14 +93,6 @@ def _limits_text(limits: dict[str, Any]) -> str:
     return " ".join(f"{name}={value:g}" for name, value in limits.items() if value is not None) or "-"
 
 
-def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
-    ]
-
-
 def _details(key: dict[str, Any]) -> list[str]:
     lines = [
         f"id:          {key['id']}",
@@ -177,11 +116,11 @@ def _with_secret(data: dict[str, Any], verb: str) -> list[str]:
 
 
 def _create(client: Client, args: argparse.Namespace) -> list[str]:
-    return _with_secret(client.call("POST", "", _body(args)), "new")
+    return _with_secret(client.call("POST", PATH, json=_body(args)), "new")
 
 
 def _list(client: Client, args: argparse.Namespace) -> list[str]:
-    keys = client.call("GET")
+    keys = client.call("GET", PATH)
     rows = [
         (k["id"], k["name"], k["hint"], k["state"], ",".join(k["models"]) or "all", _limits_text(k["limits"]),
          _when(k["expires_at"]), _when(k["last_used_at"]))
@@ -191,23 +130,29 @@ def _list(client: Client, args: argparse.Namespace) -> list[str]:
 
 
 def _get(client: Client, args: argparse.Namespace) -> list[str]:
-    return _details(client.call("GET", f"/{args.key}"))
+    return _details(client.call("GET", f"{PATH}/{_segment(args.key)}"))
 
 
 def _update(client: Client, args: argparse.Namespace) -> list[str]:
     if args.enable and args.disable:
-        raise KeysError("--enable and --disable contradict each other")
+        raise ControlError("--enable and --disable contradict each other")
     body = _body(args)
     if args.enable or args.disable:
         body["enabled"] = bool(args.enable)
     if not body:
-        raise KeysError("nothing to change: pass --models, a limit, --expires, --name, --enable or --disable")
-    return _details(client.call("PATCH", f"/{args.key}", body))
+        raise ControlError("nothing to change: pass --models, a limit, --expires, --name, --enable or --disable")
+    return _details(client.call("PATCH", f"{PATH}/{_segment(args.key)}", json=body))
 
 
 def _rotate(client: Client, args: argparse.Namespace) -> list[str]:
-    return _with_secret(client.call("POST", f"/{args.key}/rotate"), "rotated; the old one no longer works")
+    rotated = client.call("POST", f"{PATH}/{_segment(args.key)}/rotate")
+    return _with_secret(rotated, "rotated; the old one no longer works")
 
 
 def _revoke(client: Client, args: argparse.Namespace) -> list[str]:
-    return _details(client.call("POST", f"/{args.key}/revoke"))
+    return _details(client.call("POST", f"{PATH}/{_segment(args.key)}/revoke"))
+
+
+def _segment(key: str) -> str:
+    """A key id or name as one URL path segment."""
+    return quote(key, safe="")

@@ -317,11 +317,11 @@ async def test_cli_keys_commands(stack: Stack, capsys: pytest.CaptureFixture[str
     with pytest.raises(openai.AuthenticationError):
         await run_sync(chat, stack, rotated, "anthropic-text")
     status, _, err = await muxtrio("keys", "get", *base, "nobody")
-    assert status == 1 and err.strip() == "muxtrio: 404: no client key 'nobody'"
+    assert status == 1 and err.strip() == "muxtrio: GET /client-keys/nobody: 404 no client key 'nobody'"
     status, _, err = await muxtrio("keys", "list", "--url", stack.url, "--management-key", "wrong")
-    assert status == 1 and "401: missing or wrong management key" in err
+    assert status == 1 and "management key was refused" in err and "missing or wrong management key" in err
     status, _, err = await muxtrio("keys", "list", "--url", "http://127.0.0.1:9")
-    assert status == 1 and "cannot reach http://127.0.0.1:9" in err
+    assert status == 1 and "cannot reach the gateway at http://127.0.0.1:9" in err
 
 
 async def test_websocket_refuses_client_keys(stack: Stack) -> None:
