@@ -124,3 +124,16 @@ def redis_server() -> Iterator[Redis]:
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+def throwaway_dsn(kind: str, tmp_path: object, pg: Postgres | None, tables: tuple[str, ...]) -> str:
+    """A DSN for one test: a SQLite file in ``tmp_path``, or the module's Postgres with ``tables`` dropped first."""
+    if kind == "sqlite":
+        return f"sqlite://{tmp_path}/usage.db"
+    assert pg is not None
+    import psycopg
+
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    return pg.dsn

@@ -5,36 +5,20 @@ returned leases add up."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from muxtrio.keys.model import ClientKey, Limits, hint, new_key_id, new_secret
 from muxtrio.keys.store import KeyStore, open_key_store
-from tests.services import Postgres, postgres_bin, postgres_cluster
-
-needs_postgres = pytest.mark.skipif(postgres_bin() is None, reason="Debian postgresql package not installed")
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    if postgres_bin() is None:
-        pytest.skip("Debian postgresql package not installed")
-    with postgres_cluster() as cluster:
-        yield cluster
+from tests.conftest import needs_postgres
+from tests.services import throwaway_dsn
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
 def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/usage.db"
-    cluster: Postgres = request.getfixturevalue("pg")
-    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
-        for table in ("client_keys", "client_key_secret", "client_key_counters"):
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-    return cluster.dsn
+    pg = request.getfixturevalue("pg") if request.param == "postgres" else None
+    return throwaway_dsn(request.param, tmp_path, pg, ("client_keys", "client_key_secret", "client_key_counters"))
 
 
 def make_key(store: KeyStore, name: str = "team-a") -> tuple[ClientKey, str]:

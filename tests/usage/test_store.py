@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -14,27 +13,14 @@ from muxtrio.usage.record import UsageRecord
 from muxtrio.usage.report import build_report
 from muxtrio.usage.store import PostgresStore, SQLiteStore, Store, open_store, sqlite_path
 from muxtrio.usage.writer import UsageWriter, open_writer
-from tests.services import Postgres, postgres_bin, postgres_cluster
-
-needs_postgres = pytest.mark.skipif(postgres_bin() is None, reason="Debian postgresql package not installed")
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    if postgres_bin() is None:
-        pytest.skip("Debian postgresql package not installed")
-    with postgres_cluster() as cluster:
-        yield cluster
+from tests.conftest import needs_postgres
+from tests.services import Postgres, throwaway_dsn
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=needs_postgres)])
 def dsn(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/usage.db"
-    cluster: Postgres = request.getfixturevalue("pg")
-    with psycopg.connect(cluster.dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS usage_records")
-    return cluster.dsn
+    pg = request.getfixturevalue("pg") if request.param == "postgres" else None
+    return throwaway_dsn(request.param, tmp_path, pg, ("usage_records",))
 
 
 def record(i: int, **kw: object) -> UsageRecord:
