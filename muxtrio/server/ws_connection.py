@@ -1,0 +1,272 @@
+"""What both WebSocket endpoints share: the connection skeleton (one reader, one writer task owning ``send``, one
+nursery for every generation of the socket), the encodings of one stream's events into message payloads, and the
+generation loop around ``Engine.stream``. :mod:`muxtrio.server.ws_mux` (``/v1/ws``) and
+:mod:`muxtrio.server.ws_responses` (Responses WebSocket mode) build on it; :mod:`muxtrio.server.websocket` is the
+entry point.
+
+Invariants:
+- Only the writer task calls ``send`` after the accept, so messages never interleave; it drops the queued messages
+  of an owner (a stream or a lane) that was cancelled.
+- A malformed or oversized message, or one whose handling fails, is answered through ``Connection.reject`` and the
+  socket stays open.
+- A generation counts as one client request (metrics and one usage record through ``Observability``), like an
+  HTTP one.
+
+Imports: server (handlers, http), engine, codecs, IR and wire; never :mod:`muxtrio.server.app`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import trio
+
+from muxtrio.codecs.base import Codec, Format, StreamEncoder, StreamInfo
+from muxtrio.codecs.ir_json import event_to_json
+from muxtrio.engine.engine import Engine
+from muxtrio.engine.stream import StreamMeta
+from muxtrio.errors import ClientError, ErrorKind, MuxError
+from muxtrio.ir.events import Event
+from muxtrio.ir.request import Request
+from muxtrio.ir.response import Usage
+from muxtrio.server.handlers import RequestLog, internal_error, shown_model
+from muxtrio.server.http import Receive, Send
+from muxtrio.wire import jsonutil
+from muxtrio.wire.ndjson import NDJSONDecoder
+from muxtrio.wire.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from muxtrio.server.observe import Observability
+
+log = logging.getLogger("muxtrio.server.websocket")
+
+WRITE_QUEUE = 256
+"""Whole messages waiting for the writer task (per connection). Full: every stream of the connection waits, which
+is the connection's own TCP backpressure; per-stream pacing is the credit window."""
+MAX_ID_CHARS = 256
+"""Longest ``/v1/ws`` stream id or Responses ``stream_id``."""
+LOGGED_FORMATS = frozenset({*(f.value for f in Format), "ir"})
+"""Format names written to the access log as they are (anything else a client sends is logged as ``?``)."""
+
+
+# =============================================================================================== encodings
+class Encoding(ABC):
+    """IR events -> the JSON payloads of one stream's event messages."""
+
+    started = False  # a payload was produced
+
+    @abstractmethod
+    def encode(self, events: list[Event], model: str) -> list[bytes]: ...
+
+    def finish(self, model: str) -> list[bytes]:
+        return []
+
+    def error(self, err: MuxError) -> list[bytes]:
+        return []
+
+
+class IREncoding(Encoding):
+    def encode(self, events: list[Event], model: str) -> list[bytes]:
+        self.started = True
+        return [orjson.dumps(event_to_json(event)) for event in events]
+
+
+class WireEncoding(Encoding):
+    """A client format's own stream encoder, its output cut back into the objects it framed: SSE ``data:``
+    payloads (``[DONE]`` dropped) or NDJSON lines. Those bytes are sent as they are."""
+
+    def __init__(self, codec: Codec, response_id: str, created: int, request: Request) -> None:
+        self._codec = codec
+        self._id = response_id
+        self._created = created
+        self._request = request
+        self._encoder: StreamEncoder | None = None
+        self._sse: SSEDecoder | None = None
+        self._ndjson: NDJSONDecoder | None = None
+
+    def _get(self, model: str) -> StreamEncoder:
+        if self._encoder is None:
+            info = StreamInfo(self._id, model, self._created, self._request)
+            self._encoder = self._codec.new_encoder(info)
+            if self._encoder.content_type == "text/event-stream":
+                self._sse = SSEDecoder()
+            else:
+                self._ndjson = NDJSONDecoder()
+        return self._encoder
+
+    def _split(self, data: bytes) -> list[bytes]:
+        if not data:
+            return []
+        if self._sse is not None:
+            frames = [e.data for e in self._sse.feed(data) if e.data and e.data != b"[DONE]"]
+        else:
+            assert self._ndjson is not None
+            frames = self._ndjson.feed(data)
+        if frames:
+            self.started = True
+        return frames
+
+    def _flush(self) -> list[bytes]:
+        if self._sse is not None:
+            return [e.data for e in self._sse.flush() if e.data and e.data != b"[DONE]"]
+        return self._ndjson.flush() if self._ndjson is not None else []
+
+    def encode(self, events: list[Event], model: str) -> list[bytes]:
+        encoder = self._get(model)
+        return self._split(b"".join([encoder.encode(event) for event in events]))
+
+    def finish(self, model: str) -> list[bytes]:
+        return self._split(self._get(model).finish()) + self._flush()
+
+    def error(self, err: MuxError) -> list[bytes]:
+        return self._split(self._get(self._request.model).error(err)) + self._flush()
+
+
+async def generate(
+    engine: Engine,
+    request: Request,
+    encoding: Encoding,
+    emit: Callable[[list[bytes]], Awaitable[None]],
+    *,
+    gate: Callable[[], Awaitable[None]] | None = None,
+    observe: Callable[[Event], None] | None = None,
+    entry: RequestLog | None = None,
+) -> StreamMeta:
+    """Run one generation: engine events -> encoding -> ``emit`` with the payloads of each ready batch (never
+    empty). ``gate`` is awaited before each batch is asked for (flow control). Raises ``MuxError``; a normal
+    return means the stream finished."""
+    async with engine.stream(request) as events:
+        if entry is not None:
+            entry.meta = events.meta  # what metrics and the usage record read, also when the stream fails
+        while True:
+            if gate is not None:
+                await gate()
+            batch = await events.next_batch()
+            if batch is None:
+                break
+            if observe is not None:
+                for event in batch:
+                    observe(event)
+            frames = encoding.encode(batch, shown_model(engine.config, request, events.meta))
+            if frames:
+                await emit(frames)
+        frames = encoding.finish(shown_model(engine.config, request, events.meta))
+        if frames:
+            await emit(frames)
+        return events.meta
+
+
+
+# =============================================================================================== connections
+class Owner:
+    """Who queued a message for the writer; the writer drops messages of a cancelled owner."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+
+class Connection(ABC):
+    """The reader/writer skeleton shared by both endpoints."""
+
+    def __init__(self, engine: Engine, receive: Receive, send: Send, max_message_bytes: int) -> None:
+        self.engine = engine
+        self.observe: Observability | None = None  # metrics and usage records of each generation, when set
+        self._receive = receive
+        self._send = send
+        self._limit = max_message_bytes
+        self._out, self._out_receive = trio.open_memory_channel[tuple[Owner | None, str]](WRITE_QUEUE)
+
+    def _begin(self, entry: RequestLog) -> None:
+        """A generation starts: it counts as one client request (metrics, one usage record), like an HTTP one."""
+        entry.kind = "generate"
+        entry.stream = True
+        if self.observe is not None:
+            self.observe.begin()
+
+    def _end(self, entry: RequestLog, usage: Usage) -> None:
+        entry.tokens_in, entry.tokens_out = usage.input_tokens, usage.output_tokens
+        entry.usage = usage if usage != Usage() else None
+        if entry.status == 499:
+            entry.error_class = "client_closed"
+        if self.observe is not None:
+            self.observe.end(entry, None, ())
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer)
+            await self._read(nursery)
+            nursery.cancel_scope.cancel()  # the client left: cancel every generation of this connection
+
+    async def _writer(self) -> None:
+        async with self._out_receive:
+            async for owner, text in self._out_receive:
+                if owner is not None and owner.cancelled:
+                    continue
+                await self._send({"type": "websocket.send", "text": text})
+
+    async def write(self, owner: Owner | None, message: bytes) -> None:
+        await self._out.send((owner, message.decode()))
+
+    async def _read(self, nursery: trio.Nursery) -> None:
+        while True:
+            message = await self._receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            if kind != "websocket.receive":
+                continue
+            raw: str | bytes | None = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            size = len(raw) if isinstance(raw, bytes) or raw.isascii() else len(raw.encode())
+            if size > self._limit:
+                err = ClientError(ErrorKind.REQUEST_TOO_LARGE, f"message larger than {self._limit} bytes")
+                await self.reject(err, None)
+                continue
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                await self.reject(ClientError(ErrorKind.INVALID_REQUEST, "message is not valid JSON"), None)
+                continue
+            if not isinstance(parsed, dict):
+                await self.reject(ClientError(ErrorKind.INVALID_REQUEST, "message must be a JSON object"), None)
+                continue
+            try:
+                jsonutil.check_nesting(parsed, raw, what="message")
+                await self.on_message(parsed, nursery)
+            except MuxError as err:
+                await self.reject(err, parsed)
+            except Exception:
+                # One message's failure is that message's error; the socket and its other streams carry on.
+                log.exception("unexpected error handling a WebSocket message")
+                await self.reject(internal_error(), parsed)
+
+    @abstractmethod
+    async def on_message(self, message: dict[str, Any], nursery: trio.Nursery) -> None: ...
+
+    @abstractmethod
+    async def reject(self, err: MuxError, message: Mapping[str, Any] | None) -> None:
+        """Answer a message that could not be taken (no generation started)."""
+
+
+
+# =============================================================================================== helpers
+def error_json(err: MuxError) -> dict[str, Any]:
+    """The ``error`` object of ``/v1/ws`` messages: the same for every format."""
+    return {
+        "kind": err.kind.value,
+        "status": err.status,
+        "message": err.message,
+        "param": err.param,
+        "retry_after": err.retry_after,
+    }
+
+
+def invalid(message: str, param: str) -> ClientError:
+    return ClientError(ErrorKind.INVALID_REQUEST, message, param=param)
