@@ -36,8 +36,7 @@ from muxtrio.ir.response import Usage
 from muxtrio.server.handlers import RequestLog, internal_error, shown_model
 from muxtrio.server.http import Receive, Send
 from muxtrio.wire import jsonutil
-from muxtrio.wire.ndjson import NDJSONDecoder
-from muxtrio.wire.sse import SSEDecoder
+from muxtrio.wire.framing import Frame
 
 if TYPE_CHECKING:
     from muxtrio.server.observe import Observability
@@ -76,8 +75,8 @@ class IREncoding(Encoding):
 
 
 class WireEncoding(Encoding):
-    """A client format's own stream encoder, its output cut back into the objects it framed: SSE ``data:``
-    payloads (``[DONE]`` dropped) or NDJSON lines. Those bytes are sent as they are."""
+    """A client format's own stream encoder; the payloads of its frames are sent as they are (the framing, SSE or
+    NDJSON, belongs to HTTP only)."""
 
     def __init__(self, codec: Codec, response_id: str, created: int, request: Request) -> None:
         self._codec = codec
@@ -85,45 +84,32 @@ class WireEncoding(Encoding):
         self._created = created
         self._request = request
         self._encoder: StreamEncoder | None = None
-        self._sse: SSEDecoder | None = None
-        self._ndjson: NDJSONDecoder | None = None
 
     def _get(self, model: str) -> StreamEncoder:
         if self._encoder is None:
-            info = StreamInfo(self._id, model, self._created, self._request)
-            self._encoder = self._codec.new_encoder(info)
-            if self._encoder.content_type == "text/event-stream":
-                self._sse = SSEDecoder()
-            else:
-                self._ndjson = NDJSONDecoder()
+            self._encoder = self._codec.new_encoder(StreamInfo(self._id, model, self._created, self._request))
         return self._encoder
 
-    def _split(self, data: bytes) -> list[bytes]:
-        if not data:
-            return []
-        if self._sse is not None:
-            frames = [e.data for e in self._sse.feed(data) if e.data and e.data != b"[DONE]"]
-        else:
-            assert self._ndjson is not None
-            frames = self._ndjson.feed(data)
+    def _payloads(self, frames: tuple[Frame, ...]) -> list[bytes]:
         if frames:
             self.started = True
-        return frames
-
-    def _flush(self) -> list[bytes]:
-        if self._sse is not None:
-            return [e.data for e in self._sse.flush() if e.data and e.data != b"[DONE]"]
-        return self._ndjson.flush() if self._ndjson is not None else []
+        return [data for _name, data in frames]
 
     def encode(self, events: list[Event], model: str) -> list[bytes]:
         encoder = self._get(model)
-        return self._split(b"".join([encoder.encode(event) for event in events]))
+        payloads: list[bytes] = []
+        for event in events:
+            for _name, data in encoder.frames(event):
+                payloads.append(data)
+        if payloads:
+            self.started = True
+        return payloads
 
     def finish(self, model: str) -> list[bytes]:
-        return self._split(self._get(model).finish()) + self._flush()
+        return self._payloads(self._get(model).final_frames())
 
     def error(self, err: MuxError) -> list[bytes]:
-        return self._split(self._get(self._request.model).error(err)) + self._flush()
+        return self._payloads(self._get(self._request.model).error_frames(err))
 
 
 async def generate(
