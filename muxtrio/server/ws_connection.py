@@ -1,8 +1,8 @@
 """What both WebSocket endpoints share: the connection skeleton (one reader, one writer task owning ``send``, one
-nursery for every generation of the socket), the encodings of one stream's events into message payloads, and the
-generation loop around ``Engine.stream``. :mod:`muxtrio.server.ws_mux` (``/v1/ws``) and
-:mod:`muxtrio.server.ws_responses` (Responses WebSocket mode) build on it; :mod:`muxtrio.server.websocket` is the
-entry point.
+nursery for every generation of the socket), the WebSocket transport of the shared stream writer
+(:class:`PayloadWriter`: frame payloads as messages, no framing to undo) and one generation around
+``Engine.stream``. :mod:`muxtrio.server.ws_mux` (``/v1/ws``) and :mod:`muxtrio.server.ws_responses` (Responses
+WebSocket mode) build on it; :mod:`muxtrio.server.websocket` is the entry point.
 
 Invariants:
 - Only the writer task calls ``send`` after the accept, so messages never interleave; it drops the queued messages
@@ -12,7 +12,7 @@ Invariants:
 - A generation counts as one client request (metrics and one usage record through ``Observability``), like an
   HTTP one.
 
-Imports: server (handlers, http), engine, codecs, IR and wire; never :mod:`muxtrio.server.app`.
+Imports: server (handlers, http, stream_writer), engine, config, codecs, IR and wire; never :mod:`muxtrio.server.app`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from muxtrio.codecs.base import Codec, Format, StreamEncoder, StreamInfo
-from muxtrio.codecs.ir_json import event_to_json
+from muxtrio.codecs.base import Format, StreamEncoder
+from muxtrio.config import Config
 from muxtrio.engine.engine import Engine
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ClientError, ErrorKind, MuxError
@@ -35,6 +35,7 @@ from muxtrio.ir.request import Request
 from muxtrio.ir.response import Usage
 from muxtrio.server.handlers import RequestLog, internal_error, shown_model
 from muxtrio.server.http import Receive, Send
+from muxtrio.server.stream_writer import State, StreamWriter
 from muxtrio.wire import jsonutil
 from muxtrio.wire.framing import Frame
 
@@ -52,99 +53,55 @@ LOGGED_FORMATS = frozenset({*(f.value for f in Format), "ir"})
 """Format names written to the access log as they are (anything else a client sends is logged as ``?``)."""
 
 
-# =============================================================================================== encodings
-class Encoding(ABC):
-    """IR events -> the JSON payloads of one stream's event messages."""
+# =============================================================================================== streams
+class PayloadWriter(StreamWriter):
+    """One WebSocket stream (a ``/v1/ws`` stream or a Responses turn): the payloads of each batch's frames go to
+    ``emit`` as they are (never an empty list); ``STREAMING`` once the first payload went out."""
 
-    started = False  # a payload was produced
-
-    @abstractmethod
-    def encode(self, events: list[Event], model: str) -> list[bytes]: ...
-
-    def finish(self, model: str) -> list[bytes]:
-        return []
-
-    def error(self, err: MuxError) -> list[bytes]:
-        return []
-
-
-class IREncoding(Encoding):
-    def encode(self, events: list[Event], model: str) -> list[bytes]:
-        self.started = True
-        return [orjson.dumps(event_to_json(event)) for event in events]
-
-
-class WireEncoding(Encoding):
-    """A client format's own stream encoder; the payloads of its frames are sent as they are (the framing, SSE or
-    NDJSON, belongs to HTTP only)."""
-
-    def __init__(self, codec: Codec, response_id: str, created: int, request: Request) -> None:
-        self._codec = codec
-        self._id = response_id
-        self._created = created
+    def __init__(
+        self,
+        config: Config,
+        request: Request,
+        make_encoder: Callable[[str], StreamEncoder],
+        emit: Callable[[list[bytes]], Awaitable[None]],
+        *,
+        gate: Callable[[], Awaitable[None]] | None = None,
+        observe: Callable[[Event], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._config = config
         self._request = request
-        self._encoder: StreamEncoder | None = None
+        self._make_encoder = make_encoder
+        self._emit = emit
+        self._gate = gate
+        self._observe = observe
 
-    def _get(self, model: str) -> StreamEncoder:
-        if self._encoder is None:
-            self._encoder = self._codec.new_encoder(StreamInfo(self._id, model, self._created, self._request))
-        return self._encoder
+    def new_encoder(self, meta: StreamMeta) -> StreamEncoder:
+        return self._make_encoder(shown_model(self._config, self._request, meta))
 
-    def _payloads(self, frames: tuple[Frame, ...]) -> list[bytes]:
+    async def ready(self) -> None:
+        if self._gate is not None:
+            await self._gate()
+
+    def observe(self, event: Event, meta: StreamMeta) -> None:
+        if self._observe is not None:
+            self._observe(event)
+
+    async def write(self, frames: list[Frame], meta: StreamMeta) -> None:
         if frames:
-            self.started = True
-        return [data for _name, data in frames]
+            self.state = State.STREAMING
+            await self._emit([data for _name, data in frames])
 
-    def encode(self, events: list[Event], model: str) -> list[bytes]:
-        encoder = self._get(model)
-        payloads: list[bytes] = []
-        for event in events:
-            for _name, data in encoder.frames(event):
-                payloads.append(data)
-        if payloads:
-            self.started = True
-        return payloads
-
-    def finish(self, model: str) -> list[bytes]:
-        return self._payloads(self._get(model).final_frames())
-
-    def error(self, err: MuxError) -> list[bytes]:
-        return self._payloads(self._get(self._request.model).error_frames(err))
+    async def end(self, frames: list[Frame], meta: StreamMeta) -> None:
+        await self.write(frames, meta)
 
 
-async def generate(
-    engine: Engine,
-    request: Request,
-    encoding: Encoding,
-    emit: Callable[[list[bytes]], Awaitable[None]],
-    *,
-    gate: Callable[[], Awaitable[None]] | None = None,
-    observe: Callable[[Event], None] | None = None,
-    entry: RequestLog | None = None,
-) -> StreamMeta:
-    """Run one generation: engine events -> encoding -> ``emit`` with the payloads of each ready batch (never
-    empty). ``gate`` is awaited before each batch is asked for (flow control). Raises ``MuxError``; a normal
-    return means the stream finished."""
+async def generate(engine: Engine, request: Request, writer: StreamWriter, entry: RequestLog) -> StreamMeta:
+    """Run one generation through ``writer``. Raises ``MuxError``; a normal return means the stream finished."""
     async with engine.stream(request) as events:
-        if entry is not None:
-            entry.meta = events.meta  # what metrics and the usage record read, also when the stream fails
-        while True:
-            if gate is not None:
-                await gate()
-            batch = await events.next_batch()
-            if batch is None:
-                break
-            if observe is not None:
-                for event in batch:
-                    observe(event)
-            frames = encoding.encode(batch, shown_model(engine.config, request, events.meta))
-            if frames:
-                await emit(frames)
-        frames = encoding.finish(shown_model(engine.config, request, events.meta))
-        if frames:
-            await emit(frames)
+        entry.meta = events.meta  # what metrics and the usage record read, also when the stream fails
+        await writer.run(events)
         return events.meta
-
 
 
 # =============================================================================================== connections

@@ -17,15 +17,15 @@ Imports: server (:mod:`muxtrio.server.ws_connection`, handlers), engine, codecs,
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import orjson
 import trio
 
-from muxtrio.codecs.base import Codec, Format, RequestHints
-from muxtrio.codecs.ir_json import request_from_json, usage_to_json
+from muxtrio.codecs.base import Codec, Format, RequestHints, StreamEncoder, StreamInfo
+from muxtrio.codecs.ir_json import IRStreamEncoder, request_from_json, usage_to_json
 from muxtrio.codecs.registry import get_codec
 from muxtrio.engine.engine import Engine
 from muxtrio.errors import ClientError, ErrorKind, MuxError
@@ -38,10 +38,8 @@ from muxtrio.server.ws_connection import (
     LOGGED_FORMATS,
     MAX_ID_CHARS,
     Connection,
-    Encoding,
-    IREncoding,
     Owner,
-    WireEncoding,
+    PayloadWriter,
     error_json,
     generate,
     invalid,
@@ -50,6 +48,8 @@ from muxtrio.server.ws_connection import (
 from muxtrio.wire.mux_protocol import DEFAULT_WINDOW, MAX_WINDOW
 
 MUX_PATH = "/v1/ws"
+_Encoders = Callable[[str], StreamEncoder]
+"""A stream's encoder for the model shown to the client."""
 MAX_STREAMS = 1024
 """Concurrent ``/v1/ws`` streams per connection."""
 MAX_GRANT = 1 << 20
@@ -135,16 +135,16 @@ class MuxConnection(Connection):
         fmt = message.get("format")
         entry = RequestLog("WS", MUX_PATH, fmt if fmt in LOGGED_FORMATS else "?", new_request_id())
         try:
-            request, encoding, credit, batch = self._parse(message, entry)
+            request, encoders, credit, batch = self._parse(message, entry)
         except MuxError as err:
             entry.status, entry.error = err.status, err.message
             entry.emit()
             await self.reject(err, message)
             return
         stream = self.streams[stream_id] = _MuxStream(stream_id, credit, batch)
-        nursery.start_soon(self._serve, stream, request, encoding, entry)
+        nursery.start_soon(self._serve, stream, request, encoders, entry)
 
-    def _parse(self, message: dict[str, Any], entry: RequestLog) -> tuple[Request, Encoding, int, bool]:
+    def _parse(self, message: dict[str, Any], entry: RequestLog) -> tuple[Request, _Encoders, int, bool]:
         credit = message.get("credit", DEFAULT_WINDOW)
         if isinstance(credit, bool) or not isinstance(credit, int) or not 1 <= credit <= MAX_WINDOW:
             raise invalid(f"`credit` must be an integer from 1 to {MAX_WINDOW}", "credit")
@@ -156,7 +156,7 @@ class MuxConnection(Connection):
         if fmt == "ir":
             request = checked_model(request_from_json(body))
             entry.model = request.model
-            return request, IREncoding(), credit, batch
+            return request, _ir_encoder, credit, batch
         if not isinstance(fmt, str):
             raise invalid("`format` must be a string", "format")
         codec = _codec(fmt)
@@ -172,9 +172,14 @@ class MuxConnection(Connection):
         request = replace(checked_model(codec.parse_request(orjson.dumps(body), hints)), stream=True)
         entry.model = request.model
         response_id = ID_PREFIX[codec.format] + entry.request_id
-        return request, WireEncoding(codec, response_id, int(time.time()), request), credit, batch
+        created = int(time.time())
 
-    async def _serve(self, stream: _MuxStream, request: Request, encoding: Encoding, entry: RequestLog) -> None:
+        def encoder(model: str) -> StreamEncoder:
+            return codec.new_encoder(StreamInfo(response_id, model, created, request))
+
+        return request, encoder, credit, batch
+
+    async def _serve(self, stream: _MuxStream, request: Request, encoders: _Encoders, entry: RequestLog) -> None:
         usage = Usage()
         finish: Finish | None = None
 
@@ -206,8 +211,8 @@ class MuxConnection(Connection):
         self._begin(entry)
         try:
             with stream.scope:
-                meta = await generate(self.engine, request, encoding, emit, gate=stream.ready, observe=observe,
-                                       entry=entry)
+                writer = PayloadWriter(self.engine.config, request, encoders, emit, gate=stream.ready, observe=observe)
+                meta = await generate(self.engine, request, writer, entry)
                 entry.status = 200
                 entry.provider = meta.provider or "-"
                 done = {
@@ -232,6 +237,10 @@ class MuxConnection(Connection):
             self._end(entry, usage)
             entry.emit()
 
+
+
+def _ir_encoder(model: str) -> StreamEncoder:
+    return IRStreamEncoder()
 
 
 def _codec(fmt: str) -> Codec:

@@ -27,17 +27,19 @@ from typing import Any
 import orjson
 import trio
 
-from muxtrio.codecs.base import Format, RequestHints
+from muxtrio.codecs.base import Format, RequestHints, StreamEncoder, StreamInfo
 from muxtrio.codecs.ir_json import request_from_json, request_to_json
 from muxtrio.codecs.registry import get_codec
 from muxtrio.engine.engine import Engine
+from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ClientError, ErrorKind, MuxError
 from muxtrio.ir.accumulate import Accumulator
 from muxtrio.ir.events import Start
 from muxtrio.ir.request import Message, Part, Request, Role, Text, ToolCall, ToolResult
 from muxtrio.server.handlers import ID_PREFIX, RequestLog, checked_model, internal_error, new_request_id
 from muxtrio.server.http import Receive, Send
-from muxtrio.server.ws_connection import MAX_ID_CHARS, Connection, Owner, WireEncoding, generate, invalid, log
+from muxtrio.server.stream_writer import State
+from muxtrio.server.ws_connection import MAX_ID_CHARS, Connection, Owner, PayloadWriter, generate, invalid, log
 from muxtrio.state.store import PREFIX as STATE_PREFIX
 
 RESPONSES_PATH = "/v1/responses"
@@ -148,7 +150,7 @@ class ResponsesConnection(Connection):
     async def _turn(self, lane: _Lane, message: dict[str, Any]) -> None:
         entry = RequestLog("WS", RESPONSES_PATH, Format.OPENAI_RESPONSES.value, new_request_id())
         response_id = ID_PREFIX[Format.OPENAI_RESPONSES] + entry.request_id
-        encoding: WireEncoding | None = None
+        writer: PayloadWriter | None = None
         entry.status = 499
         answer = Accumulator()
         generating = False
@@ -170,17 +172,23 @@ class ResponsesConnection(Connection):
             messages = history.messages + _name_tool_results(client_request.messages, history.messages)
             request = replace(client_request, system=instructions + carried, messages=messages,
                               previous_response_id=None, stream=True)
-            encoding = WireEncoding(self.codec, response_id, int(time.time()), client_request)
+            created = int(time.time())
+
+            def encoder(model: str) -> StreamEncoder:
+                return self.codec.new_encoder(StreamInfo(response_id, model, created, client_request))
+
+            writer = PayloadWriter(self.engine.config, request, encoder, emit, observe=answer.add)
             if body.get("generate") is False:
                 # Warm-up: remember the input, answer with an empty completed response.
-                start = encoding.encode([Start(response_id, request.model)], request.model)
-                await emit(start + encoding.finish(request.model))
+                warm = writer.encoder = encoder(request.model)
+                frames = [*warm.frames(Start(response_id, request.model)), *warm.final_frames()]
+                await writer.write(frames, StreamMeta())
                 await self._remember(response_id, _Remembered(carried, messages))
                 entry.status = 200
                 return
             generating = True
             self._begin(entry)
-            meta = await generate(self.engine, request, encoding, emit, observe=answer.add, entry=entry)
+            meta = await generate(self.engine, request, writer, entry)
             entry.status = 200
             entry.provider = meta.provider or "-"
             parts = answer.partial_parts()
@@ -188,21 +196,22 @@ class ResponsesConnection(Connection):
             await self._remember(response_id, _Remembered(carried, answered))
         except MuxError as err:
             entry.status, entry.error = err.status, err.message
-            await self._fail(lane, encoding, err)
+            await self._fail(lane, writer, err)
         except Exception:
             log.exception("internal error in a Responses WebSocket turn")
             internal = internal_error()
             entry.status, entry.error = internal.status, internal.message
-            await self._fail(lane, encoding, internal)
+            await self._fail(lane, writer, internal)
         finally:
             if generating:
                 self._end(entry, answer.usage)
             entry.emit()
 
-    async def _fail(self, lane: _Lane, encoding: WireEncoding | None, err: MuxError) -> None:
-        if encoding is not None and encoding.started:
-            for frame in encoding.error(err):
-                await self._emit(lane, frame)
+    async def _fail(self, lane: _Lane, writer: PayloadWriter | None, err: MuxError) -> None:
+        if writer is not None and writer.state is State.STREAMING and writer.encoder is not None:
+            writer.state = State.FAILED
+            for _name, payload in writer.encoder.error_frames(err):
+                await self._emit(lane, payload)
         else:
             await self.write(lane, self._error_event(err, lane))
 
