@@ -74,11 +74,13 @@ class StreamWriter(ABC):
                     continue
             if batch is None:
                 break
-            encoder = self.encoder_for(meta)
+            frames_of = self.encoder_for(meta).frames
+            observe = self.observe
             frames: list[Frame] = []
-            for event in batch:
-                self.observe(event, meta)
-                frames.extend(encoder.frames(event))
+            add = frames.extend
+            for event in batch:  # the hot path: per event one observe and the encoder's frames
+                observe(event, meta)
+                add(frames_of(event))
             await self.write(frames, meta)
         await self.end(list(self.encoder_for(meta).final_frames()), meta)
         self.state = State.FINISHED

@@ -66,6 +66,6 @@ class NDJSONFramer(Framer):
     __slots__ = ()
 
     def frame(self, frames: Sequence[Frame]) -> bytes:
-        if len(frames) == 1:
-            return frames[0][1] + b"\n"
-        return b"".join([data + b"\n" for _name, data in frames])
+        if not frames:
+            return b""
+        return b"\n".join([data for _name, data in frames]) + b"\n"

@@ -140,25 +140,27 @@ class SSEFramer(Framer):
     ``error_lines`` writes error frames as bare JSON lines instead of events (Gemini's mid-stream errors, which the
     JS SDK only recognises in that form)."""
 
-    __slots__ = ("_close", "_data", "_end", "_error_lines")
+    __slots__ = ("_between", "_close", "_end", "_error_lines")
 
     def __init__(self, *, line_end: bytes = b"\n", done: bytes | None = None, error_lines: bool = False) -> None:
-        self._data = b"data: "
         self._end = line_end + line_end
+        self._between = self._end + b"data: "
         self._close = b"data: " + done + self._end if done is not None else b""
         self._error_lines = error_lines
 
     def frame(self, frames: Sequence[Frame]) -> bytes:
+        if not frames:
+            return b""
         end = self._end
-        if len(frames) == 1:
-            name, data = frames[0]
-            if name is None:
-                return b"data: " + data + end
+        payloads = [data for name, data in frames if name is None]
+        if len(payloads) == len(frames):  # data-only events (OpenAI Chat, Gemini): one join
+            return b"data: " + self._between.join(payloads) + end
         parts: list[bytes] = []
+        line_end = end[: len(end) // 2]
         for name, data in frames:
             if name is not None:
-                parts.append(b"event: " + name.encode() + end[: len(end) // 2])
-            parts.append(b"data: " + data + end)
+                parts += (b"event: ", name.encode(), line_end)
+            parts += (b"data: ", data, end)
         return b"".join(parts)
 
     def close(self) -> bytes:
