@@ -142,6 +142,7 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import DEFAULT_THINKING_BUDGET, DYNAMIC_BUDGET, budget_for, effort_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.framing import Frame
 from muxtrio.wire.jsonutil import (
     as_array,
     as_object,
@@ -153,7 +154,7 @@ from muxtrio.wire.jsonutil import (
     invalid,
     require_str,
 )
-from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEFramer
 
 Wire = dict[str, Any]
 """A JSON object as orjson reads or writes it."""
@@ -1621,8 +1622,8 @@ def _delta_str(delta: Wire, key: str) -> str:
 
 
 # ================================================================================== stream encoder
-def _sse(event: str, payload: Wire) -> bytes:
-    return encode_event(event, jsonutil.dumps(payload))
+def _sse(event: str, payload: Wire) -> tuple[Frame, ...]:
+    return ((event, jsonutil.dumps(payload)),)
 
 
 class AnthropicStreamEncoder(StreamEncoder):
@@ -1633,9 +1634,10 @@ class AnthropicStreamEncoder(StreamEncoder):
     a new IR index closes it. Anthropic indices are this stream's own 0..n, whatever the IR indices were.
     """
 
-    __slots__ = ("_finish", "_info", "_next_index", "_open", "_open_ir", "_open_kind", "_started", "_usage")
+    __slots__ = ("_finish", "_info", "_next_index", "_open", "_open_ir", "_open_kind", "_started", "_usage", "framer")
 
     def __init__(self, info: StreamInfo) -> None:
+        self.framer = SSEFramer()
         self._info = info
         self._started = False
         self._open = -1  # Anthropic index of the open block, -1 when none
@@ -1645,7 +1647,7 @@ class AnthropicStreamEncoder(StreamEncoder):
         self._usage = Usage()
         self._finish: Finish | None = None
 
-    def encode(self, event: Event) -> bytes:
+    def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case TextDelta(index=i, text=text):
                 return self._delta(i, _TEXT, {"type": "text_delta", "text": text})
@@ -1661,21 +1663,21 @@ class AnthropicStreamEncoder(StreamEncoder):
                 block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
                 return self._open_block(i, _TOOL, block)
             case ToolCallEnd(index=i):
-                return self._close() if i == self._open_ir else b""
+                return self._close() if i == self._open_ir else ()
             case RedactedReasoningBlock(index=i, data=data):
                 return self._open_block(i, _REDACTED, {"type": "redacted_thinking", "data": data}) + self._close()
             case UsageUpdate(usage=usage):
                 self._usage = self._usage.merge(usage)
-                return b""
+                return ()
             case Finish():
                 self._finish = event
                 return self._start() + self._close()
             case Start():
-                return b""
+                return ()
             case _:
                 assert_never(event)
 
-    def finish(self) -> bytes:
+    def final_frames(self) -> tuple[Frame, ...]:
         if self._finish is None:
             raise CodecError("finish() before a Finish event", kind=ErrorKind.INTERNAL)
         delta = {
@@ -1693,15 +1695,15 @@ class AnthropicStreamEncoder(StreamEncoder):
             + _sse("message_stop", {"type": "message_stop"})
         )
 
-    def error(self, error: MuxError) -> bytes:
+    def error_frames(self, error: MuxError) -> tuple[Frame, ...]:
         # The SDK raises on an `error` event wherever it comes (anthropic/_streaming.py); no block is closed first,
         # so that a cut answer cannot be taken for a complete one.
-        return encode_event("error", error_body(error))
+        return (("error", error_body(error)),)
 
     # ------------------------------------------------------------------ blocks
-    def _start(self) -> bytes:
+    def _start(self) -> tuple[Frame, ...]:
         if self._started:
-            return b""
+            return ()
         self._started = True
         message: Wire = {
             "id": self._info.id,
@@ -1715,13 +1717,13 @@ class AnthropicStreamEncoder(StreamEncoder):
         }
         return _sse("message_start", {"type": "message_start", "message": message})
 
-    def _close(self) -> bytes:
+    def _close(self) -> tuple[Frame, ...]:
         if self._open < 0:
-            return b""
+            return ()
         index, self._open, self._open_kind = self._open, -1, _IGNORED
         return _sse("content_block_stop", {"type": "content_block_stop", "index": index})
 
-    def _open_block(self, ir_index: int, kind: int, content_block: Wire) -> bytes:
+    def _open_block(self, ir_index: int, kind: int, content_block: Wire) -> tuple[Frame, ...]:
         out = self._start() + self._close()
         self._open = self._next_index
         self._open_ir = ir_index
@@ -1731,8 +1733,8 @@ class AnthropicStreamEncoder(StreamEncoder):
             "content_block_start", {"type": "content_block_start", "index": self._open, "content_block": content_block}
         )
 
-    def _delta(self, ir_index: int, kind: int, delta: Wire) -> bytes:
-        out = b""
+    def _delta(self, ir_index: int, kind: int, delta: Wire) -> tuple[Frame, ...]:
+        out: tuple[Frame, ...] = ()
         if ir_index != self._open_ir or self._open < 0:
             if kind == _TEXT:
                 out = self._open_block(ir_index, _TEXT, {"type": "text", "text": ""})

@@ -36,6 +36,7 @@ from muxtrio.errors import CodecError, ErrorKind, MuxError, UpstreamError
 from muxtrio.ir.events import Event
 from muxtrio.ir.request import JSON, Request
 from muxtrio.ir.response import Response
+from muxtrio.wire.framing import Frame, Framer
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 
@@ -207,22 +208,39 @@ class StreamDecoder(ABC):
 
 
 class StreamEncoder(ABC):
-    """IR events -> client bytes, incrementally. ``content_type`` is the streaming response's media type;
-    ``keepalive`` the bytes to send while idle (an SSE comment) or ``None`` where the framing has none."""
+    """IR events -> client frames, incrementally (:mod:`muxtrio.wire.framing`): ``frames``, ``final_frames`` and
+    ``error_frames`` give the payloads, ``framer`` (a :mod:`muxtrio.wire` framer chosen by the encoder) the bytes of
+    the HTTP stream; the WebSocket transports send the payloads as they are. ``content_type`` is the streaming
+    response's media type; ``keepalive`` the bytes to send while idle (an SSE comment) or ``None`` where the
+    framing has none."""
 
     content_type: str = "text/event-stream"
     keepalive: bytes | None = b": ping\n\n"
+    framer: Framer
 
     @abstractmethod
-    def encode(self, event: Event) -> bytes: ...
+    def frames(self, event: Event) -> tuple[Frame, ...]: ...
 
     @abstractmethod
+    def final_frames(self) -> tuple[Frame, ...]:
+        """The normal end of the stream (after a ``Finish`` event): closing frames, usage..."""
+
+    @abstractmethod
+    def error_frames(self, error: MuxError) -> tuple[Frame, ...]:
+        """End a broken stream with this format's error frames. Never looks like a normal end."""
+
+    def encode(self, event: Event) -> bytes:
+        """One event's bytes on the HTTP stream."""
+        frames = self.frames(event)
+        return self.framer.frame(frames) if frames else b""
+
     def finish(self) -> bytes:
-        """The normal end of the stream (after a ``Finish`` event): closing frames, usage, ``[DONE]``..."""
+        """The bytes that end a normal HTTP stream (the final frames and the framing's terminator)."""
+        return self.framer.frame(self.final_frames()) + self.framer.close()
 
-    @abstractmethod
     def error(self, error: MuxError) -> bytes:
-        """End a broken stream with this format's error framing. Never looks like a normal end."""
+        """The bytes that end a broken HTTP stream."""
+        return self.framer.fail(self.error_frames(error))
 
 
 class Codec(ABC):

@@ -132,6 +132,8 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import budget_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.framing import Frame
+from muxtrio.wire.json_array import JSONArrayFramer
 from muxtrio.wire.jsonutil import (
     as_array,
     as_object,
@@ -144,7 +146,7 @@ from muxtrio.wire.jsonutil import (
     opt_str,
     unsupported,
 )
-from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEFramer
 
 EXT = Format.GEMINI.value
 """This codec's key in ``request.extensions``."""
@@ -275,8 +277,6 @@ VERTEX_API_VERSION = "v1"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _SIGNATURE_ENVELOPE = b"muxtrio-sig:"  # 12 bytes: its base64 is a fixed 16-character prefix without padding
 _SIGNATURE_ENVELOPE_B64 = base64.b64encode(_SIGNATURE_ENVELOPE).decode()
-_SSE_DATA = b"data: "
-_SSE_END = b"\r\n\r\n"  # the API's own framing; the SDKs accept CRLF and LF
 _JSON_MIME = "application/json"
 _TEXT_MIME = "text/plain"
 _IMAGE_MIME_BY_EXTENSION: dict[str, str] = {
@@ -889,14 +889,13 @@ class _PendingCall:
 
 class _GeminiEncoder(StreamEncoder):
     """IR events -> ``streamGenerateContent`` chunks: one part per chunk; a tool call is sent whole at its end;
-    the last chunk carries finishReason and usageMetadata (written by ``finish()``, since usage may follow Finish)."""
+    the last chunk carries finishReason and usageMetadata (written by ``finish()``, since usage may follow Finish).
+    Framed as SSE with CRLF, or as one JSON array; a mid-stream error is a bare JSON line in SSE (module docstring)."""
 
     def __init__(self, info: StreamInfo, *, json_array: bool) -> None:
         self.content_type = _JSON_MIME if json_array else "text/event-stream"
         self.keepalive = None  # see the module docstring: a comment would break the SDKs
-        self._json_array = json_array
-        self._opened = False  # json-array: "[" written
-        self._objects = 0
+        self.framer = JSONArrayFramer() if json_array else SSEFramer(line_end=b"\r\n", error_lines=True)
         # Each chunk is {"candidates":[{"content":{"parts":[...],"role":"model"},"index":0}], modelVersion,
         # responseId}; only the parts change, so the rest is encoded once.
         self._head = b'{"candidates":[{"content":{"parts":['
@@ -915,20 +914,20 @@ class _GeminiEncoder(StreamEncoder):
         self._carried: str | None = None  # a text-part signature waiting for the next text delta
         self._thought_block: int | None = None  # the reasoning block whose text was sent as thought parts
 
-    def encode(self, event: Event) -> bytes:
+    def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case Start():
-                return self._open()
+                return ()
             case TextDelta(text=text):
                 if not text:
-                    return b""
+                    return ()
                 part: JSONObject = {"text": text}
                 if self._carried is not None:
                     part["thoughtSignature"], self._carried = self._carried, None
                 return self._parts_chunk(part)
             case ReasoningDelta(index=index, text=text):
                 if not text:
-                    return b""
+                    return ()
                 self._thought_block = index
                 return self._flush_carried() + self._parts_chunk({"text": text, "thought": True})
             case ReasoningSignature(index=index, signature=signature):
@@ -938,7 +937,7 @@ class _GeminiEncoder(StreamEncoder):
                 self._carried = _signature_for_client(signature)
                 return out
             case RedactedReasoningBlock():
-                return b""  # Anthropic-only opaque data
+                return ()  # Anthropic-only opaque data
             case ToolCallStart(index=index, id=call_id, name=name, signature=signature):
                 out = self._flush_carried() + self._flush_call()
                 self._call = _PendingCall(index, call_id, name, signature)
@@ -947,19 +946,19 @@ class _GeminiEncoder(StreamEncoder):
                 if self._call is None or self._call.index != index:
                     raise CodecError(f"tool call delta for block {index} without its start", kind=ErrorKind.INTERNAL)
                 self._call.fragments.append(arguments)
-                return b""
+                return ()
             case ToolCallEnd():
                 return self._flush_call()
             case UsageUpdate(usage=usage):
                 self._usage = self._usage.merge(usage)
-                return b""
+                return ()
             case Finish(reason=reason):
                 self._finish = reason
-                return b""
+                return ()
             case _:
                 assert_never(event)
 
-    def finish(self) -> bytes:
+    def final_frames(self) -> tuple[Frame, ...]:
         out = self._flush_carried() + self._flush_call()
         final: JSONObject = {
             "candidates": [_candidate([], self._finish or FinishReason.STOP)],
@@ -967,43 +966,25 @@ class _GeminiEncoder(StreamEncoder):
             "modelVersion": self._model,
             "responseId": self._id,
         }
-        out += self._frame(jsonutil.dumps(final))
-        return out + b"]" if self._json_array else out
+        return (*out, (None, jsonutil.dumps(final)))
 
-    def error(self, error: MuxError) -> bytes:
-        body = jsonutil.dumps(_error_body(error))
-        if self._json_array:
-            return self._open() + (b",\r\n" if self._objects else b"") + body + b"]"
-        # A bare JSON line, as the API sends errors mid-stream (see the module docstring).
-        return body + b"\r\n"
+    def error_frames(self, error: MuxError) -> tuple[Frame, ...]:
+        return ((None, jsonutil.dumps(_error_body(error))),)
 
-    def _open(self) -> bytes:
-        if not self._json_array or self._opened:
-            return b""
-        self._opened = True
-        return b"["
+    def _parts_chunk(self, part: JSONObject) -> tuple[Frame, ...]:
+        return ((None, self._head + jsonutil.dumps(part) + self._tail),)
 
-    def _frame(self, payload: bytes) -> bytes:
-        if not self._json_array:
-            return _SSE_DATA + payload + _SSE_END
-        separator = b",\r\n" if self._objects else b""
-        self._objects += 1
-        return self._open() + separator + payload
-
-    def _parts_chunk(self, part: JSONObject) -> bytes:
-        return self._frame(self._head + jsonutil.dumps(part) + self._tail)
-
-    def _flush_carried(self) -> bytes:
+    def _flush_carried(self) -> tuple[Frame, ...]:
         if self._carried is None:
-            return b""
+            return ()
         part: JSONObject = {"text": "", "thoughtSignature": self._carried}
         self._carried = None
         return self._parts_chunk(part)
 
-    def _flush_call(self) -> bytes:
+    def _flush_call(self) -> tuple[Frame, ...]:
         call, self._call = self._call, None
         if call is None:
-            return b""
+            return ()
         signature = None if call.signature is None else _signature_for_client(call.signature)
         tool_call = ToolCall(call.id, call.name, "".join(call.fragments))
         return self._parts_chunk(_function_call_part(tool_call, signature, "arguments", ErrorKind.UPSTREAM))

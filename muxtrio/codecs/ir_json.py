@@ -10,13 +10,15 @@ parts tagged by ``type`` (``text``, ``image``, ``file``, ``reasoning``, ``redact
 Invariants: ``*_from_json`` reads untrusted JSON with the shared :mod:`muxtrio.wire.jsonutil` readers, so a bad
 field is a ``ClientError`` naming its path, never a ``KeyError``/``TypeError``; a request read here always streams;
 ``event_from_json(event_to_json(e)) == e`` and ``request_from_json(request_to_json(r)) == r`` for every IR value.
-Pure: IR, errors and ``wire`` only.
+Pure: IR, errors, ``wire`` and the codec contract (:mod:`muxtrio.codecs.base`) only.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
+from muxtrio.codecs.base import StreamEncoder
+from muxtrio.errors import MuxError
 from muxtrio.ir.events import (
     Event,
     Finish,
@@ -53,6 +55,7 @@ from muxtrio.ir.request import (
     ToolResult,
 )
 from muxtrio.ir.response import FinishReason, Usage
+from muxtrio.wire.framing import Frame
 from muxtrio.wire.jsonutil import (
     as_array,
     as_object,
@@ -68,6 +71,7 @@ from muxtrio.wire.jsonutil import (
     require_int,
     require_str,
 )
+from muxtrio.wire.ndjson import NDJSONFramer
 
 FORMAT = "ir"
 """The format name a ``/v1/ws`` request message gives to speak IR JSON."""
@@ -140,6 +144,27 @@ def event_to_json(event: Event) -> dict[str, Any]:
         case Finish(reason=reason, stop_sequence=stop_sequence):
             return {"type": "finish", "reason": reason.value, "stop_sequence": stop_sequence}
     raise TypeError(f"not an IR event: {event!r}")
+
+
+class IRStreamEncoder(StreamEncoder):
+    """IR events -> their ``"ir"`` JSON, one frame each (a ``/v1/ws`` stream in format ``"ir"``). No final or error
+    frames: the protocol's own ``done`` / ``error`` messages end such a stream. Framed as NDJSON where bytes are
+    needed."""
+
+    content_type = "application/x-ndjson"
+    keepalive = None
+
+    def __init__(self) -> None:
+        self.framer = NDJSONFramer()
+
+    def frames(self, event: Event) -> tuple[Frame, ...]:
+        return ((None, dumps(event_to_json(event))),)
+
+    def final_frames(self) -> tuple[Frame, ...]:
+        return ()
+
+    def error_frames(self, error: MuxError) -> tuple[Frame, ...]:
+        return ()
 
 
 def event_from_json(value: Any) -> Event:

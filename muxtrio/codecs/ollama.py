@@ -96,8 +96,9 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import DYNAMIC_BUDGET, effort_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.framing import Frame
 from muxtrio.wire.jsonutil import get_int, get_number, get_str, invalid, require_str, unsupported
-from muxtrio.wire.ndjson import NDJSONDecoder
+from muxtrio.wire.ndjson import NDJSONDecoder, NDJSONFramer
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 EXTENSION_KEY = Format.OLLAMA.value
@@ -525,7 +526,7 @@ def _final_counters(usage: Usage) -> JSONObject:
 
 # ----------------------------------------------------------------------------------------- stream encoder
 class OllamaEncoder(StreamEncoder):
-    """IR events -> NDJSON lines for an Ollama client. Text and thinking deltas are one line each (built from
+    """IR events -> NDJSON line payloads for an Ollama client. Text and thinking deltas are one line each (built from
     pre-encoded byte prefixes); tool calls are buffered until ``ToolCallEnd`` and sent as one line; ``finish`` sends
     the ``done: true`` line with the counters."""
 
@@ -533,18 +534,19 @@ class OllamaEncoder(StreamEncoder):
     keepalive = None
 
     def __init__(self, info: StreamInfo) -> None:
+        self.framer = NDJSONFramer()
         self._dialect = _dialect(info.request)
         self._model = info.model
         self._created_at = created_at(info.created)
         head = b'{"model":' + jsonutil.dumps(info.model) + b',"created_at":"' + self._created_at.encode() + b'",'
         if self._dialect == "generate":
             self._text_head = head + b'"response":'
-            self._text_tail = b',"done":false}\n'
+            self._text_tail = b',"done":false}'
             self._thinking_head = head + b'"response":"","thinking":'
             self._thinking_tail = self._text_tail
         else:
             self._text_head = head + b'"message":{"role":"assistant","content":'
-            self._text_tail = b'},"done":false}\n'
+            self._text_tail = b'},"done":false}'
             self._thinking_head = head + b'"message":{"role":"assistant","content":"","thinking":'
             self._thinking_tail = self._text_tail
         self._usage = Usage()
@@ -552,39 +554,39 @@ class OllamaEncoder(StreamEncoder):
         self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> (id, name, argument fragments)
         self._calls_sent = 0
 
-    def encode(self, event: Event) -> bytes:
+    def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case TextDelta(text=text):
-                return self._text_head + jsonutil.dumps(text) + self._text_tail if text else b""
+                return ((None, self._text_head + jsonutil.dumps(text) + self._text_tail),) if text else ()
             case ReasoningDelta(text=text):
-                return self._thinking_head + jsonutil.dumps(text) + self._thinking_tail if text else b""
+                return ((None, self._thinking_head + jsonutil.dumps(text) + self._thinking_tail),) if text else ()
             case ToolCallStart(index=index, id=call_id, name=name):
                 if self._dialect == "generate":
                     raise _unsupported("/api/generate answers cannot carry tool calls", "tool_calls")
                 self._calls[index] = (call_id, name, [])
-                return b""
+                return ()
             case ToolCallDelta(index=index, arguments=fragment):
                 call = self._calls.get(index)
                 if call is not None:
                     call[2].append(fragment)
-                return b""
+                return ()
             case ToolCallEnd(index=index):
                 return self._send_call(index)
             case UsageUpdate(usage=usage):
                 self._usage = self._usage.merge(usage)
-                return b""
+                return ()
             case Finish(reason=reason):
                 self._finish = reason
                 return self._send_open_calls()
             case Start() | ReasoningSignature() | RedactedReasoningBlock():
-                return b""  # Ollama has no start line, and no place for opaque reasoning data
+                return ()  # Ollama has no start line, and no place for opaque reasoning data
             case _:
                 assert_never(event)
 
-    def _send_call(self, index: int) -> bytes:
+    def _send_call(self, index: int) -> tuple[Frame, ...]:
         call = self._calls.pop(index, None)
         if call is None:
-            return b""
+            return ()
         call_id, name, fragments = call
         wire = _client_tool_call(call_id, name, "".join(fragments), self._calls_sent)
         self._calls_sent += 1
@@ -594,12 +596,12 @@ class OllamaEncoder(StreamEncoder):
             "message": {"role": "assistant", "content": "", "tool_calls": [wire]},
             "done": False,
         }
-        return jsonutil.dumps(line) + b"\n"
+        return ((None, jsonutil.dumps(line)),)
 
-    def _send_open_calls(self) -> bytes:
-        return b"".join(self._send_call(index) for index in sorted(self._calls))
+    def _send_open_calls(self) -> tuple[Frame, ...]:
+        return tuple(frame for index in sorted(self._calls) for frame in self._send_call(index))
 
-    def finish(self) -> bytes:
+    def final_frames(self) -> tuple[Frame, ...]:
         line: JSONObject = {"model": self._model, "created_at": self._created_at}
         if self._dialect == "generate":
             line["response"] = ""
@@ -608,11 +610,11 @@ class OllamaEncoder(StreamEncoder):
         line["done"] = True
         line["done_reason"] = FINISH_TO_DONE_REASON[self._finish]
         line.update(_final_counters(self._usage))
-        return self._send_open_calls() + jsonutil.dumps(line) + b"\n"
+        return (*self._send_open_calls(), (None, jsonutil.dumps(line)))
 
-    def error(self, error: MuxError) -> bytes:
+    def error_frames(self, error: MuxError) -> tuple[Frame, ...]:
         # The SDK raises ResponseError(part["error"]) for such a line (ollama/_client.py, _request stream).
-        return jsonutil.dumps({"error": error.message}) + b"\n"
+        return ((None, jsonutil.dumps({"error": error.message})),)
 
 
 # =================================================================================================== provider side

@@ -121,6 +121,7 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import effort_for
 from muxtrio.wire import jsonutil
+from muxtrio.wire.framing import Frame
 from muxtrio.wire.jsonutil import (
     as_object,
     get_array,
@@ -134,7 +135,7 @@ from muxtrio.wire.jsonutil import (
     require_str,
     unsupported,
 )
-from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, DONE, SSEDecoder
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEFramer
 
 FORMAT_KEY: Final = Format.OPENAI_CHAT.value
 LEGACY_ENDPOINT: Final = "completions"
@@ -801,13 +802,15 @@ def _error_json(error: MuxError) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- client streams
 class _ChunkEncoder(StreamEncoder):
     """Shared by both dialects: the chunk head (id, object, created, model) is built once per stream; each event
-    then costs one ``orjson.dumps`` of its variable part."""
+    then costs one ``orjson.dumps`` of its variable part. Frames are ``data:`` payloads; ``[DONE]`` ends a normal
+    stream (the framer's terminator)."""
 
-    __slots__ = ("_head", "_include_usage", "_usage")
+    __slots__ = ("_head", "_include_usage", "_usage", "framer")
 
     def __init__(self, info: StreamInfo, object_name: bytes) -> None:
+        self.framer = SSEFramer(done=b"[DONE]")
         self._head = (
-            b'data: {"id":'
+            b'{"id":'
             + jsonutil.dumps(info.id)
             + b',"object":"'
             + object_name
@@ -820,47 +823,48 @@ class _ChunkEncoder(StreamEncoder):
         self._include_usage = info.request.include_usage
         self._usage = Usage()
 
-    def finish(self) -> bytes:
+    def final_frames(self) -> tuple[Frame, ...]:
         if not self._include_usage:
-            return DONE
+            return ()
         usage = jsonutil.dumps(_usage_json(self._usage))
-        return self._head + b'"choices":[],"usage":' + usage + b"}\n\n" + DONE
+        return ((None, self._head + b'"choices":[],"usage":' + usage + b"}"),)
 
-    def error(self, error: MuxError) -> bytes:
+    def error_frames(self, error: MuxError) -> tuple[Frame, ...]:
         # The openai SDK raises APIError for a data event whose JSON has an "error" key (openai/_streaming.py), and
         # no [DONE] follows, so the stream cannot be mistaken for a finished one.
-        return b"data: " + jsonutil.dumps(_error_json(error)) + b"\n\n"
+        return ((None, jsonutil.dumps(_error_json(error))),)
 
 
 class _ChatEncoder(_ChunkEncoder):
-    """IR events -> ``chat.completion.chunk`` SSE lines, ending with the optional usage chunk and ``[DONE]``."""
+    """IR events -> ``chat.completion.chunk`` payloads, ending with the optional usage chunk (and ``[DONE]``)."""
 
     __slots__ = ("_content_prefix", "_content_suffix", "_delta_prefix", "_open_suffix", "_started", "_tool_slots")
 
     def __init__(self, info: StreamInfo) -> None:
         super().__init__(info, b"chat.completion.chunk")
         self._delta_prefix = self._head + b'"choices":[{"index":0,"delta":'
-        self._open_suffix = b',"logprobs":null,"finish_reason":null}]}\n\n'
+        self._open_suffix = b',"logprobs":null,"finish_reason":null}]}'
         self._content_prefix = self._delta_prefix + b'{"content":'
         self._content_suffix = b"}" + self._open_suffix
         self._started = False
         # IR part index -> the tool call's position among this answer's calls (the SDK indexes its list by it).
         self._tool_slots: dict[int, int] = {}
 
-    def _chunk(self, delta: bytes) -> bytes:
+    def _chunk(self, delta: bytes) -> tuple[Frame, ...]:
+        frame = (None, self._delta_prefix + delta + self._open_suffix)
         if self._started:
-            return self._delta_prefix + delta + self._open_suffix
+            return (frame,)
         self._started = True
-        return self._role_chunk() + self._delta_prefix + delta + self._open_suffix
+        return (self._role_chunk(), frame)
 
-    def _role_chunk(self) -> bytes:
-        return self._delta_prefix + b'{"role":"assistant","content":""}' + self._open_suffix
+    def _role_chunk(self) -> Frame:
+        return (None, self._delta_prefix + b'{"role":"assistant","content":""}' + self._open_suffix)
 
-    def encode(self, event: Event) -> bytes:
+    def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case TextDelta(text=text):
                 if self._started:  # the hot path: one dumps and two concatenations per token
-                    return self._content_prefix + jsonutil.dumps(text) + self._content_suffix
+                    return ((None, self._content_prefix + jsonutil.dumps(text) + self._content_suffix),)
                 return self._chunk(b'{"content":' + jsonutil.dumps(text) + b"}")
             case ReasoningDelta(text=text):
                 return self._chunk(b'{"reasoning_content":' + jsonutil.dumps(text) + b"}")
@@ -883,45 +887,48 @@ class _ChatEncoder(_ChunkEncoder):
                 return self._chunk(b'{"tool_calls":[' + fragment + jsonutil.dumps(arguments) + b"}}]}")
             case Start():
                 if self._started:
-                    return b""
+                    return ()
                 self._started = True
-                return self._role_chunk()
+                return (self._role_chunk(),)
             case UsageUpdate(usage=usage):
                 self._usage = self._usage.merge(usage)
-                return b""
+                return ()
             case Finish(reason=reason):
                 reason_json = b'"' + FINISH_TO_OPENAI[reason].encode() + b'"'
-                tail = b',"logprobs":null,"finish_reason":' + reason_json + b"}]}\n\n"
-                head = b"" if self._started else self._role_chunk()
+                tail = b',"logprobs":null,"finish_reason":' + reason_json + b"}]}"
+                finish = (None, self._delta_prefix + b"{}" + tail)
+                if self._started:
+                    return (finish,)
                 self._started = True
-                return head + self._delta_prefix + b"{}" + tail
+                return (self._role_chunk(), finish)
             case ToolCallEnd() | ReasoningSignature() | RedactedReasoningBlock():
-                return b""  # nothing in the Chat format carries these
+                return ()  # nothing in the Chat format carries these
             case _:
                 assert_never(event)
 
 
 class _LegacyEncoder(_ChunkEncoder):
-    """IR events -> ``text_completion`` SSE lines (the legacy ``/v1/completions`` stream): text only."""
+    """IR events -> ``text_completion`` payloads (the legacy ``/v1/completions`` stream): text only."""
 
     __slots__ = ("_text_prefix",)
 
-    _OPEN_SUFFIX: Final = b',"index":0,"logprobs":null,"finish_reason":null}]}\n\n'
+    _OPEN_SUFFIX: Final = b',"index":0,"logprobs":null,"finish_reason":null}]}'
 
     def __init__(self, info: StreamInfo) -> None:
         super().__init__(info, b"text_completion")
         self._text_prefix = self._head + b'"choices":[{"text":'
 
-    def encode(self, event: Event) -> bytes:
+    def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case TextDelta(text=text):
-                return self._text_prefix + jsonutil.dumps(text) + self._OPEN_SUFFIX
+                return ((None, self._text_prefix + jsonutil.dumps(text) + self._OPEN_SUFFIX),)
             case UsageUpdate(usage=usage):
                 self._usage = self._usage.merge(usage)
-                return b""
+                return ()
             case Finish(reason=reason):
                 reason_json = b'"' + LEGACY_FINISH_TO_OPENAI[reason].encode() + b'"'
-                return self._text_prefix + b'"","index":0,"logprobs":null,"finish_reason":' + reason_json + b"}]}\n\n"
+                tail = b'"","index":0,"logprobs":null,"finish_reason":' + reason_json + b"}]}"
+                return ((None, self._text_prefix + tail),)
             case (
                 Start()
                 | ReasoningDelta()
@@ -931,7 +938,7 @@ class _LegacyEncoder(_ChunkEncoder):
                 | ToolCallDelta()
                 | ToolCallEnd()
             ):
-                return b""  # the legacy format has text only (no tools are offered to it)
+                return ()  # the legacy format has text only (no tools are offered to it)
             case _:
                 assert_never(event)
 

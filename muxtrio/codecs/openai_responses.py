@@ -120,6 +120,7 @@ from muxtrio.ir.request import (
 from muxtrio.ir.response import FinishReason, Response, Usage
 from muxtrio.ir.thinking import effort_for
 from muxtrio.ir.tools import namespaced_tool_name
+from muxtrio.wire.framing import Frame
 from muxtrio.wire.jsonutil import (
     JSONDecodeError,
     as_array,
@@ -136,7 +137,7 @@ from muxtrio.wire.jsonutil import (
     require_str,
     unsupported,
 )
-from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, encode_event
+from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEFramer
 
 EXT = Format.OPENAI_RESPONSES.value
 """Key of this format's extras in ``Request.extensions``."""
@@ -1001,6 +1002,7 @@ class ResponsesStreamEncoder(StreamEncoder):
     starts or the answer finishes. ``finish()`` sends the full response object, as ``emit_response`` builds it."""
 
     def __init__(self, info: StreamInfo) -> None:
+        self.framer = SSEFramer()
         self._info = info
         self._names = client_tool_names(info.request)
         self._base = _item_base(info.id)
@@ -1012,26 +1014,26 @@ class ResponsesStreamEncoder(StreamEncoder):
         self._finish: Finish | None = None
 
     # ---------------------------------------------------------------- framing
-    def _frame(self, event_type: str, fields: dict[str, Any]) -> bytes:
+    def _frame(self, event_type: str, fields: dict[str, Any]) -> tuple[Frame, ...]:
         fields["type"] = event_type
         fields["sequence_number"] = self._seq
         self._seq += 1
-        return encode_event(event_type, dumps(fields))
+        return ((event_type, dumps(fields)),)
 
-    def _lifecycle(self, event_type: str, status: str, **extra: Any) -> bytes:
+    def _lifecycle(self, event_type: str, status: str, **extra: Any) -> tuple[Frame, ...]:
         response = _response_object(self._info, status=status, output=list(self._output), **extra)
         return self._frame(event_type, {"response": response})
 
-    def _start(self) -> bytes:
+    def _start(self) -> tuple[Frame, ...]:
         if self._started:
-            return b""
+            return ()
         self._started = True
         return self._lifecycle("response.created", "in_progress", usage=None) + self._lifecycle(
             "response.in_progress", "in_progress", usage=None
         )
 
     # ---------------------------------------------------------------- events
-    def encode(self, event: Event) -> bytes:
+    def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case Start():
                 return self._start()
@@ -1055,17 +1057,17 @@ class ResponsesStreamEncoder(StreamEncoder):
             case ToolCallEnd(index=index):
                 if self._open is not None and self._open.block == index:
                     return self._close()
-                return b""
+                return ()
             case UsageUpdate(usage=usage):
                 self._usage = self._usage.merge(usage)
-                return b""
+                return ()
             case Finish():
                 self._finish = event
                 return self._start() + self._close()
             case _:
                 assert_never(event)
 
-    def _text_delta(self, index: int, text: str) -> bytes:
+    def _text_delta(self, index: int, text: str) -> tuple[Frame, ...]:
         out, item = self._item_for(index, "message")
         item.add(text)
         return out + self._frame(
@@ -1079,7 +1081,7 @@ class ResponsesStreamEncoder(StreamEncoder):
             },
         )
 
-    def _reasoning_delta(self, index: int, text: str) -> bytes:
+    def _reasoning_delta(self, index: int, text: str) -> tuple[Frame, ...]:
         out, item = self._item_for(index, "reasoning")
         if not item.summary_open:
             item.summary_open = True
@@ -1090,7 +1092,7 @@ class ResponsesStreamEncoder(StreamEncoder):
             {"item_id": item.item_id, "output_index": item.output_index, "summary_index": 0, "delta": text},
         )
 
-    def _arguments_delta(self, index: int, arguments: str) -> bytes:
+    def _arguments_delta(self, index: int, arguments: str) -> tuple[Frame, ...]:
         item = self._open
         if item is None or item.block != index or item.kind != "function_call":
             raise CodecError(f"ToolCallDelta for block {index} before its ToolCallStart", kind=ErrorKind.INTERNAL)
@@ -1100,7 +1102,7 @@ class ResponsesStreamEncoder(StreamEncoder):
             {"item_id": item.item_id, "output_index": item.output_index, "delta": arguments},
         )
 
-    def finish(self) -> bytes:
+    def final_frames(self) -> tuple[Frame, ...]:
         out = self._start() + self._close()
         reason = self._finish.reason if self._finish is not None else FinishReason.STOP
         status, incomplete = FINISH_STATUS[reason]
@@ -1109,7 +1111,7 @@ class ResponsesStreamEncoder(StreamEncoder):
         event_type = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._lifecycle(event_type, status, usage=self._usage, incomplete_reason=incomplete)
 
-    def error(self, error: MuxError) -> bytes:
+    def error_frames(self, error: MuxError) -> tuple[Frame, ...]:
         """An ``error`` event (with the error also nested under ``error``, so that openai-python's stream raises
         ``APIError`` on it), then ``response.failed`` for clients that wait for a terminal response (Codex)."""
         error_type, code = ERROR_SHAPES[error.kind]
@@ -1120,15 +1122,15 @@ class ResponsesStreamEncoder(StreamEncoder):
         return out + self._lifecycle("response.failed", "failed", usage=self._usage, error=failed)
 
     # ---------------------------------------------------------------- output items
-    def _item_for(self, block: int, kind: str) -> tuple[bytes, _OpenItem]:
+    def _item_for(self, block: int, kind: str) -> tuple[tuple[Frame, ...], _OpenItem]:
         item = self._open
         if item is not None and item.block == block and item.kind == kind:
-            return b"", item
+            return (), item
         out = self._start() + self._close() + self._open_item(block, kind)
         assert self._open is not None
         return out, self._open
 
-    def _open_item(self, block: int, kind: str, *, call_id: str = "", name: str = "") -> bytes:
+    def _open_item(self, block: int, kind: str, *, call_id: str = "", name: str = "") -> tuple[Frame, ...]:
         index = len(self._output)
         prefix = {"message": "msg", "reasoning": "rs", "function_call": "fc"}[kind]
         item = _OpenItem(block, kind, index, f"{prefix}_{self._base}_{index}", [], call_id=call_id, name=name)
@@ -1145,10 +1147,10 @@ class ResponsesStreamEncoder(StreamEncoder):
             added = _function_call_item(item.item_id, call_id, name, "", "in_progress", self._names)
         return self._frame("response.output_item.added", {"output_index": index, "item": added})
 
-    def _close(self) -> bytes:
+    def _close(self) -> tuple[Frame, ...]:
         item = self._open
         if item is None:
-            return b""
+            return ()
         self._open = None
         text = "".join(item.chunks)
         if item.kind == "message":
@@ -1157,14 +1159,14 @@ class ResponsesStreamEncoder(StreamEncoder):
             return self._close_reasoning(item, text)
         return self._close_function_call(item, text)
 
-    def _close_message(self, item: _OpenItem, text: str) -> bytes:
+    def _close_message(self, item: _OpenItem, text: str) -> tuple[Frame, ...]:
         where = {"item_id": item.item_id, "output_index": item.output_index, "content_index": 0}
         out = self._frame("response.output_text.done", {**where, "text": text, "logprobs": []})
         out += self._frame("response.content_part.done", {**where, "part": _output_text_part(text)})
         return out + self._item_done(item.output_index, _message_item(item.item_id, text))
 
-    def _close_reasoning(self, item: _OpenItem, text: str) -> bytes:
-        out = b""
+    def _close_reasoning(self, item: _OpenItem, text: str) -> tuple[Frame, ...]:
+        out: tuple[Frame, ...] = ()
         if item.summary_open:
             out += self._frame(
                 "response.reasoning_summary_text.done",
@@ -1174,7 +1176,7 @@ class ResponsesStreamEncoder(StreamEncoder):
         done = _reasoning_item(item.item_id, text if item.summary_open else None, item.signature)
         return out + self._item_done(item.output_index, done)
 
-    def _close_function_call(self, item: _OpenItem, arguments: str) -> bytes:
+    def _close_function_call(self, item: _OpenItem, arguments: str) -> tuple[Frame, ...]:
         out = self._frame(
             "response.function_call_arguments.done",
             {"item_id": item.item_id, "output_index": item.output_index, "arguments": arguments},
@@ -1182,14 +1184,14 @@ class ResponsesStreamEncoder(StreamEncoder):
         done = _function_call_item(item.item_id, item.call_id, item.name, arguments, "completed", self._names)
         return out + self._item_done(item.output_index, done)
 
-    def _whole_reasoning_item(self, encrypted: str) -> bytes:
+    def _whole_reasoning_item(self, encrypted: str) -> tuple[Frame, ...]:
         """A reasoning item with only ``encrypted_content`` (a carrier): added and done at once."""
         index = len(self._output)
         item = _reasoning_item(f"rs_{self._base}_{index}", None, encrypted)
         added = self._frame("response.output_item.added", {"output_index": index, "item": item})
         return added + self._item_done(index, item)
 
-    def _item_done(self, output_index: int, item: dict[str, Any]) -> bytes:
+    def _item_done(self, output_index: int, item: dict[str, Any]) -> tuple[Frame, ...]:
         self._output.append(item)
         return self._frame("response.output_item.done", {"output_index": output_index, "item": item})
 

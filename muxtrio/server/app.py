@@ -50,6 +50,7 @@ from muxtrio.server.management import PREFIX as MANAGEMENT_PREFIX
 from muxtrio.server.management import Management
 from muxtrio.server.observe import Observability
 from muxtrio.server.reload import Live, Reloader
+from muxtrio.server.websocket import serve_websocket
 from muxtrio.state.store import CLIENT_KEYS_TOPIC
 from muxtrio.upstream.client import REQUEST_ID
 
@@ -215,11 +216,14 @@ class MuxApp:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "websocket":
-            from muxtrio.server.websocket import serve_websocket
-
             live = self.reloader.acquire() if self.ready else None
+            config = live.config if live is not None else self.config
+            engine = live.engine if live is not None else self.engine
             try:
-                await serve_websocket(self, scope, receive, send, live)
+                await serve_websocket(
+                    scope, receive, send, config=config, engine=engine, ready=lambda: self.ready, keys=self.keys,
+                    observe=self.observe,
+                )
             finally:
                 if live is not None:
                     await self.reloader.release(live)

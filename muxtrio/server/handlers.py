@@ -39,7 +39,7 @@ from muxtrio.engine.engine import DeploymentFilter, Engine
 from muxtrio.engine.retry import error_class
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ClientError, ErrorKind, LimitError, MuxError
-from muxtrio.ir.events import UsageUpdate
+from muxtrio.ir.events import Event, UsageUpdate
 from muxtrio.ir.request import Request
 from muxtrio.ir.response import Usage
 from muxtrio.ir.tokens import estimate_tokens
@@ -58,6 +58,8 @@ from muxtrio.server.http import (
     send_whole,
     watch_disconnect,
 )
+from muxtrio.server.stream_writer import State, StreamWriter
+from muxtrio.wire.framing import Frame
 
 access_log = logging.getLogger("muxtrio.access")
 
@@ -299,75 +301,23 @@ class Generation:
             self.streams.dec()
 
     async def _stream_events(self, request: Request, send: Send) -> None:
-        interval = self.config.keepalive_interval
-        encoder: StreamEncoder | None = None
-        started = False
-
-        def new_encoder(model: str) -> StreamEncoder:
-            return self.codec.new_encoder(StreamInfo(self.response_id, model, int(time.time()), request))
-
-        async def start(enc: StreamEncoder, meta: StreamMeta) -> None:
-            nonlocal started
-            started = True
-            self.log.status = 200
-            headers = self._headers(enc.content_type, meta)
-            if enc.content_type == "text/event-stream":
-                headers.append((b"cache-control", b"no-cache"))
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-
+        writer = _HTTPStream(self, request, send)
         try:
             async with self.engine.stream(request, allow=self.allow) as events:
                 self.log.meta = events.meta
-                while True:
-                    with trio.move_on_after(interval) as idle:
-                        batch = await events.next_batch()
-                    if idle.cancelled_caught:
-                        if encoder is None:
-                            encoder = new_encoder(shown_model(self.config, request, events.meta))
-                        if encoder.keepalive is None:
-                            continue
-                        if not started:
-                            await start(encoder, events.meta)
-                        await send({"type": "http.response.body", "body": encoder.keepalive, "more_body": True})
-                        continue
-                    if batch is None:
-                        break
-                    if encoder is None:
-                        encoder = new_encoder(shown_model(self.config, request, events.meta))
-                    if not started:
-                        self.log.ttfb = time.perf_counter() - self.log.start
-                        await start(encoder, events.meta)
-                    parts: list[bytes] = []
-                    for event in batch:
-                        parts.append(encoder.encode(event))
-                        if type(event) is UsageUpdate:
-                            self.log.tokens_in = event.usage.input_tokens
-                            self.log.tokens_out = event.usage.output_tokens
-                            self.log.usage = event.usage
-                            if self.ticket is not None:
-                                self.ticket.observe(event.usage, events.meta.model)
-                        elif self.ticket is not None:
-                            self.ticket.produced(event)
-                    payload = b"".join(parts)
-                    if payload:
-                        await send({"type": "http.response.body", "body": payload, "more_body": True})
-                self.log.provider = events.meta.provider or "-"
-                if encoder is None:
-                    encoder = new_encoder(shown_model(self.config, request, events.meta))
-                    await start(encoder, events.meta)
-                tail = encoder.finish()
+                await writer.run(events)
                 if self.ticket is not None:
                     self.ticket.finished = True
         except MuxError as err:
-            await self._fail(send, err, started, encoder)
+            await self._fail(send, err, writer.state is not State.WAITING, writer.encoder)
             return
         except Exception:
-            if not started:
+            if writer.state is State.WAITING:
                 raise  # the app answers a 500 in the client's shape
             logging.getLogger("muxtrio.server").exception("unexpected error while streaming")
-            await self._fail(send, internal_error(), started, encoder)
+            await self._fail(send, internal_error(), True, writer.encoder)
             return
-        await send({"type": "http.response.body", "body": tail, "more_body": False})
+        await send({"type": "http.response.body", "body": writer.tail, "more_body": False})
 
     async def _fail(self, send: Send, err: MuxError, started: bool, encoder: StreamEncoder | None) -> None:
         """End the request with ``err``: a real status before any output, the format's error framing after."""
@@ -379,6 +329,68 @@ class Generation:
             return
         await send({"type": "http.response.body", "body": encoder.error(err), "more_body": False})
 
+
+
+class _HTTPStream(StreamWriter):
+    """A streaming HTTP answer: headers with the first batch (or the first keepalive), each batch's frames in one
+    body message through the encoder's framer, keepalive comments while the provider is silent. The last message
+    (``tail``: final frames and the framing's terminator) is sent by the caller, after the engine's scope closed."""
+
+    def __init__(self, generation: Generation, request: Request, send: Send) -> None:
+        super().__init__()
+        self.idle_interval = generation.config.keepalive_interval
+        self.tail = b""
+        self._generation = generation
+        self._request = request
+        self._send = send
+        self._log = generation.log
+        self._ticket = generation.ticket
+
+    def new_encoder(self, meta: StreamMeta) -> StreamEncoder:
+        generation = self._generation
+        model = shown_model(generation.config, self._request, meta)
+        return generation.codec.new_encoder(StreamInfo(generation.response_id, model, int(time.time()), self._request))
+
+    async def _start(self, encoder: StreamEncoder, meta: StreamMeta) -> None:
+        self.state = State.STREAMING
+        self._log.status = 200
+        headers = self._generation._headers(encoder.content_type, meta)
+        if encoder.content_type == "text/event-stream":
+            headers.append((b"cache-control", b"no-cache"))
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+
+    def observe(self, event: Event, meta: StreamMeta) -> None:
+        if type(event) is UsageUpdate:
+            self._log.tokens_in = event.usage.input_tokens
+            self._log.tokens_out = event.usage.output_tokens
+            self._log.usage = event.usage
+            if self._ticket is not None:
+                self._ticket.observe(event.usage, meta.model)
+        elif self._ticket is not None:
+            self._ticket.produced(event)
+
+    async def idle(self, meta: StreamMeta) -> None:
+        encoder = self.encoder_for(meta)
+        if encoder.keepalive is None:
+            return
+        if self.state is State.WAITING:
+            await self._start(encoder, meta)
+        await self._send({"type": "http.response.body", "body": encoder.keepalive, "more_body": True})
+
+    async def write(self, frames: list[Frame], meta: StreamMeta) -> None:
+        encoder = self.encoder_for(meta)
+        if self.state is State.WAITING:
+            self._log.ttfb = time.perf_counter() - self._log.start
+            await self._start(encoder, meta)
+        if frames:
+            await self._send({"type": "http.response.body", "body": encoder.framer.frame(frames), "more_body": True})
+
+    async def end(self, frames: list[Frame], meta: StreamMeta) -> None:
+        self._log.provider = meta.provider or "-"
+        encoder = self.encoder_for(meta)
+        if self.state is State.WAITING:
+            await self._start(encoder, meta)
+        self.tail = encoder.framer.frame(frames) + encoder.framer.close()
 
 def shown_model(config: Config, request: Request, meta: StreamMeta, upstream: str = "") -> str:
     """The model name an answer carries (``response-model``). ``requested``: the client's own name while its route

@@ -1,6 +1,6 @@
 """The numbers both ends of the multiplexed WebSocket protocol (``/v1/ws``, ``docs/websocket.md``) agree on.
 
-The server (:mod:`muxtrio.server.websocket`) and the client library (:mod:`muxtrio.client`) read them from here, so
+The server (:mod:`muxtrio.server.ws_mux`) and the client library (:mod:`muxtrio.client`) read them from here, so
 neither imports the other. Pure: constants only.
 """
 

@@ -1,4 +1,4 @@
-"""Newline-delimited JSON framing (Ollama): an incremental line splitter with a size limit, and the encoder.
+"""Newline-delimited JSON framing (Ollama): an incremental line splitter with a size limit, and the stream framer.
 
 Invariants: any split of the input yields the same lines; blank lines are skipped; a trailing ``\\r`` is stripped;
 a line longer than ``max_line_bytes`` raises :class:`EventTooLarge`. ``flush()`` returns a last line without newline.
@@ -7,7 +7,10 @@ Pure: standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from muxtrio.errors import EventTooLarge
+from muxtrio.wire.framing import Frame, Framer
 from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 
@@ -55,3 +58,14 @@ class NDJSONDecoder:
 
 def encode_line(data: bytes) -> bytes:
     return data + b"\n"
+
+
+class NDJSONFramer(Framer):
+    """Frames -> one line per payload (event names do not exist in this framing)."""
+
+    __slots__ = ()
+
+    def frame(self, frames: Sequence[Frame]) -> bytes:
+        if not frames:
+            return b""
+        return b"\n".join([data for _name, data in frames]) + b"\n"

@@ -1,4 +1,4 @@
-"""Server-sent events: an incremental, sans-IO decoder and the encoder helpers.
+"""Server-sent events: an incremental, sans-IO decoder, the encoder helpers and the stream framer.
 
 Decoder invariants:
 - Any split of the input gives the same events (lines may be cut anywhere, even between ``\\r`` and ``\\n``).
@@ -8,14 +8,20 @@ Decoder invariants:
   substring match inside content.
 - An event (or a line) larger than ``max_event_bytes`` raises :class:`EventTooLarge` instead of growing without bound.
 - ``flush()`` dispatches a final event that lacked its blank line (some servers end that way).
+
+Framer (:class:`SSEFramer`): ``event: <name>`` when a frame has a name, ``data: <payload>``, a blank line; the line
+ending is LF or CRLF (Gemini's own framing); ``close`` writes the terminator payload (``[DONE]``) where the format
+has one, never after an error.
 Pure: standard library only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from muxtrio.errors import EventTooLarge
+from muxtrio.wire.framing import Frame, Framer
 
 DEFAULT_MAX_EVENT_BYTES = 20 * 1024 * 1024
 
@@ -127,3 +133,41 @@ def encode_event(event: str, data: bytes) -> bytes:
 
 DONE = b"data: [DONE]\n\n"
 PING_COMMENT = b": ping\n\n"
+
+
+class SSEFramer(Framer):
+    """Frames -> SSE events. ``done`` is the payload that ends a normal stream (``b"[DONE]"``), if any;
+    ``error_lines`` writes error frames as bare JSON lines instead of events (Gemini's mid-stream errors, which the
+    JS SDK only recognises in that form)."""
+
+    __slots__ = ("_between", "_close", "_end", "_error_lines")
+
+    def __init__(self, *, line_end: bytes = b"\n", done: bytes | None = None, error_lines: bool = False) -> None:
+        self._end = line_end + line_end
+        self._between = self._end + b"data: "
+        self._close = b"data: " + done + self._end if done is not None else b""
+        self._error_lines = error_lines
+
+    def frame(self, frames: Sequence[Frame]) -> bytes:
+        if not frames:
+            return b""
+        end = self._end
+        payloads = [data for name, data in frames if name is None]
+        if len(payloads) == len(frames):  # data-only events (OpenAI Chat, Gemini): one join
+            return b"data: " + self._between.join(payloads) + end
+        parts: list[bytes] = []
+        line_end = end[: len(end) // 2]
+        for name, data in frames:
+            if name is not None:
+                parts += (b"event: ", name.encode(), line_end)
+            parts += (b"data: ", data, end)
+        return b"".join(parts)
+
+    def close(self) -> bytes:
+        return self._close
+
+    def fail(self, frames: Sequence[Frame]) -> bytes:
+        if self._error_lines:
+            line_end = self._end[: len(self._end) // 2]
+            return b"".join([data + line_end for _name, data in frames])
+        return self.frame(frames)
