@@ -56,10 +56,6 @@ class NDJSONDecoder:
         return [rest] if rest else []
 
 
-def encode_line(data: bytes) -> bytes:
-    return data + b"\n"
-
-
 class NDJSONFramer(Framer):
     """Frames -> one line per payload (event names do not exist in this framing)."""
 

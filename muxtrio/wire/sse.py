@@ -126,13 +126,6 @@ def encode_data(data: bytes) -> bytes:
     return b"data: " + data + b"\n\n"
 
 
-def encode_event(event: str, data: bytes) -> bytes:
-    """``event: <name>\\ndata: <payload>\\n\\n`` (the Anthropic and OpenAI Responses framing)."""
-    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
-
-
-DONE = b"data: [DONE]\n\n"
-PING_COMMENT = b": ping\n\n"
 
 
 class SSEFramer(Framer):
