@@ -29,6 +29,7 @@ import os
 import secrets
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,7 +82,7 @@ def _key(row: Sequence[Any]) -> ClientKey:
     )  # fmt: skip
 
 
-class KeyStore:
+class KeyStore(ABC):
     """The operations on both backends; a backend supplies the connection, the placeholder and transactions."""
 
     label = "keys"
@@ -92,17 +93,20 @@ class KeyStore:
         self._secret = b""
 
     # -- backend hooks
+    @abstractmethod
     def _transaction(self, fn: Callable[[Any], T]) -> T:
-        raise NotImplementedError
+        """Run ``fn(cursor)`` in one transaction of this backend."""
 
+    @abstractmethod
     def _upsert_add_sql(self) -> str:
-        raise NotImplementedError
+        """The backend's "insert, or add to the existing row" statement for counters."""
 
     def _for_update(self) -> str:
         return ""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection."""
 
     # -- helpers
     def _run(self, fn: Callable[[Any], T]) -> T:
@@ -211,7 +215,7 @@ class KeyStore:
 
         return self._run(take)
 
-    def _lock_key(self, cur: Any, key_id: str) -> None:
+    def _lock_key(self, cur: Any, key_id: str) -> None:  # noqa: B027 (a hook with a default: nothing to do)
         """Serialise slot leases of one key (SQLite: ``BEGIN IMMEDIATE`` already does)."""
 
     def lease_slots(
