@@ -36,6 +36,7 @@ from muxtrio.server.app import MuxApp
 from muxtrio.usage.record import UsageRecord
 from muxtrio.usage.store import open_store
 from tests.dashboard.browser import Page, chromium, chromium_binary, luminance_spread, png_pixels
+from tests.server.control_stack import read_body, serve_lifespan
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="Debian chromium package not installed")
 
@@ -62,18 +63,11 @@ class FakeOpenAI:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.keys_seen.append(dict(scope["headers"]).get(b"authorization", b"").decode().removeprefix("Bearer "))
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1

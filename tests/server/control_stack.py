@@ -27,6 +27,27 @@ MANAGEMENT_KEY = "mgmt-test-key-0123456789"
 CLIENT_KEY = "client-key-0001"
 
 
+
+async def serve_lifespan(receive: Any, send: Any) -> None:
+    """A fake provider's ASGI lifespan: ready at once, done at shutdown."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of an ASGI http scope."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
 class GatedProvider:
     """An OpenAI-compatible fake on a loopback port."""
 
@@ -43,21 +64,11 @@ class GatedProvider:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.requests += 1
         auth = dict(scope["headers"]).get(b"authorization", b"").decode()
         self.keys_seen.append(auth.removeprefix("Bearer "))
