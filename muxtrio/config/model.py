@@ -615,8 +615,10 @@ class MetricsConfig:
     require_key: bool = attrs.field(default=False, validator=_bool)
 
 
-COMPRESSION_CODINGS: Final = ("zstd", "br", "gzip")
-"""The response content codings muxtrio can produce (``compression.algorithms`` picks and orders them)."""
+COMPRESSION_CODINGS: Final = ("zstd", "gzip", "br")
+"""The response content codings muxtrio can produce, in its default order of preference (``compression.algorithms``
+picks and orders them): zstd costs a quarter of the CPU of the others for the same size; gzip and brotli at level 4
+tie on whole answers and gzip costs half of brotli's CPU on streams flushed per event (``perf/README.md``)."""
 
 
 def _codings(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -641,7 +643,7 @@ class CompressionConfig:
     streams: bool = attrs.field(default=False, validator=_bool)
     min_size: int = attrs.field(default=1024, validator=_int_at_least(0))
     algorithms: tuple[str, ...] = attrs.field(default=COMPRESSION_CODINGS, validator=_codings)
-    gzip_level: int = attrs.field(default=6, validator=_int_at_least(1, 9))
+    gzip_level: int = attrs.field(default=4, validator=_int_at_least(1, 9))
     zstd_level: int = attrs.field(default=3, validator=_int_at_least(1, 22))
     br_level: int = attrs.field(default=4, validator=_int_at_least(0, 11))
 

@@ -2,7 +2,7 @@
 compresses whole responses above a size threshold and, when configured, streams (SSE, NDJSON) write by write.
 
 Codings: ``zstd`` (``zstandard``), ``br`` (``brotli``) and ``gzip`` (stdlib ``zlib``); the server's preference among
-codings the client weighs equally is ``compression.algorithms`` (default zstd > br > gzip: ``perf/compression.py``).
+codings the client weighs equally is ``compression.algorithms`` (default zstd > gzip > br: ``perf/compression.py``).
 
 Invariants:
 - A response is compressed only when the client accepts a coding with q > 0 (``identity``, ``*`` and ``;q=0``
@@ -21,10 +21,13 @@ Invariants:
   end). A stream the gateway did not end (cut connection) therefore also lacks the coding's end, so it never looks
   finished; an error frame, being the last message, is finished like any end. Each message still awaits the
   server's ``send`` (backpressure unchanged).
+- A request without ``Accept-Encoding`` is not wrapped at all (identity, no ``Vary``: its answer is the one every
+  client accepts).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Iterable
@@ -223,12 +226,19 @@ class _Whole:
         self.compressor: StreamCompressor | None = None
 
 
+@functools.cache
+def _offered(algorithms: tuple[str, ...]) -> tuple[Coding, ...]:
+    return tuple(Coding(name) for name in algorithms)
+
+
 def compressing_send(send: Send, scope: Scope, settings: CompressionConfig) -> Send:
     """``send`` compressing what the response allows (see the module invariants). Wrap only non-HEAD requests."""
     if not settings.responses and not settings.streams:
         return send
     accept = accept_encoding(scope)
-    offered = tuple(Coding(name) for name in settings.algorithms)
+    if accept is None:
+        return send  # no preference stated: identity serves it, and the answer does not depend on the header
+    offered = _offered(settings.algorithms)
     whole: _Whole | None = None
     stream: StreamCompressor | None = None
 

@@ -26,7 +26,7 @@ from tests.e2e.conftest import CLIENT_KEY, PER_UPSTREAM, Stack, run_sync
 EVERYTHING = CompressionConfig(min_size=0)
 STREAMS = CompressionConfig(min_size=0, streams=True)
 CODINGS = ("gzip", "br", "zstd")
-ALL = (Coding.ZSTD, Coding.BR, Coding.GZIP)
+ALL = tuple(Coding(name) for name in CompressionConfig().algorithms)  # the default order: zstd, gzip, br
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -99,7 +99,9 @@ async def post_raw(stack: Stack, accept: str | bytes | None, body: dict[str, Any
         ("gzip;q=0.5, br;q=0.9", Coding.BR),
         ("gzip;q=0, zstd;q=0, br;q=0", None),
         ("*", Coding.ZSTD),
-        ("*;q=0.5, zstd;q=0", Coding.BR),
+        ("*;q=0.5, zstd;q=0", Coding.GZIP),
+        ("*;q=0.5, zstd;q=0, gzip;q=0", Coding.BR),
+        ("br, gzip", Coding.GZIP),  # equal weights: the server's order
         ("*;q=0", None),
         ("*;q=0, identity", None),
         ("identity", None),
@@ -118,7 +120,9 @@ def test_negotiation_follows_rfc_9110(accept: str | None, chosen: Coding | None)
 
 
 def test_negotiation_honours_the_configured_order_and_set() -> None:
+    assert ALL == (Coding.ZSTD, Coding.GZIP, Coding.BR)
     assert negotiate("zstd, gzip, br", (Coding.GZIP, Coding.ZSTD)) == Coding.GZIP
+    assert negotiate("zstd, gzip, br", (Coding.BR, Coding.ZSTD)) == Coding.BR
     assert negotiate("zstd", (Coding.GZIP,)) is None
     assert negotiate("gzip", ()) is None
 
