@@ -345,3 +345,14 @@ async def test_sdk_error_event_mid_stream_compressed(stack: Stack, client: str, 
 async def test_sdk_cut_never_looks_finished_compressed(stack: Stack, client: str, upstream: str) -> None:
     await test_resilience.test_mid_stream_cut_ends_with_an_error_never_a_normal_end(stack, client, upstream)
 
+
+
+async def test_an_answer_over_one_send_slice_is_compressed_whole(stack: Stack) -> None:
+    """Past 1 MiB the gateway hands its body to the server in slices: the client still gets one compressed body with
+    the compressed length, and the same answer decoded."""
+    prompt = "an answer longer than one send slice " * 40_000  # ~1.5 MB echoed back
+    for coding in CODINGS:
+        status, headers, raw = await post_raw(stack, coding, chat_body(prompt, model="muxtrio-echo"))
+        assert status == 200 and headers["content-encoding"] == coding
+        assert int(headers["content-length"]) == len(raw) < 200_000
+        assert prompt.strip() in orjson.loads(decode(coding, raw))["choices"][0]["message"]["content"]
