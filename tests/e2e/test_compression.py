@@ -304,9 +304,10 @@ async def test_an_error_frame_mid_stream_decodes_and_ends_the_coding(stack: Stac
     assert b'"error"' in events and not events.endswith(b"data: [DONE]\n\n")
 
 
-@pytest.mark.gateway_config(compression=STREAMS)
+@pytest.mark.gateway_config(compression=STREAMS, keepalive_interval=0.05)
 async def test_keepalives_of_a_compressed_stream_decode_at_once(stack: Stack) -> None:
-    """Headers and keepalive comments go out while the provider is silent: each one decodes when it arrives."""
+    """While the provider holds its answer the gateway writes keepalive comments: each one decodes when it arrives
+    (the provider is released only once the client decoded a keepalive after the first event)."""
     fake = stack.fake("openai")
     decoder = Decoder("gzip")
     text = b""
@@ -316,9 +317,13 @@ async def test_keepalives_of_a_compressed_stream_decode_at_once(stack: Stack) ->
         async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
             async for chunk in response.aiter_raw():
                 text += decoder.feed(chunk)
-                if b"Hello " in text and not fake.release.is_set():
+                first = text.find(b'"content":"Hello "')
+                if first >= 0 and b": ping\n\n" in text[first:] and not fake.release.is_set():
+                    stack.events.append("client:keepalive")
                     fake.release.set()
     assert decoder.finished and text.endswith(b"data: [DONE]\n\n")
+    assert "provider:openai:hang-guard" not in stack.events, stack.events
+    assert stack.events.index("client:keepalive") < stack.events.index("provider:openai:finished"), stack.events
 
 
 # The stream guarantees, re-run through every SDK with compressed streams (the SDKs' httpx advertises and decodes
