@@ -361,3 +361,66 @@ async def test_an_answer_over_one_send_slice_is_compressed_whole(stack: Stack) -
         assert status == 200 and headers["content-encoding"] == coding
         assert int(headers["content-length"]) == len(raw) < 200_000
         assert prompt.strip() in orjson.loads(decode(coding, raw))["choices"][0]["message"]["content"]
+
+
+# -- request bodies with a Content-Encoding (Codex CLI signed in with ChatGPT sends zstd level 3)
+
+CODEX_BODY = orjson.dumps({
+    "model": "responses-text", "stream": False, "instructions": "You are Codex. " * 200,
+    "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "compressed hello"}]}],
+})  # fmt: skip
+REQUEST_ENCODERS: dict[str, Any] = {
+    "zstd": lambda data: zstandard.ZstdCompressor(level=3).compress(data),
+    "gzip": lambda data: zlib.compress(data, 6, wbits=31),
+    "x-gzip": lambda data: zlib.compress(data, 6, wbits=31),
+    "deflate": zlib.compress,  # the zlib format (RFC 9110)
+    "br": brotli.compress,
+}
+
+
+async def post_encoded(stack: Stack, encoding: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    headers = {"authorization": f"Bearer {CLIENT_KEY}", "content-type": "application/json",
+               "content-encoding": encoding, "accept-encoding": "identity"}
+    async with clients.raw_client(stack.url) as client:
+        response = await client.post("/v1/responses", content=data, headers=headers)
+        return response.status_code, response.json()
+
+
+@pytest.mark.parametrize("encoding", REQUEST_ENCODERS)
+async def test_a_compressed_request_body_is_decoded(stack: Stack, encoding: str) -> None:
+    status, answer = await post_encoded(stack, encoding, REQUEST_ENCODERS[encoding](CODEX_BODY))
+    assert status == 200, answer
+    assert answer["output"][0]["content"][0]["text"] == "Hello from the fake responses provider."
+    [seen] = stack.requests("responses")
+    assert seen.model == "text" and "compressed hello" in seen.raw.decode()
+    assert "content-encoding" not in seen.headers  # the provider gets plain JSON
+
+
+async def test_raw_deflate_and_identity_are_read_too(stack: Stack) -> None:
+    raw_deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    data = raw_deflate.compress(CODEX_BODY) + raw_deflate.flush()
+    assert (await post_encoded(stack, "deflate", data))[0] == 200
+    assert (await post_encoded(stack, "identity", CODEX_BODY))[0] == 200
+
+
+async def test_bad_request_codings_are_refused_in_the_clients_format(stack: Stack) -> None:
+    status, answer = await post_encoded(stack, "zstd", CODEX_BODY)  # says zstd, is plain JSON
+    assert status == 400 and "does not decode as zstd" in answer["error"]["message"]
+    truncated = zlib.compress(CODEX_BODY, 6, wbits=31)[:-20]
+    status, answer = await post_encoded(stack, "gzip", truncated)
+    assert status == 400 and "does not decode as gzip" in answer["error"]["message"]
+    for encoding in ("compress", "gzip, zstd", "snappy"):
+        status, answer = await post_encoded(stack, encoding, CODEX_BODY)
+        assert status == 415, encoding
+        assert "zstd, gzip, deflate, br" in answer["error"]["message"]
+    assert stack.requests("responses") == []
+
+
+@pytest.mark.gateway_config(max_request_bytes=64 * 1024)
+@pytest.mark.parametrize("encoding", ["zstd", "gzip", "br"])
+async def test_a_decompression_bomb_is_a_413(stack: Stack, encoding: str) -> None:
+    bomb = REQUEST_ENCODERS[encoding](b'{"model": "responses-text", "input": "' + b"A" * (8 << 20) + b'"}')
+    assert len(bomb) < 64 * 1024
+    status, answer = await post_encoded(stack, encoding, bomb)
+    assert status == 413 and "once decoded" in answer["error"]["message"]
+    assert stack.requests("responses") == []
