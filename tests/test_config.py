@@ -1205,3 +1205,34 @@ def test_model_rules_are_read() -> None:
             thinking_budget_min=1024, thinking_budget_max=32000, thinking_off=False, source="https://example.com",
         ),
     )  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------------------- compression
+def test_compression_section_and_environment() -> None:
+    from muxtrio.config import CompressionConfig
+
+    assert parse_config({}, env={}).compression == CompressionConfig()
+    config = parse_yaml(
+        """
+        compression:
+          responses: false
+          streams: true
+          min-size: 2KiB
+          algorithms: [gzip, zstd]
+          gzip-level: 9
+          zstd-level: 19
+          br-level: 11
+        """
+    )
+    assert config.compression == CompressionConfig(
+        responses=False, streams=True, min_size=2048, algorithms=("gzip", "zstd"), gzip_level=9, zstd_level=19,
+        br_level=11,
+    )
+    env = {"MUXTRIO_COMPRESS_RESPONSES": "no", "MUXTRIO_COMPRESS_STREAMS": "on"}
+    assert parse_config({}, env=env).compression == CompressionConfig(responses=False, streams=True)
+    assert "MUXTRIO_COMPRESS_STREAMS" in error_of("{}", {"MUXTRIO_COMPRESS_STREAMS": "sometimes"})
+    assert error_of("compression: {algorithms: [deflate]}").startswith("compression.algorithms: expected a list")
+    assert error_of("compression: {algorithms: [gzip, gzip]}").startswith("compression.algorithms:")
+    assert error_of("compression: {gzip-level: 0}").startswith("compression.gzip-level: expected an integer")
+    assert error_of("compression: {min-size: lots}").startswith("compression.min-size:")
+    assert error_of("compression: {level: 3}") == "compression.level: unknown key"

@@ -40,6 +40,7 @@ from muxtrio.config.model import PROTOCOL_NAMES as PROTOCOL_NAMES
 from muxtrio.config.model import SAMPLING_FIELD_NAMES as SAMPLING_FIELD_NAMES
 from muxtrio.config.model import AccountsConfig as AccountsConfig
 from muxtrio.config.model import ClientKeysConfig as ClientKeysConfig
+from muxtrio.config.model import CompressionConfig as CompressionConfig
 from muxtrio.config.model import Config as Config
 from muxtrio.config.model import Credential as Credential
 from muxtrio.config.model import GiB as GiB

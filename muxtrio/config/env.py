@@ -60,6 +60,12 @@ def _apply_env(out: dict[str, object], origin: dict[KeyPath, str], env: Mapping[
         if value := env.get(name, "").strip():
             out[field] = _env_bool(name, value)
             origin[(field,)] = name
+    for name, field in (("MUXTRIO_COMPRESS_RESPONSES", "responses"), ("MUXTRIO_COMPRESS_STREAMS", "streams")):
+        if value := env.get(name, "").strip():
+            compression = dict(out.get("compression") or {})  # type: ignore[call-overload]
+            compression[field] = _env_bool(name, value)
+            out["compression"] = compression
+            origin[("compression", field)] = name
     if env.get("MUXTRIO_AUTH_DIR", "").strip():
         out["auth_dir"] = default_auth_dir(env)
         origin[("auth_dir",)] = "MUXTRIO_AUTH_DIR"

@@ -615,6 +615,39 @@ class MetricsConfig:
     require_key: bool = attrs.field(default=False, validator=_bool)
 
 
+COMPRESSION_CODINGS: Final = ("zstd", "gzip", "br")
+"""The response content codings muxtrio can produce, in its default order of preference (``compression.algorithms``
+picks and orders them): zstd costs a quarter of the CPU of the others for the same size; gzip and brotli at level 4
+tie on whole answers and gzip costs half of brotli's CPU on streams flushed per event (``perf/README.md``)."""
+
+
+def _codings(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (
+        isinstance(value, tuple)
+        and all(item in COMPRESSION_CODINGS for item in value)
+        and len(set(value)) == len(value)
+    ):
+        expected = f"a list of distinct codings among {', '.join(COMPRESSION_CODINGS)}"
+        raise _InvalidField((attribute.name,), f"expected {expected}, got {_show(value)}")
+
+
+@attrs.frozen
+class CompressionConfig:
+    """Response compression (``docs/http.md``): ``responses`` compresses whole answers of at least ``min_size``
+    bytes in a coding the client accepts; ``streams`` also compresses streamed answers (SSE, NDJSON), flushed at each
+    write. ``algorithms``: the codings offered, in the server's order of preference for codings the client weighs
+    equally; ``*_level``: each coding's level (gzip 1-9, zstd 1-22, brotli quality 0-11). Defaults measured in
+    ``perf/compression.py``."""
+
+    responses: bool = attrs.field(default=True, validator=_bool)
+    streams: bool = attrs.field(default=False, validator=_bool)
+    min_size: int = attrs.field(default=1024, validator=_int_at_least(0))
+    algorithms: tuple[str, ...] = attrs.field(default=COMPRESSION_CODINGS, validator=_codings)
+    gzip_level: int = attrs.field(default=4, validator=_int_at_least(1, 9))
+    zstd_level: int = attrs.field(default=3, validator=_int_at_least(1, 22))
+    br_level: int = attrs.field(default=4, validator=_int_at_least(0, 11))
+
+
 @attrs.frozen
 class ClientKeysConfig:
     """Per-team client keys (``mx-…``) kept in the usage database (see ``docs/keys.md``). ``refresh-interval``: how
@@ -770,6 +803,7 @@ class Config:
     usage: UsageConfig = attrs.field(factory=UsageConfig)
     state: StateConfig = attrs.field(factory=StateConfig)
     metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
+    compression: CompressionConfig = attrs.field(factory=CompressionConfig)
     logging: LoggingConfig = attrs.field(factory=LoggingConfig)
     client_keys: ClientKeysConfig = attrs.field(factory=ClientKeysConfig)
     prices: tuple[PriceConfig, ...] = attrs.field(default=(), validator=_tuple_of(PriceConfig, "a PriceConfig"))

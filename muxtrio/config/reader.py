@@ -138,6 +138,7 @@ _TOP_KEYS: Final = (
     "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
     "refused-credential-cooldowns", "regenerate-on-cut", "http2", "keep-alive-timeout",
     "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices", "remote-management", "reload", "state",
+    "compression",
 )  # fmt: skip
 _ACCOUNTS_KEYS: Final = ("refresh-lead", "watch-interval", "endpoints")
 _ENDPOINT_KEYS: Final = (
@@ -148,6 +149,7 @@ _REMOTE_MANAGEMENT_KEYS: Final = ("allow-remote", "secret-key")
 _RELOAD_KEYS: Final = ("watch", "poll-interval")
 _USAGE_KEYS: Final = ("dsn", "batch-size", "flush-interval", "retention-days", "queue-limit")
 _METRICS_KEYS: Final = ("enabled", "require-key")
+_COMPRESSION_KEYS: Final = ("responses", "streams", "min-size", "algorithms", "gzip-level", "zstd-level", "br-level")
 _CLIENT_KEYS_KEYS: Final = ("enabled", "refresh-interval", "sync-interval")
 _PRICE_KEYS: Final = ("input", "output", "cache-read", "cache-write")
 _STATE_KEYS: Final = ("backend", "url", "timeout", "lease-ttl", "probe-ttl", "responses-ttl", "refresh-interval")
@@ -515,10 +517,11 @@ class _Reader:
     def _read_observability(self, top: Mapping[str, object], out: dict[str, object]) -> None:
         """``usage:``, ``metrics:``, ``logging:`` and llm-mux's top-level ``log-format``, ``logging-to-file`` and
         ``request-log`` (the top-level spellings win over the section's)."""
-        sizes = {"file-max-bytes", "request-log-max-bytes", "request-log-body-bytes"}
+        sizes = {"file-max-bytes", "request-log-max-bytes", "request-log-body-bytes", "min-size"}
         for section, known, durations in (
             ("usage", _USAGE_KEYS, {"flush-interval"}),
             ("metrics", _METRICS_KEYS, set()),
+            ("compression", _COMPRESSION_KEYS, set()),
             ("state", _STATE_KEYS, {"timeout", "lease-ttl", "probe-ttl", "responses-ttl", "refresh-interval"}),
             ("logging", _LOGGING_KEYS, set()),
             ("client-keys", _CLIENT_KEYS_KEYS, {"refresh-interval", "sync-interval"}),

@@ -44,6 +44,7 @@ from muxtrio.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from muxtrio.redact import Scrubber, scrub_error
 from muxtrio.requestlog import RECORDER, RequestRecorder
 from muxtrio.server import auth, client_keys, dashboard, models
+from muxtrio.server.compression import compressing_send
 from muxtrio.server.handlers import Generation, RequestLog, internal_error, request_id_for, send_error
 from muxtrio.server.http import ClientGone, Message, Receive, Scope, Send, header, read_body, send_whole
 from muxtrio.server.management import PREFIX as MANAGEMENT_PREFIX
@@ -266,6 +267,8 @@ class MuxApp:
         recording = None
         if method == "HEAD":
             send = _without_body(send)
+        else:
+            send = compressing_send(send, scope, self.config.compression)
         self.observe.begin()
         live: Live | None = None
         try:

@@ -1,6 +1,7 @@
 """Small ASGI helpers: read a bounded body, send whole responses, watch for a client disconnect.
 
 Invariants: a body over the limit is refused before it is buffered whole (Content-Length first, then by counting);
+a body with a ``Content-Encoding`` is returned decoded, under the same limit (:mod:`muxtrio.server.request_coding`);
 every response is sent as one ``http.response.start`` plus one body message where possible (one write, no Nagle
 stall); header names are lower-case bytes.
 """
@@ -13,6 +14,7 @@ from typing import Any
 import trio
 
 from muxtrio.errors import ClientError, ErrorKind
+from muxtrio.server.request_coding import decode_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,7 +54,8 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
                 raise ClientError(ErrorKind.REQUEST_TOO_LARGE, f"request body larger than {limit} bytes")
             parts.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(parts) if len(parts) != 1 else parts[0]
+            body = b"".join(parts) if len(parts) != 1 else parts[0]
+            return decode_body(body, header(scope, b"content-encoding"), limit)
 
 
 async def send_whole(
