@@ -51,14 +51,14 @@ TAIL = 256
 
 PROVIDER_PREFIX = {"openai": "fake", "anthropic": "claude-fake", "gemini": "gemini-fake", "ollama": "llama-fake"}
 CLIENTS = ("chat", "completions", "responses", "anthropic", "gemini", "ollama", "ws")
-# What the last bytes of a complete answer hold, per client format (stream, non-stream).
-ENDS: dict[str, tuple[bytes, bytes]] = {
-    "chat": (b"data: [DONE]", b'"finish_reason":"stop"'),
-    "completions": (b"data: [DONE]", b'"finish_reason":"stop"'),
-    "responses": (b"response.completed", b'"status":"completed"'),
-    "anthropic": (b"message_stop", b'"stop_reason":"end_turn"'),
-    "gemini": (b'"finishReason":"STOP"', b'"finishReason":"STOP"'),
-    "ollama": (b'"done":true', b'"done":true'),
+# What the last bytes of a complete streamed answer hold, per client format (a whole answer must end its JSON).
+ENDS: dict[str, tuple[bytes]] = {
+    "chat": (b"data: [DONE]",),
+    "completions": (b"data: [DONE]",),
+    "responses": (b"response.completed",),
+    "anthropic": (b"message_stop",),
+    "gemini": (b'"finishReason":"STOP"',),
+    "ollama": (b'"done":true',),
 }
 
 
@@ -116,7 +116,7 @@ async def http_answer(port: int, client: str, model: str, stream: bool) -> Answe
                 first += data[:64]
             tail = (tail + data)[-TAIL:]
     answer.status = int(first.split(b" ", 2)[1]) if first.startswith(b"HTTP/1.1 ") else 0
-    answer.complete = answer.status == 200 and ENDS[client][0 if stream else 1] in tail
+    answer.complete = answer.status == 200 and (ENDS[client][0] in tail if stream else tail.rstrip().endswith(b"}"))
     return answer
 
 
