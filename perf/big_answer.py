@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -43,8 +44,8 @@ from perf import fake_provider as fake
 from perf import targets
 from perf.procs import Procs, rss_kb
 
-FAKE_PORT = 9161  # own ports: other perf runs on the box use targets' defaults
-MUX_PORT = 8461
+FAKE_PORT = int(os.environ.get("BIG_ANSWER_FAKE_PORT", "9161"))  # own ports: other perf runs use targets' defaults
+MUX_PORT = int(os.environ.get("BIG_ANSWER_PORT", "8461"))
 BUDGET = 256 * 1024
 READ = 8192
 TAIL = 256

@@ -9,11 +9,13 @@ must be the fake's, character for character, and the stream must end normally. M
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 import muxtrio.client
+from muxtrio.server.handlers import LARGE_BATCH_BYTES
 from tests.e2e import clients
-from tests.e2e.clients import PER_CLIENT, openai_client
+from tests.e2e.clients import PER_CLIENT, openai_client, raw_client
 from tests.e2e.conftest import CLIENT_KEY, PER_UPSTREAM, Stack, run_sync
 from tests.e2e.fakes import LONG_DELTAS, script_text
 
@@ -79,3 +81,26 @@ async def test_a_long_non_stream_answer_arrives_complete(stack: Stack) -> None:
     sdk.close()
     assert answer.text == script_text("long", "openai")
 
+
+
+async def test_a_long_responses_stream_repeats_the_whole_answer_in_each_done_event_in_order(stack: Stack) -> None:
+    """The Responses stream's closing events each carry the whole answer (here larger than the writer's large-batch
+    size, so they are written one frame at a time): every one must be there, whole, in the protocol's order."""
+    body = {"model": stack.model("openai", "long"), "input": "Say hello", "stream": True}
+    async with raw_client(stack.url, headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as http:
+        response = await http.post("/v1/responses", content=orjson.dumps(body))
+    assert response.status_code == 200
+    events = [orjson.loads(block.split(b"data: ", 1)[1]) for block in response.content.split(b"\n\n") if block]
+    expected = script_text("long", "openai")
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == expected
+    closing = [e for e in events if e["type"] in ("response.output_text.done", "response.content_part.done",
+                                                   "response.output_item.done", "response.completed")]
+    assert [e["type"] for e in closing] == ["response.output_text.done", "response.content_part.done",
+                                            "response.output_item.done", "response.completed"]
+    assert len(expected) > LARGE_BATCH_BYTES
+    assert closing[0]["text"] == expected
+    assert closing[1]["part"]["text"] == expected
+    assert closing[2]["item"]["content"][0]["text"] == expected
+    assert closing[3]["response"]["output"][0]["content"][0]["text"] == expected
+    assert events[-1]["type"] == "response.completed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
