@@ -42,7 +42,7 @@ import trio
 
 from perf import fake_provider as fake
 from perf import targets
-from perf.procs import Procs, rss_kb
+from perf.procs import Procs, rss_kb, wait_http
 
 FAKE_PORT = int(os.environ.get("BIG_ANSWER_FAKE_PORT", "9161"))  # own ports: other perf runs use targets' defaults
 MUX_PORT = int(os.environ.get("BIG_ANSWER_PORT", "8461"))
@@ -53,13 +53,13 @@ TAIL = 256
 PROVIDER_PREFIX = {"openai": "fake", "anthropic": "claude-fake", "gemini": "gemini-fake", "ollama": "llama-fake"}
 CLIENTS = ("chat", "completions", "responses", "anthropic", "gemini", "ollama", "ws")
 # What the last bytes of a complete streamed answer hold, per client format (a whole answer must end its JSON).
-ENDS: dict[str, tuple[bytes]] = {
-    "chat": (b"data: [DONE]",),
-    "completions": (b"data: [DONE]",),
-    "responses": (b"response.completed",),
-    "anthropic": (b"message_stop",),
-    "gemini": (b'"finishReason":"STOP"',),
-    "ollama": (b'"done":true',),
+ENDS: dict[str, bytes] = {
+    "chat": b"data: [DONE]",
+    "completions": b"data: [DONE]",
+    "responses": b"response.completed",
+    "anthropic": b"message_stop",
+    "gemini": b'"finishReason":"STOP"',
+    "ollama": b'"done":true',
 }
 
 
@@ -117,7 +117,7 @@ async def http_answer(port: int, client: str, model: str, stream: bool) -> Answe
                 first += data[:64]
             tail = (tail + data)[-TAIL:]
     answer.status = int(first.split(b" ", 2)[1]) if first.startswith(b"HTTP/1.1 ") else 0
-    answer.complete = answer.status == 200 and (ENDS[client][0] in tail if stream else tail.rstrip().endswith(b"}"))
+    answer.complete = answer.status == 200 and (ENDS[client] in tail if stream else tail.rstrip().endswith(b"}"))
     return answer
 
 
@@ -261,7 +261,7 @@ def run_rss(cases: list[tuple[str, str, bool]], tokens: int) -> list[dict[str, A
             for provider, client, stream in cases:
                 proc = procs.start("muxtrio", [str(exe), "serve", "--config", str(cfg)], "0", cwd=str(targets.ROOT))
                 try:
-                    targets.wait_http(f"http://127.0.0.1:{MUX_PORT}/v1/chat/completions",
+                    wait_http(f"http://127.0.0.1:{MUX_PORT}/v1/chat/completions",
                                       data=json.dumps({"model": model_name("openai", 5),
                                                        "messages": [{"role": "user", "content": "hi"}]}).encode())
                     trio.run(answer_call(MUX_PORT, client, model_name(provider, 5), stream))
@@ -294,7 +294,9 @@ def run_rss(cases: list[tuple[str, str, bool]], tokens: int) -> list[dict[str, A
 
 
 def table(inproc: list[dict[str, Any]], rss: list[dict[str, Any]], tokens: int) -> str:
-    key = lambda r: (r["provider"], r["client"], r["stream"])  # noqa: E731
+    def key(r: dict[str, Any]) -> tuple[str, str, bool]:
+        return (r["provider"], r["client"], r["stream"])
+
     by_rss = {key(r): r for r in rss}
     rows = inproc or rss
     lines = [f"{tokens:,}-token answer ({answer_bytes(tokens) / 1024:.0f} KB of text); KB.", "",
