@@ -17,6 +17,8 @@ the request:
 - ``-nNN``  NN content events; default: the request's max tokens field, else 1000.
 - ``-sNN``  NN bytes of text per content event; default a short ``tokN `` text.
 e.g. ``fake-d200-n30`` (30 events, 5 per second) or ``fake-n1-s20000000`` (one 20 MB event).
+Non-streaming answers are a short fixed text, unless the name has ``-n`` or ``-s``: then the answer's text is what
+the stream of that shape would carry, all of it (``fake-n100000``: a 100K-token non-stream answer).
 
 All traffic is loopback; the server runs until it is killed (the suite owns its process).
 """
@@ -59,6 +61,17 @@ def _text(shape: Shape, i: int) -> bytes:
     return b"x" * shape.size if shape.size else b"tok%d " % i
 
 
+_SHORT_ANSWER = "Hello from the fake provider."
+
+
+def answer_text(model: str) -> str:
+    """A non-stream answer's text: the whole text of the model's stream shape when the name has ``-n`` or ``-s``."""
+    if not (_COUNT.search(model) or _SIZE.search(model)):
+        return _SHORT_ANSWER
+    shape = shape_of(model, None)
+    return b"".join(_text(shape, i) for i in range(shape.count)).decode()
+
+
 # ---------------------------------------------------------------------------------------------- wire templates
 # Each format: (head events, one content event for i, tail events), all as complete frames. Content events for
 # sized text are built once and reused, so a 100 MB stream costs the fake one bytes object.
@@ -80,7 +93,7 @@ def openai_stream(model: str, shape: Shape, usage: bool) -> Iterator[bytes]:
 def openai_body(model: str) -> bytes:
     return orjson.dumps({
         "id": "chatcmpl-fake", "object": "chat.completion", "created": CREATED, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the fake provider."},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer_text(model)},
                      "finish_reason": "stop", "logprobs": None}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
     })
@@ -107,7 +120,7 @@ def anthropic_stream(model: str, shape: Shape) -> Iterator[bytes]:
 def anthropic_body(model: str) -> bytes:
     return orjson.dumps({
         "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": "Hello from the fake provider."}],
+        "content": [{"type": "text", "text": answer_text(model)}],
         "stop_reason": "end_turn", "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 7},
     })
 
@@ -127,7 +140,7 @@ def gemini_stream(model: str, shape: Shape) -> Iterator[bytes]:
 
 def gemini_body(model: str) -> bytes:
     return orjson.dumps({
-        "candidates": [{"content": {"role": "model", "parts": [{"text": "Hello from the fake provider."}]},
+        "candidates": [{"content": {"role": "model", "parts": [{"text": answer_text(model)}]},
                         "finishReason": "STOP", "index": 0}],
         "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7, "totalTokenCount": 12},
         "modelVersion": model,
@@ -153,9 +166,9 @@ def ollama_body(model: str, chat: bool) -> bytes:
                            "total_duration": 1000, "load_duration": 1, "prompt_eval_count": 5,
                            "prompt_eval_duration": 1, "eval_count": 7, "eval_duration": 1}
     if chat:
-        obj["message"] = {"role": "assistant", "content": "Hello from the fake provider."}
+        obj["message"] = {"role": "assistant", "content": answer_text(model)}
     else:
-        obj["response"] = "Hello from the fake provider."
+        obj["response"] = answer_text(model)
     return orjson.dumps(obj)
 
 

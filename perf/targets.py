@@ -70,12 +70,12 @@ class Target:
 
 # ---------------------------------------------------------------------------------------------- configs
 def muxtrio_config(port: int, workers: int, fake_port: int = FAKE_PORT, *, observability: bool = True,
-                   usage_db: Path | None = None) -> str:
+                   usage_db: Path | None = None, models: tuple[str, ...] = MODELS) -> str:
     """muxtrio's YAML: one provider per format, all on the fake, no auth, no echo model. ``observability`` False turns
     Prometheus metrics and usage records off (``perf observe`` compares both); on, usage rows go to ``usage_db``
     (the run's own directory, never the user's data directory)."""
     by_kind: dict[str, list[str]] = {"openai": [], "anthropic": [], "gemini": [], "ollama": []}
-    for model in MODELS:
+    for model in models:
         by_kind[provider_of(model)].append(model)
     base = f"http://127.0.0.1:{fake_port}"
     lines = [

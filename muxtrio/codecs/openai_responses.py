@@ -981,19 +981,22 @@ class _OpenItem:
     kind: str  # message | reasoning | function_call
     output_index: int
     item_id: str
-    chunks: list[str]
+    chunks: list[str]  # joined pieces, then the deltas since the last join
     signature: str | None = None
+    joined: int = 0  # how many leading entries of ``chunks`` are joined pieces
     summary_open: bool = False
     call_id: str = ""
     name: str = ""
 
     def add(self, text: str) -> None:
-        """Keep a delta for the final response object. Deltas are joined every few hundred, so a long answer costs
-        about a byte per character rather than a string object per token."""
+        """Keep a delta for the final response object. The latest deltas are joined into one piece every few
+        hundred, so a long answer costs about a byte per character rather than a string object per token, and each
+        character is copied once here (joining everything each time copied the answer over and over)."""
         chunks = self.chunks
         chunks.append(text)
-        if len(chunks) >= 256:
-            chunks[:] = ["".join(chunks)]
+        if len(chunks) - self.joined >= 256:
+            chunks[self.joined :] = ["".join(chunks[self.joined :])]
+            self.joined += 1
 
 
 class ResponsesStreamEncoder(StreamEncoder):

@@ -4,9 +4,12 @@ Pure bookkeeping (no IO, no clock): the engine feeds each attempt's IR events to
 what it returns to the client.
 
 - :class:`Transcript` records what the client received, in the client's block numbering: per block its kind, text
-  (or tool arguments), tool name, and whether it was closed or signed. It stops (``Progress.transcript`` becomes
-  None) beyond ``PARTIAL_ANSWER_LIMIT`` characters, so memory stays bounded; a longer answer that is cut ends with
-  the error.
+  (or tool arguments), tool name, and whether it was closed or signed. A block's deltas are joined every
+  ``_JOIN_EVERY`` into one piece, so the transcript costs about a byte per ASCII character, not a string object
+  per token. It stops (``Progress.transcript`` becomes None, its memory freed) beyond ``PARTIAL_ANSWER_LIMIT``
+  characters (64 Ki: about 16K tokens), so one stream's working memory stays within the large-answer budget
+  (issue 19: ≤ 256 KB for a 100K-token answer); an answer cut after that point is neither continued nor
+  regenerated: the client's stream ends with the original error.
 - A *continuation* asks a prefill-capable model to go on from the partial answer (text only), sent as a final
   assistant message; its first text block is merged into the last delivered block (block indices shifted), and the
   whitespace stripped from the prefill's end is dropped from the continuation's start if it repeats it.
@@ -55,7 +58,8 @@ ContentEvent: TypeAlias = (
     | ToolCallEnd
 )
 
-PARTIAL_ANSWER_LIMIT = 1 << 20  # beyond this much answer text, a cut stream is neither continued nor regenerated
+PARTIAL_ANSWER_LIMIT = 64 * 1024  # beyond this much answer text, a cut stream is neither continued nor regenerated
+_JOIN_EVERY = 128  # a block's small deltas are joined into one piece this often (pieces of ~a few hundred chars)
 
 TEXT, REASONING, REDACTED, TOOL = "text", "reasoning", "redacted", "tool"
 
@@ -90,14 +94,23 @@ def _content_of(event: ContentEvent) -> str:
 @dataclass(slots=True)
 class _Block:
     kind: str
-    chunks: list[str] = field(default_factory=list)
+    chunks: list[str] = field(default_factory=list)  # joined pieces, then the deltas since the last join
+    joined: int = 0  # how many leading entries of ``chunks`` are joined pieces
     name: str = ""  # tool name
     closed: bool = False  # the client saw it end (ToolCallEnd, or a later block began)
     signed: bool = False  # the client got its reasoning signature
 
+    def append(self, text: str) -> None:
+        chunks = self.chunks
+        chunks.append(text)
+        if len(chunks) - self.joined >= _JOIN_EVERY:  # join only the recent deltas: linear, not quadratic
+            chunks[self.joined :] = ["".join(chunks[self.joined :])]
+            self.joined += 1
+
     def text(self) -> str:
         if len(self.chunks) > 1:
             self.chunks[:] = ["".join(self.chunks)]
+            self.joined = 1
         return self.chunks[0] if self.chunks else ""
 
 
@@ -113,7 +126,7 @@ class Transcript:
         index = event.index
         if type(event) is TextDelta and index == len(self.blocks) - 1:  # the hot path: more text for the open block
             text = event.text
-            self.blocks[index].chunks.append(text)
+            self.blocks[index].append(text)
             self.chars += len(text)
             return len(text)
         while len(self.blocks) <= index:
@@ -129,7 +142,7 @@ class Transcript:
             block.signed = True
         else:
             content = _content_of(event)
-            block.chunks.append(content)
+            block.append(content)
             self.chars += len(content)
             return len(content)
         return 0

@@ -331,6 +331,10 @@ class Generation:
 
 
 
+LARGE_BATCH_BYTES = 64 * 1024
+"""A streamed batch whose frames carry more than this is written frame by frame (see ``_HTTPStream.write``)."""
+
+
 class _HTTPStream(StreamWriter):
     """A streaming HTTP answer: headers with the first batch (or the first keepalive), each batch's frames in one
     body message through the encoder's framer, keepalive comments while the provider is silent. The last message
@@ -382,8 +386,20 @@ class _HTTPStream(StreamWriter):
         if self.state is State.WAITING:
             self._log.ttfb = time.perf_counter() - self._log.start
             await self._start(encoder, meta)
-        if frames:
-            await self._send({"type": "http.response.body", "body": encoder.framer.frame(frames), "more_body": True})
+        if not frames:
+            return
+        framer = encoder.framer
+        if len(frames) > 1 and sum(len(data) for _name, data in frames) > LARGE_BATCH_BYTES:
+            # A large batch (Responses' ``*.done`` events each repeat the whole answer) is written a frame at a
+            # time, each frame released once framed, rather than copied into one body the size of the batch.
+            frames.reverse()
+            while frames:
+                body = framer.frame((frames.pop(),))
+                await self._send({"type": "http.response.body", "body": body, "more_body": True})
+            return
+        body = framer.frame(frames)
+        frames.clear()  # the frames' own buffers go before the send waits (orjson keeps >= 4 KB per output)
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def end(self, frames: list[Frame], meta: StreamMeta) -> None:
         self._log.provider = meta.provider or "-"

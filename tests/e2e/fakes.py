@@ -21,7 +21,8 @@ calls it twice in one turn (Paris, then Tokyo) and quotes both results, in order
 429 for keys ending in ``-first``. ``continue`` continues an assistant prefill. ``midstream`` sends two chunks and
 then the provider's in-band error event; ``badrequest`` is a 400 (not context length), ``flaky`` a 500 on the first
 request for that model and a normal answer after, ``down`` always the provider's overloaded status, ``silent``
-never answers at all (no status line) until the gateway gives up and closes the connection.
+never answers at all (no status line) until the gateway gives up and closes the connection. ``long`` is a
+12,000-delta text answer (``LONG_DELTAS``), for the large-answer tests.
 The answers are provider-neutral scripts (``tests/fixtures/transcripts/scripts.json``) rendered here into each wire
 format; error bodies are data too (``tests/fixtures/transcripts/errors.json``). Shapes follow the providers' API
 references: platform.openai.com/docs/api-reference/chat-streaming and /responses-streaming,
@@ -56,10 +57,12 @@ from tests.e2e.family_rules import FAMILY_MODELS, family_refusal
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
 SCRIPTS: dict[str, Any] = json.loads((TRANSCRIPTS / "scripts.json").read_text(encoding="utf-8"))
 ERRORS: dict[str, Any] = json.loads((TRANSCRIPTS / "errors.json").read_text(encoding="utf-8"))
+LONG_DELTAS = 12_000  # ``long``: a long answer of token-sized deltas (~84K chars: past the failover transcript cap)
+SCRIPTS["long"] = [["text", f"w{i:05d} "] for i in range(LONG_DELTAS)]
 
 BEHAVIOURS = (
     "text", "think", "tool", "thinktool", "ratelimit", "ctxlimit", "hold", "cut", "endless", "keyed", "continue",
-    "midstream", "badrequest", "flaky", "down", "silent", "tools2", "nstool",
+    "midstream", "badrequest", "flaky", "down", "silent", "tools2", "nstool", "long",
 )  # fmt: skip
 CREATED = 1_700_000_000
 CREATED_AT = "2025-01-01T00:00:00.000000Z"

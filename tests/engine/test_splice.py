@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from muxtrio.engine.splice import Progress, Splice, SpliceDiverged, Transcript
+from muxtrio.engine.splice import PARTIAL_ANSWER_LIMIT, Progress, Splice, SpliceDiverged, Transcript
 from muxtrio.ir import Finish, FinishReason, Message, Request, Role, Start, Text, TextDelta, UsageUpdate
 from muxtrio.ir.events import (
     Event,
@@ -115,3 +115,34 @@ def test_continuation_after_a_regeneration_builds_on_everything_delivered() -> N
     request = progress.continuation(REQUEST)
     assert request is not None and request.messages[-1] == Message(Role.ASSISTANT, (Text("alpha beta"),))
     assert progress.stitch([TextDelta(0, " gamma")], held) == [TextDelta(0, "gamma")]
+
+
+def _long_text_events(chars: int) -> list[Event]:
+    """Text deltas of 7 characters each (a token-sized delta), ``chars`` characters in all."""
+    text = "".join(f"t{i % 100000:05d} " for i in range(chars // 7 + 1))[:chars]
+    return [TextDelta(0, text[i : i + 7]) for i in range(0, chars, 7)]
+
+
+def test_a_long_answer_within_the_cap_is_continued_with_every_character_in_order() -> None:
+    """Many small deltas are joined into pieces as they come; the prefill must still be the exact text."""
+    events = _long_text_events(PARTIAL_ANSWER_LIMIT - 100)
+    progress = Progress(transcript=Transcript())
+    progress.stitch([Start("r1", "m"), *events], [])
+    assert progress.transcript is not None
+    assert len(progress.transcript.blocks[0].chunks) < len(events) // 100  # joined, not one string per delta
+    request = progress.continuation(REQUEST)
+    expected = "".join(e.text for e in events if isinstance(e, TextDelta)).rstrip()
+    assert request is not None and request.messages[-1] == Message(Role.ASSISTANT, (Text(expected),))
+
+
+def test_an_answer_past_the_cap_is_neither_continued_nor_regenerated() -> None:
+    """Past ``PARTIAL_ANSWER_LIMIT`` characters the transcript is dropped: a cut then ends with the original error
+    (the engine finds no recovery request), and the rest of the stream still flows to the client unchanged."""
+    events = _long_text_events(PARTIAL_ANSWER_LIMIT + 7)
+    progress = Progress(transcript=Transcript())
+    out = progress.stitch([Start("r1", "m"), *events], [])
+    assert out[1:] == events
+    assert progress.transcript is None
+    assert progress.stitch([TextDelta(0, "more")], []) == [TextDelta(0, "more")]
+    assert progress.continuation(REQUEST) is None
+    assert progress.regeneration(REQUEST) is None
