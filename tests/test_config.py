@@ -804,9 +804,11 @@ def test_sizes_and_the_rest_of_the_top_level_keys() -> None:
         circuit-breaker: {failures: 3, open-seconds: 1m}
         refused-credential-cooldowns: [30s, 5m, 2h]
         regenerate-on-cut: false
+        recover-max-chars: 200000
         """
     )
     assert config.refused_credential_cooldowns == (30.0, 300.0, 7200.0) and config.regenerate_on_cut is False
+    assert config.recover_max_chars == 200000
     assert (config.max_request_bytes, config.max_event_bytes, config.stream_buffer_bytes) == (
         50 * 1024 * 1024,
         512 * 1024,

@@ -798,6 +798,7 @@ class Config:
         default=(60.0, 600.0, 3600.0), validator=_cooldown_ladder
     )
     regenerate_on_cut: bool = attrs.field(default=True, validator=_bool)
+    recover_max_chars: int = attrs.field(default=64 * 1024, validator=_int_at_least(0))
     workers: int = attrs.field(default=1, validator=_int_at_least(1))
     echo_model: bool = attrs.field(default=True, validator=_bool)
     usage: UsageConfig = attrs.field(factory=UsageConfig)

@@ -136,7 +136,7 @@ _TOP_KEYS: Final = (
     "keepalive-interval", "shutdown-grace", "max-request-size", "max-event-size", "max-response-size",
     "circuit-breaker", "workers", "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file",
     "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
-    "refused-credential-cooldowns", "regenerate-on-cut", "http2", "keep-alive-timeout",
+    "refused-credential-cooldowns", "regenerate-on-cut", "recover-max-chars", "http2", "keep-alive-timeout",
     "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices", "remote-management", "reload", "state",
     "compression",
 )  # fmt: skip
@@ -343,7 +343,7 @@ class _Reader:
         out: dict[str, object] = {}
         for key in (
             "host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model", "hosted-tools",
-            "response-model", "regenerate-on-cut", "http2",
+            "response-model", "regenerate-on-cut", "recover-max-chars", "http2",
         ):  # fmt: skip
             if key in top:
                 self._put(out, (), key.replace("-", "_"), top[key], key)

@@ -858,8 +858,9 @@ class Engine:
         allow: DeploymentFilter | None = None,
     ) -> None:
         progress = Progress()
-        if self._recoverable(request):
+        if self.config.recover_max_chars and self._recoverable(request):
             progress.transcript = Transcript()
+            progress.transcript_limit = self.config.recover_max_chars
         async with send:
 
             async def attempt(candidate: Candidate, req: Request) -> None:

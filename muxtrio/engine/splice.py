@@ -6,8 +6,9 @@ what it returns to the client.
 - :class:`Transcript` records what the client received, in the client's block numbering: per block its kind, text
   (or tool arguments), tool name, and whether it was closed or signed. A block's deltas are joined every
   ``_JOIN_EVERY`` into one piece, so the transcript costs about a byte per ASCII character, not a string object
-  per token. It stops (``Progress.transcript`` becomes None, its memory freed) beyond ``PARTIAL_ANSWER_LIMIT``
-  characters (64 Ki: about 16K tokens), so one stream's working memory stays within the large-answer budget
+  per token. It stops (``Progress.transcript`` becomes None, its memory freed) beyond ``Progress.transcript_limit``
+  characters (``recover-max-chars``, default 64 Ki: about 16K tokens), so one stream's working memory stays within
+  the large-answer budget
   (issue 19: ≤ 256 KB for a 100K-token answer); an answer cut after that point is neither continued nor
   regenerated: the client's stream ends with the original error.
 - A *continuation* asks a prefill-capable model to go on from the partial answer (text only), sent as a final
@@ -58,7 +59,7 @@ ContentEvent: TypeAlias = (
     | ToolCallEnd
 )
 
-PARTIAL_ANSWER_LIMIT = 64 * 1024  # beyond this much answer text, a cut stream is neither continued nor regenerated
+PARTIAL_ANSWER_LIMIT = 64 * 1024  # `recover-max-chars` default: past it a cut stream is not continued or regenerated
 _JOIN_EVERY = 128  # a block's small deltas are joined into one piece this often (pieces of ~a few hundred chars)
 
 TEXT, REASONING, REDACTED, TOOL = "text", "reasoning", "redacted", "tool"
@@ -238,6 +239,7 @@ class Progress:
     attempt_usage: Usage = field(default_factory=Usage)
     attempt_chars: int = 0  # content characters the current attempt added to the client's stream
     transcript: Transcript | None = None  # what the client has, while a recovery stays possible
+    transcript_limit: int = PARTIAL_ANSWER_LIMIT  # characters recorded at most (`recover-max-chars`)
     splice: Splice | None = None  # set while the current attempt is a regeneration
 
     def stitch(self, events: list[Event], held: list[Event]) -> list[Event]:
@@ -276,7 +278,7 @@ class Progress:
         transcript = self.transcript
         if transcript is not None:
             self.attempt_chars += transcript.add(event)
-            if transcript.chars > PARTIAL_ANSWER_LIMIT:
+            if transcript.chars > self.transcript_limit:
                 self.transcript = None  # too long to resend or to match: a cut will end with an error
 
     def _emit(self, event: Event, out: list[Event], held: list[Event]) -> None:

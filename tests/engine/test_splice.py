@@ -146,3 +146,13 @@ def test_an_answer_past_the_cap_is_neither_continued_nor_regenerated() -> None:
     assert progress.stitch([TextDelta(0, "more")], []) == [TextDelta(0, "more")]
     assert progress.continuation(REQUEST) is None
     assert progress.regeneration(REQUEST) is None
+
+
+def test_a_raised_cap_keeps_a_longer_answer_recoverable() -> None:
+    """``recover-max-chars`` sets the cap: an answer past the default is still continued when the cap is higher."""
+    events = _long_text_events(PARTIAL_ANSWER_LIMIT * 2)
+    progress = Progress(transcript=Transcript(), transcript_limit=PARTIAL_ANSWER_LIMIT * 3)
+    progress.stitch([Start("r1", "m"), *events], [])
+    request = progress.continuation(REQUEST)
+    expected = "".join(e.text for e in events if isinstance(e, TextDelta)).rstrip()
+    assert request is not None and request.messages[-1] == Message(Role.ASSISTANT, (Text(expected),))
