@@ -31,12 +31,12 @@ import h2.events
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.events import Event, RawData
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedError, H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.task_group import TaskGroup
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
@@ -120,14 +120,23 @@ class _SignallingTaskGroup(TaskGroup):
             return await super().spawn_app(app, config, scope, send)
         signal = DisconnectSignal()
         scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = signal
-        put = await super().spawn_app(app, config, scope, send)
+        return _SignalledPut(signal, await super().spawn_app(app, config, scope, send))
 
-        async def put_signalled(message: Any) -> None:
-            if message.get("type") == "http.disconnect":
-                signal.fire()
-            await put(message)
 
-        return put_signalled
+class _SignalledPut:
+    """The app queue's ``put`` for one request, firing its :class:`DisconnectSignal` on ``http.disconnect``. A slotted
+    object rather than a closure: smaller (no function object and cells), and it lives as long as the request."""
+
+    __slots__ = ("_put", "_signal")
+
+    def __init__(self, signal: DisconnectSignal, put: Callable[[Any], Awaitable[None]]) -> None:
+        self._signal = signal
+        self._put = put
+
+    async def __call__(self, message: Any) -> None:
+        if message.get("type") == "http.disconnect":
+            self._signal.fire()
+        await self._put(message)
 
 
 class _CloseConnection(Exception):
@@ -184,6 +193,25 @@ class SupervisedConnection(TCPServer):
             await self.protocol.initiate()
             await self.idle_task.restart(task_group, self._idle_timeout)
             await self._read_data()
+
+    async def _read_data(self) -> None:
+        """Hypercorn's read loop, without a cancel scope per read when no ``read_timeout`` is set (the default):
+        the connection then holds one cancel scope and its status fewer while it waits for the client."""
+        timeout = self.config.read_timeout
+        receive_some = self.stream.receive_some
+        while True:
+            try:
+                if not timeout:  # None or 0: no read timeout (as Hypercorn reads it)
+                    data = await receive_some(MAX_RECV)
+                else:
+                    with trio.fail_after(timeout):
+                        data = await receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            await self.protocol.handle(RawData(bytes(data)))  # TLS streams give a bytearray
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
 
 
 def _failures(exc: BaseException) -> str:
