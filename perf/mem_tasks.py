@@ -17,6 +17,7 @@ process serves after one warm-up request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
 import tempfile
@@ -56,12 +57,18 @@ def _chain(coro: Any) -> list[Any]:
     return out
 
 
-def _frame_of(obj: Any) -> types.FrameType | None:
-    return getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None) or getattr(obj, "gi_frame", None)
+def _code(obj: Any) -> types.CodeType | None:
+    code = getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None) or getattr(obj, "gi_code", None)
+    return code if isinstance(code, types.CodeType) else None
+
+
+def _file(obj: Any) -> str:
+    code = _code(obj)
+    return code.co_filename if code is not None else ""
 
 
 def _name(obj: Any) -> str:
-    code = getattr(obj, "cr_code", None) or getattr(obj, "ag_code", None) or getattr(obj, "gi_code", None)
+    code = _code(obj)
     return _short(code) if code is not None else type(obj).__qualname__
 
 
@@ -88,10 +95,8 @@ def _owners() -> dict[int, str]:
                 owners.setdefault(id(raw), f"{kind.__module__.split('.')[0]}.{kind.__qualname__}.__dict__")
         for cls in kind.__mro__:
             for slot in cls.__dict__.get("__slots__", ()):
-                try:
+                with contextlib.suppress(AttributeError, TypeError):
                     attrs[slot] = getattr(obj, slot)
-                except (AttributeError, TypeError):
-                    pass
         for attr, value in attrs.items():
             if isinstance(value, (set, list, bytearray, dict, deque_type)):
                 owners.setdefault(id(value), f"{kind.__module__.split('.')[0]}.{kind.__qualname__}.{attr}")
@@ -143,15 +148,13 @@ def _analyse(n: int, baseline_ids: set[int]) -> str:
     for task in tasks:
         chain = _chain(task.coro)
         names = tuple(_name(c) for c in chain)
-        if any("perf/driver" in (getattr(_frame_of(c), "f_code", None) or types.SimpleNamespace(co_filename="")).co_filename
-               for c in chain):
+        if any("perf/driver" in _file(c) for c in chain):
             driver_tasks += 1
             continue
         if id(task) in baseline_ids:
             continue
         chains[names] += 1
         for c in chain:
-            frame = _frame_of(c)
             frames += 1
             frame_bytes += sys.getsizeof(c)
     lines = [f"{n} streams; gateway tasks new since the warm-up: {sum(chains.values())} "
@@ -194,7 +197,7 @@ def _analyse(n: int, baseline_ids: set[int]) -> str:
     for obj in gc.get_objects():
         if isinstance(obj, h11.Connection) and id(obj) not in baseline_ids:
             side = "server (hypercorn)" if obj.our_role is h11.SERVER else "client (httpcore2 or driver)"
-            data = obj._receive_buffer._data  # noqa: SLF001 - measuring
+            data = obj._receive_buffer._data
             buffers[side].append(sys.getsizeof(data))
     lines += ["| h11 receive buffer | connections | mean capacity (bytes) | max |", "|---|---:|---:|---:|"]
     for side, caps in buffers.items():
@@ -207,7 +210,7 @@ async def _measure(n: int, config_path: Path, port: int) -> str:
     hc = hypercorn_config(config)
     app = MuxApp(config)
     stop, now = trio.Event(), trio.Event()
-    body = driver.chat("fake-d1000-n60", stream=True, max_tokens=60)
+    body = driver.chat("fake-d1000-n600", stream=True, max_tokens=600)
     report: list[str] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: listener.serve(app, hc, http2=False, sockets=None, stop=stop, now=now))
@@ -223,12 +226,13 @@ async def _measure(n: int, config_path: Path, port: int) -> str:
             if not report:
                 report.append(trio.from_thread.run_sync(lambda: _analyse(n, baseline_ids), trio_token=token))
 
-        await driver.hold_streams(port, "/v1/chat/completions", body, n, ramp_deadline=120, hold_s=1.5,
-                                  sample=sample, sample_every=1.0)
+        held = await driver.hold_streams(port, "/v1/chat/completions", body, n, ramp_deadline=120, hold_s=1.5,
+                                         sample=sample, sample_every=1.0)
         stop.set()
         now.set()
         nursery.cancel_scope.cancel()
-    return report[0] if report else "no sample taken"
+    status = f"driver: {held.opened} opened, {held.started} started, {held.failed} failed, ramp {held.ramp_s} s\n"
+    return status + (report[0] if report else "no sample taken")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,6 +152,9 @@ class GuardedSend:
 class Generation:
     """Serves one generation (or token-count) request for one client format."""
 
+    __slots__ = ("allow", "codec", "config", "engine", "fmt", "hints", "keys", "log", "response_id", "streams",
+                 "ticket")
+
     def __init__(
         self,
         config: Config,
@@ -328,6 +331,8 @@ class _HTTPStream(StreamWriter):
     """A streaming HTTP answer: headers with the first batch (or the first keepalive), each batch's frames in one
     body message through the encoder's framer, keepalive comments while the provider is silent. The last message
     (``tail``: final frames and the framing's terminator) is sent by the caller, after the engine's scope closed."""
+
+    __slots__ = ("_generation", "_log", "_request", "_send", "_ticket", "idle_interval", "tail")
 
     def __init__(self, generation: Generation, request: Request, send: Send) -> None:
         super().__init__()

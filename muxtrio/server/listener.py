@@ -14,7 +14,9 @@ Invariants:
   the client is still sending its body) is acknowledged for flow control and dropped, instead of failing the
   connection (Hypercorn 0.18 raises ``KeyError`` there).
 - Every HTTP request gets a :class:`~muxtrio.server.http.DisconnectSignal` (scope extension ``muxtrio.disconnect``),
-  fired when Hypercorn queues ``http.disconnect`` for it (connection closed, HTTP/2 stream reset).
+  fired when Hypercorn queues ``http.disconnect`` for it (connection closed, HTTP/2 stream reset). Its messages
+  reach the app through a bounded queue of Hypercorn's size (``max_app_queue_size``) that checkpoints as a memory
+  channel does.
 - Shutdown: ``stop`` ends accepting and lets open requests finish for up to ``graceful_timeout`` seconds; ``now``
   (checked while draining) cancels them at once. Idle keep-alive connections close as soon as the drain starts.
 """
@@ -36,6 +38,7 @@ from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedError, H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.task_group import TaskGroup
+from hypercorn.trio.task_group import _handle as run_app
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
@@ -111,7 +114,8 @@ class GatewayProtocol:
 class _SignallingTaskGroup(TaskGroup):
     """Hypercorn's per-connection task group, which also hands every HTTP request a :class:`DisconnectSignal`
     (scope extension ``muxtrio.disconnect``) and fires it as it queues ``http.disconnect`` for the app: a handler
-    learns that its client went away without a watcher task of its own per request."""
+    learns that its client went away without a watcher task of its own per request. An HTTP request's messages go
+    through an :class:`_AppQueue` instead of a trio memory channel."""
 
     async def spawn_app(
         self, app: AppWrapper, config: HypercornConfig, scope: Any, send: Callable[[Any], Awaitable[None]]
@@ -120,23 +124,67 @@ class _SignallingTaskGroup(TaskGroup):
             return await super().spawn_app(app, config, scope, send)
         signal = DisconnectSignal()
         scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = signal
-        return _SignalledPut(signal, await super().spawn_app(app, config, scope, send))
+        queue = _AppQueue(signal, config.max_app_queue_size)
+        assert self._nursery is not None  # spawn_app runs inside the task group
+        self._nursery.start_soon(
+            run_app, app, config, scope, queue.get, send, trio.to_thread.run_sync, trio.from_thread.run
+        )
+        return queue.put
 
 
-class _SignalledPut:
-    """The app queue's ``put`` for one request, firing its :class:`DisconnectSignal` on ``http.disconnect``. A slotted
-    object rather than a closure: smaller (no function object and cells), and it lives as long as the request."""
+class _AppQueue:
+    """The messages Hypercorn hands one HTTP request's app (body chunks, ``http.disconnect``): at most ``limit``
+    waiting (``max_app_queue_size``, Hypercorn's bound), ``put`` waiting for room beyond that, ``get`` for a message;
+    both checkpoint as a trio memory channel's ``send`` and ``receive`` do. ``put`` fires the request's
+    :class:`DisconnectSignal` on ``http.disconnect``.
 
-    __slots__ = ("_put", "_signal")
+    Why not the memory channel Hypercorn uses: an open stream holds this queue for its whole life, and a memory
+    channel is a state object with a deque, two ordered dicts, two channel objects and their task sets (~1.5 KB per
+    request, ``perf/mem_tasks.py``); this is one small object, and a parking lot only while someone waits."""
 
-    def __init__(self, signal: DisconnectSignal, put: Callable[[Any], Awaitable[None]]) -> None:
+    __slots__ = ("_items", "_limit", "_lot", "_signal")
+
+    def __init__(self, signal: DisconnectSignal, limit: int) -> None:
+        self._items: list[Any] = []
+        self._limit = max(1, limit)
+        self._lot: trio.lowlevel.ParkingLot | None = None
         self._signal = signal
-        self._put = put
 
-    async def __call__(self, message: Any) -> None:
+    def _wait(self) -> Awaitable[None]:
+        if self._lot is None:
+            self._lot = trio.lowlevel.ParkingLot()
+        return self._lot.park()
+
+    def _wake(self) -> None:
+        if self._lot is not None and self._lot:
+            self._lot.unpark_all()
+
+    async def put(self, message: Any) -> None:
         if message.get("type") == "http.disconnect":
             self._signal.fire()
-        await self._put(message)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if len(self._items) < self._limit:
+            self._items.append(message)
+            self._wake()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        while len(self._items) >= self._limit:
+            await self._wait()
+        self._items.append(message)
+        self._wake()
+
+    async def get(self) -> Any:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._items:
+            message = self._items.pop(0)
+            self._wake()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return message
+        while not self._items:
+            await self._wait()
+        message = self._items.pop(0)
+        self._wake()
+        return message
 
 
 class _CloseConnection(Exception):
