@@ -23,7 +23,6 @@ to route.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -213,15 +212,12 @@ class MuxApp:
         if engine is not None:
             engine.state.subscribe(CLIENT_KEYS_TOPIC, lambda _key_id: self.keys.refresh_now())
 
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # An HTTP request runs as ``_http``'s coroutine itself (no wrapper frame held for an open stream's life).
-        if scope["type"] == "http":
-            return self._http(scope, receive, send)
-        return self._other(scope, receive, send)
-
-    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A coroutine function on purpose: ASGI servers (Hypercorn's ``serve``) tell ASGI from WSGI apps by that.
         kind = scope["type"]
-        if kind == "websocket":
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
             live = self.reloader.acquire() if self.ready else None
             config = live.config if live is not None else self.config
             engine = live.engine if live is not None else self.engine
