@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -84,29 +85,31 @@ class Exchange:
     provider: str
     method: str
     url: str
-    request_headers: dict[str, str]
+    request_headers: Mapping[str, str]  # as sent, masked when written (no masked copy held per open stream)
     request_body: Capture
     start: float = field(default_factory=time.perf_counter)
     status: int | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
+    response_headers: Mapping[str, str] = field(default_factory=lambda: _NO_HEADERS)  # as received, masked when written
     response_body: Capture | None = None
     error: str | None = None
     end: float | None = None
     head: float | None = None  # when the response head arrived
-    phases: dict[str, float] = field(default_factory=dict)  # connection phases (debug), ms since the attempt began
+    phases: dict[str, float] | None = None  # connection phases (debug), ms since the attempt began
 
     async def trace(self, name: str, info: Mapping[str, Any]) -> None:
         """The HTTP client's trace hook (set only with ``debug: true``): notes when the TCP connect, the TLS
         handshake and the response headers completed. A reused connection has no connect phase."""
         for phase, suffix in _PHASES:
             if name.endswith(suffix):
+                if self.phases is None:
+                    self.phases = {}
                 self.phases.setdefault(phase, round((time.perf_counter() - self.start) * 1000, 1))
 
     def respond(self, status: int, headers: Mapping[str, str], capture: bool) -> Capture | None:
         """Note the response head; returns the capture for its body when bodies are captured."""
         self.head = time.perf_counter()
         self.status = status
-        self.response_headers = mask_headers(headers)
+        self.response_headers = headers
         if capture:
             self.response_body = Capture(self.request_body.limit)
         return self.response_body
@@ -121,10 +124,10 @@ class Exchange:
             "provider": self.provider,
             "method": self.method,
             "url": scrub(self.url),
-            "request_headers": _scrubbed(self.request_headers, scrub),
+            "request_headers": _scrubbed(mask_headers(self.request_headers), scrub),
             "request_body": self.request_body.text(scrub),
             "status": self.status,
-            "response_headers": _scrubbed(self.response_headers, scrub),
+            "response_headers": _scrubbed(mask_headers(self.response_headers), scrub),
             "response_body": None if self.response_body is None else self.response_body.text(scrub),
             "error": None if self.error is None else scrub(self.error),
             "duration_ms": None if self.end is None else round((self.end - self.start) * 1000, 1),
@@ -138,26 +141,25 @@ class RequestRecorder:
     ``capture_responses`` (``request-log: true``): a failed request's log otherwise carries each attempt's status,
     headers and error text, so an open stream never holds a copy of what it relayed."""
 
+    __slots__ = ("body_limit", "capture_responses", "client_body", "debug", "exchanges", "start")
+
     def __init__(self, body_limit: int, *, capture_responses: bool, debug: bool = False) -> None:
         self.body_limit = body_limit
         self.capture_responses = capture_responses
         self.debug = debug  # trace connection phases of each attempt (``debug: true``)
         self.client_body = Capture(body_limit)
         self.exchanges: list[Exchange] = []
-        self.marks: dict[str, float] = {}
         self.start = time.perf_counter()
-
-    def mark(self, name: str) -> None:
-        """Record a timing point (routing, first byte, ...), in ms since the request started."""
-        self.marks.setdefault(name, round((time.perf_counter() - self.start) * 1000, 1))
 
     def upstream(self, provider: str, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Exchange:
         capture = Capture(self.body_limit)
         capture.add(body)  # a reference: the engine holds the request body for the attempt anyway
-        exchange = Exchange(provider, method, url, mask_headers(headers), capture)
+        exchange = Exchange(provider, method, url, headers, capture)
         self.exchanges.append(exchange)
         return exchange
 
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 RECORDER: ContextVar[RequestRecorder | None] = ContextVar("muxtrio_request_recorder", default=None)
 
@@ -228,5 +230,5 @@ def build_entry(
         "headers": _scrubbed(mask_headers(headers), scrub),
         "client_body": recorder.client_body.text(scrub),
         "upstream": [exchange.as_dict(scrub) for exchange in recorder.exchanges],
-        "timings": {**recorder.marks, **extra_timings},
+        "timings": dict(extra_timings),
     }

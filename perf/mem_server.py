@@ -140,14 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--streams", type=int, default=200)
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--tracebacks", type=int, default=10, help="how many of the largest allocation paths to show")
+    ap.add_argument("--port", type=int, default=targets.MUX_PORT, help="the gateway's port")
+    ap.add_argument("--fake-port", type=int, default=targets.FAKE_PORT, help="the fake provider's port")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         procs = Procs(Path(tmp))
         try:
-            targets.start_fake(procs, targets.FAKE_PORT, "1", "fake-provider")
+            targets.start_fake(procs, args.fake_port, "1", "fake-provider")
             cfg = Path(tmp) / "muxtrio.yaml"
-            cfg.write_text(targets.muxtrio_config(targets.MUX_PORT, 1))
-            print(trio.run(_measure, args.streams, args.top, cfg, targets.MUX_PORT, args.tracebacks))
+            cfg.write_text(targets.muxtrio_config(args.port, 1, args.fake_port))
+            print(trio.run(_measure, args.streams, args.top, cfg, args.port, args.tracebacks))
         finally:
             procs.stop_all()
     return 0

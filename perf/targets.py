@@ -36,6 +36,7 @@ LITELLM2_PORT = 4402
 # Every model name a scenario uses. Suffixes: -dMS pace, -nEVENTS, -sBYTES per event.
 MODELS = (
     "fake", "fake-n1000", "fake-n5", "fake-n100", "fake-d1000-n60", "fake-s16384-n6400", "fake-n1-s20000000",
+    "fake-d1000-n600",  # perf.mem_tasks / perf.mem_rss: slow streams that outlive a slow ramp on a busy box
     "claude-fake", "claude-fake-n1000", "claude-fake-n5",
     "gemini-fake", "gemini-fake-n1000", "gemini-fake-n5",
     "llama-fake", "llama-fake-n1000",

@@ -56,6 +56,8 @@ class ConsumerStalled(Exception):
 class BytePool:
     """A per-stream byte budget. ``acquire`` waits while the budget is spent; ``release`` gives it back."""
 
+    __slots__ = ("_freed", "_in_use", "_peak", "_waits", "capacity", "waiting")
+
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
             raise ValueError("pool capacity must be positive")
@@ -64,7 +66,7 @@ class BytePool:
         self._peak = 0
         self._waits = 0
         self.waiting = False  # the producer waits for budget now (a writer stalled by backpressure)
-        self._freed = trio.Event()
+        self._freed: trio.Event | None = None  # made when the producer first waits (most streams never do)
 
     def try_acquire(self, size: int) -> int | None:
         """Take ``size`` bytes (clamped to the capacity) if they are free now; None if the caller must wait."""
@@ -86,8 +88,8 @@ class BytePool:
             with trio.move_on_after(patience):
                 while (taken := self.try_acquire(size)) is None:
                     self._waits += 1
-                    self._freed = trio.Event()
-                    await self._freed.wait()
+                    freed = self._freed = trio.Event()
+                    await freed.wait()
                 return taken
         finally:
             self.waiting = False
@@ -96,7 +98,8 @@ class BytePool:
     def release(self, size: int) -> None:
         if size:
             self._in_use -= size
-            self._freed.set()
+            if self._freed is not None:
+                self._freed.set()
 
     def statistics(self) -> PoolStatistics:
         return PoolStatistics(self.capacity, self._in_use, self._peak, self._waits)
@@ -139,6 +142,8 @@ class EventStream:
 
     Asking for the next item releases the budget of the previous one.
     """
+
+    __slots__ = ("_failure", "_held", "_receive", "meta", "pool")
 
     def __init__(self, receive: trio.MemoryReceiveChannel[Batch | Failure], pool: BytePool, meta: StreamMeta) -> None:
         self._receive = receive

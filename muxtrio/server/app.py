@@ -213,6 +213,7 @@ class MuxApp:
             engine.state.subscribe(CLIENT_KEYS_TOPIC, lambda _key_id: self.keys.refresh_now())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A coroutine function on purpose: ASGI servers (Hypercorn's ``serve``) tell ASGI from WSGI apps by that.
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)

@@ -27,6 +27,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 
 import trio
@@ -129,21 +130,30 @@ async def send_error(send: Send, codec: Codec, err: MuxError, request_id: str, l
     return status
 
 
-def shield_last_message(send: Send) -> Send:
-    """``send``, with the message that ends the response shielded from cancellation (see the module invariants)."""
+class GuardedSend:
+    """``send``, with the message that ends the response shielded from cancellation (see the module invariants), and
+    noting that it went out (``finished``). One small object per request instead of two closures and their cells."""
 
-    async def send_guarded(message: Message) -> None:
+    __slots__ = ("_send", "finished")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.finished = False  # the answer's last message went out (a disconnect after that is the normal end)
+
+    async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             with trio.CancelScope(shield=True):
-                await send(message)
+                await self._send(message)
+            self.finished = True
         else:
-            await send(message)
-
-    return send_guarded
+            await self._send(message)
 
 
 class Generation:
     """Serves one generation (or token-count) request for one client format."""
+
+    __slots__ = ("allow", "codec", "config", "engine", "fmt", "hints", "keys", "log", "response_id", "streams",
+                 "ticket")
 
     def __init__(
         self,
@@ -179,7 +189,8 @@ class Generation:
         self.log.model = request.model  # logged escaped, also when it is refused just below
         self.log.stream = request.stream and self.hints.endpoint != "count_tokens"
         checked_model(request)
-        send = shield_last_message(send)
+        del body, hints  # the parsed request is what the answer needs (the request log keeps its own reference)
+        guarded = GuardedSend(send)
         identity = self.log.client_key
         if identity is not None and self.keys is not None:
             if self.hints.endpoint == "count_tokens":
@@ -189,38 +200,26 @@ class Generation:
                 self.ticket = await self.keys.admit(identity, request.model, estimate, self.engine.router)
                 self.allow = self.ticket.allow
         try:
-            await self._serve(scope, request, receive, send)
+            # Served in this frame (no ``_serve`` coroutine of its own): an open stream keeps one frame fewer.
+            signal = disconnect_signal(scope)
+            if signal is not None:
+                # The listener cancels this scope when the client goes away: no watcher task per request. A
+                # cancellation (client gone) stays inside and ends here; errors leave as themselves.
+                with trio.CancelScope() as cancel_scope:
+                    signal.watch(cancel_scope)
+                    try:
+                        await self._dispatch(request, guarded)
+                    finally:
+                        signal.unwatch()
+                gone = signal.gone
+            else:
+                gone = await self._serve_watched(request, receive, guarded)
+            if gone and not guarded.finished:  # the client left before the answer ended (its headers said 200)
+                self.log.status = 499
+                self.log.error_class = "client_closed"
         finally:
             if self.ticket is not None and self.keys is not None:
                 self.keys.settle(self.ticket)
-
-    async def _serve(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
-        shielded = send
-        finished = False  # the answer's last message went out (a disconnect after that is the normal end)
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal finished
-            await shielded(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                finished = True
-
-        send = send_tracked
-        signal = disconnect_signal(scope)
-        if signal is not None:
-            # The listener cancels this scope when the client goes away: no watcher task per request. A
-            # cancellation (client gone) stays inside and ends here; errors leave as themselves.
-            with trio.CancelScope() as cancel_scope:
-                signal.watch(cancel_scope)
-                try:
-                    await self._dispatch(request, send)
-                finally:
-                    signal.unwatch()
-            gone = signal.gone
-        else:
-            gone = await self._serve_watched(request, receive, send)
-        if gone and not finished:  # the client left before the answer ended (its headers said 200)
-            self.log.status = 499
-            self.log.error_class = "client_closed"
 
     async def _serve_watched(self, request: Request, receive: Receive, send: Send) -> bool:
         """Under another ASGI server: a watcher task notices ``http.disconnect``; returns whether it did. Errors
@@ -246,13 +245,13 @@ class Generation:
             raise error
         return gone
 
-    async def _dispatch(self, request: Request, send: Send) -> None:
+    def _dispatch(self, request: Request, send: Send) -> Awaitable[None]:
+        # Hands back the chosen coroutine instead of awaiting it: an open stream keeps one suspended frame fewer.
         if self.hints.endpoint == "count_tokens":
-            await self._count(request, send)
-        elif request.stream:
-            await self._stream(request, send)
-        else:
-            await self._complete(request, send)
+            return self._count(request, send)
+        if request.stream:
+            return self._stream(request, send)
+        return self._complete(request, send)
 
     def _headers(self, content_type: str, meta: StreamMeta | None = None) -> Headers:
         headers: Headers = [
@@ -291,33 +290,30 @@ class Generation:
         await send_whole(send, 200, self.codec.emit_count_response(tokens), extra=self._headers("")[1:])
 
     async def _stream(self, request: Request, send: Send) -> None:
-        if self.streams is None:
-            await self._stream_events(request, send)
-            return
-        self.streams.inc()
+        streams = self.streams  # the open-streams gauge (counted in this frame: no wrapper coroutine per stream)
+        if streams is not None:
+            streams.inc()
         try:
-            await self._stream_events(request, send)
+            writer = _HTTPStream(self, request, send)
+            try:
+                async with self.engine.stream(request, allow=self.allow) as events:
+                    self.log.meta = events.meta
+                    await writer.run(events)
+                    if self.ticket is not None:
+                        self.ticket.finished = True
+            except MuxError as err:
+                await self._fail(send, err, writer.state is not State.WAITING, writer.encoder)
+                return
+            except Exception:
+                if writer.state is State.WAITING:
+                    raise  # the app answers a 500 in the client's shape
+                logging.getLogger("muxtrio.server").exception("unexpected error while streaming")
+                await self._fail(send, internal_error(), True, writer.encoder)
+                return
+            await send({"type": "http.response.body", "body": writer.tail, "more_body": False})
         finally:
-            self.streams.dec()
-
-    async def _stream_events(self, request: Request, send: Send) -> None:
-        writer = _HTTPStream(self, request, send)
-        try:
-            async with self.engine.stream(request, allow=self.allow) as events:
-                self.log.meta = events.meta
-                await writer.run(events)
-                if self.ticket is not None:
-                    self.ticket.finished = True
-        except MuxError as err:
-            await self._fail(send, err, writer.state is not State.WAITING, writer.encoder)
-            return
-        except Exception:
-            if writer.state is State.WAITING:
-                raise  # the app answers a 500 in the client's shape
-            logging.getLogger("muxtrio.server").exception("unexpected error while streaming")
-            await self._fail(send, internal_error(), True, writer.encoder)
-            return
-        await send({"type": "http.response.body", "body": writer.tail, "more_body": False})
+            if streams is not None:
+                streams.dec()
 
     async def _fail(self, send: Send, err: MuxError, started: bool, encoder: StreamEncoder | None) -> None:
         """End the request with ``err``: a real status before any output, the format's error framing after."""
@@ -339,6 +335,8 @@ class _HTTPStream(StreamWriter):
     """A streaming HTTP answer: headers with the first batch (or the first keepalive), each batch's frames in one
     body message through the encoder's framer, keepalive comments while the provider is silent. The last message
     (``tail``: final frames and the framing's terminator) is sent by the caller, after the engine's scope closed."""
+
+    __slots__ = ("_generation", "_log", "_request", "_send", "_ticket", "idle_interval", "tail")
 
     def __init__(self, generation: Generation, request: Request, send: Send) -> None:
         super().__init__()

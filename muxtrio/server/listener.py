@@ -14,7 +14,9 @@ Invariants:
   the client is still sending its body) is acknowledged for flow control and dropped, instead of failing the
   connection (Hypercorn 0.18 raises ``KeyError`` there).
 - Every HTTP request gets a :class:`~muxtrio.server.http.DisconnectSignal` (scope extension ``muxtrio.disconnect``),
-  fired when Hypercorn queues ``http.disconnect`` for it (connection closed, HTTP/2 stream reset).
+  fired when Hypercorn queues ``http.disconnect`` for it (connection closed, HTTP/2 stream reset). Its messages
+  reach the app through a bounded queue of Hypercorn's size (``max_app_queue_size``) that checkpoints as a memory
+  channel does.
 - Shutdown: ``stop`` ends accepting and lets open requests finish for up to ``graceful_timeout`` seconds; ``now``
   (checked while draining) cancels them at once. Idle keep-alive connections close as soon as the drain starts.
 """
@@ -31,12 +33,13 @@ import h2.events
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.events import Event, RawData
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.protocol.h11 import H2CProtocolRequiredError, H2ProtocolAssumedError, H11Protocol
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.task_group import TaskGroup
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.task_group import _handle as run_app
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
@@ -111,7 +114,8 @@ class GatewayProtocol:
 class _SignallingTaskGroup(TaskGroup):
     """Hypercorn's per-connection task group, which also hands every HTTP request a :class:`DisconnectSignal`
     (scope extension ``muxtrio.disconnect``) and fires it as it queues ``http.disconnect`` for the app: a handler
-    learns that its client went away without a watcher task of its own per request."""
+    learns that its client went away without a watcher task of its own per request. An HTTP request's messages go
+    through an :class:`_AppQueue` instead of a trio memory channel."""
 
     async def spawn_app(
         self, app: AppWrapper, config: HypercornConfig, scope: Any, send: Callable[[Any], Awaitable[None]]
@@ -120,14 +124,67 @@ class _SignallingTaskGroup(TaskGroup):
             return await super().spawn_app(app, config, scope, send)
         signal = DisconnectSignal()
         scope.setdefault("extensions", {})[DISCONNECT_EXTENSION] = signal
-        put = await super().spawn_app(app, config, scope, send)
+        queue = _AppQueue(signal, config.max_app_queue_size)
+        assert self._nursery is not None  # spawn_app runs inside the task group
+        self._nursery.start_soon(
+            run_app, app, config, scope, queue.get, send, trio.to_thread.run_sync, trio.from_thread.run
+        )
+        return queue.put
 
-        async def put_signalled(message: Any) -> None:
-            if message.get("type") == "http.disconnect":
-                signal.fire()
-            await put(message)
 
-        return put_signalled
+class _AppQueue:
+    """The messages Hypercorn hands one HTTP request's app (body chunks, ``http.disconnect``): at most ``limit``
+    waiting (``max_app_queue_size``, Hypercorn's bound), ``put`` waiting for room beyond that, ``get`` for a message;
+    both checkpoint as a trio memory channel's ``send`` and ``receive`` do. ``put`` fires the request's
+    :class:`DisconnectSignal` on ``http.disconnect``.
+
+    Why not the memory channel Hypercorn uses: an open stream holds this queue for its whole life, and a memory
+    channel is a state object with a deque, two ordered dicts, two channel objects and their task sets (~1.5 KB per
+    request, ``perf/mem_tasks.py``); this is one small object, and a parking lot only while someone waits."""
+
+    __slots__ = ("_items", "_limit", "_lot", "_signal")
+
+    def __init__(self, signal: DisconnectSignal, limit: int) -> None:
+        self._items: list[Any] = []
+        self._limit = max(1, limit)
+        self._lot: trio.lowlevel.ParkingLot | None = None
+        self._signal = signal
+
+    def _wait(self) -> Awaitable[None]:
+        if self._lot is None:
+            self._lot = trio.lowlevel.ParkingLot()
+        return self._lot.park()
+
+    def _wake(self) -> None:
+        if self._lot is not None and self._lot:
+            self._lot.unpark_all()
+
+    async def put(self, message: Any) -> None:
+        if message.get("type") == "http.disconnect":
+            self._signal.fire()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if len(self._items) < self._limit:
+            self._items.append(message)
+            self._wake()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        while len(self._items) >= self._limit:
+            await self._wait()
+        self._items.append(message)
+        self._wake()
+
+    async def get(self) -> Any:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._items:
+            message = self._items.pop(0)
+            self._wake()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return message
+        while not self._items:
+            await self._wait()
+        message = self._items.pop(0)
+        self._wake()
+        return message
 
 
 class _CloseConnection(Exception):
@@ -184,6 +241,25 @@ class SupervisedConnection(TCPServer):
             await self.protocol.initiate()
             await self.idle_task.restart(task_group, self._idle_timeout)
             await self._read_data()
+
+    async def _read_data(self) -> None:
+        """Hypercorn's read loop, without a cancel scope per read when no ``read_timeout`` is set (the default):
+        the connection then holds one cancel scope and its status fewer while it waits for the client."""
+        timeout = self.config.read_timeout
+        receive_some = self.stream.receive_some
+        while True:
+            try:
+                if not timeout:  # None or 0: no read timeout (as Hypercorn reads it)
+                    data = await receive_some(MAX_RECV)
+                else:
+                    with trio.fail_after(timeout):
+                        data = await receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            await self.protocol.handle(RawData(bytes(data)))  # TLS streams give a bytearray
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
 
 
 def _failures(exc: BaseException) -> str:

@@ -207,7 +207,7 @@ class Observability:
             "stream_ms": None if entry.ttfb is None or not entry.stream else ms(duration - entry.ttfb),
             "total_ms": ms(duration),
             "attempts": [
-                {"provider": x.provider, "status": x.status, **x.phases,
+                {"provider": x.provider, "status": x.status, **(x.phases or {}),
                  "headers_ms": None if x.head is None else ms(x.head - x.start)}
                 for x in recorder.exchanges
             ],

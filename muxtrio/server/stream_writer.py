@@ -44,6 +44,8 @@ class StreamWriter(ABC):
     idle_interval: float | None = None
     """Seconds without a batch after which ``idle`` is called (keepalive); ``None``: never."""
 
+    __slots__ = ("encoder", "state")  # one writer per open stream: no instance dict (subclasses add their own)
+
     def __init__(self) -> None:
         self.state = State.WAITING
         self.encoder: StreamEncoder | None = None
