@@ -14,14 +14,19 @@ from pathlib import Path
 
 import orjson
 import pytest
+import trio
+import trio.testing
 
 from muxtrio.codecs.base import Format, RequestHints
 from muxtrio.codecs.registry import get_codec
-from muxtrio.engine.passthrough import RawReader, offer
+from muxtrio.engine.engine import Engine
+from muxtrio.engine.passthrough import PassThrough, RawReader, offer
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import EventTooLarge, MuxError
 from muxtrio.ir.events import Event, Finish
 from muxtrio.ir.request import Request
+from tests.engine.fault_provider import FaultProvider
+from tests.engine.test_engine import ask, config, provider
 
 WIRE = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "wire"
 FORMATS = {"openai": Format.OPENAI_CHAT, "anthropic": Format.ANTHROPIC, "gemini": Format.GEMINI,
@@ -174,3 +179,50 @@ def test_offer_is_for_the_default_dialects_only() -> None:
     assert offer(True, Format.OPENAI_RESPONSES, responses, shown) is None
     generate = get_codec(Format.OLLAMA).parse_request(b'{"model":"m","prompt":"hi"}', RequestHints(endpoint="generate"))
     assert offer(True, Format.OLLAMA, generate, shown) is None
+
+
+async def test_a_slow_consumer_of_provider_bytes_bounds_memory_and_backpressures_the_provider(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The engine's byte pool bounds a pass-through stream as it bounds a translated one: batches carry the
+    provider's bytes, the reader stops while the consumer stalls, and the whole answer arrives once it reads."""
+    fake = FaultProvider()
+    cfg = config(provider("p", {"big1024": "big1024"}), stream_buffer_bytes=4096)
+    passthrough = PassThrough(Format.OPENAI_CHAT, lambda meta: meta.model)
+    async with Engine(cfg, transports={"p": fake}) as engine, engine.stream(
+        ask("big1024"), passthrough=passthrough
+    ) as events:
+        first = await events.next_items()
+        assert first and all(item.raw is not None for item in first)
+        await trio.sleep(4)  # the consumer stalls (less than the idle timeout); the reader must stop
+        stats = events.pool.statistics()
+        sent_while_stalled = fake.seen[0].sent_tokens
+        await trio.sleep(4)
+        assert fake.seen[0].sent_tokens == sent_while_stalled
+        assert stats.in_use <= stats.capacity and stats.waits >= 1
+        assert sent_while_stalled < 16 * 1024
+        frames = sum((item.raw or b"").count(b"data: ") for item in first)
+        tail = b""
+        while (items := await events.next_items()) is not None:
+            assert all(item.raw is not None for item in items)
+            frames += sum((item.raw or b"").count(b"data: ") for item in items)
+            tail += b"".join(item.tail for item in items)
+            assert events.pool.statistics().peak <= events.pool.capacity
+    assert fake.seen[0].sent_tokens == 1024 * 1024 // 6
+    # Every provider frame went through: the role chunk, one per token, the finish chunk (the usage chunk that
+    # muxtrio asked for is not forwarded to a client that did not ask); [DONE] is held for the end.
+    assert tail == b"data: [DONE]\n\n" and frames == 1024 * 1024 // 6 + 2
+
+
+async def test_a_renamed_model_or_another_format_is_not_passed_through(autojump_clock: trio.testing.MockClock) -> None:
+    fake = FaultProvider()
+    async with Engine(config(provider("p", {"m": "ok"})), transports={"p": fake}) as engine:
+        for passthrough in (
+            PassThrough(Format.OPENAI_CHAT, lambda meta: "m"),  # the client must see its alias, not "ok"
+            PassThrough(Format.ANTHROPIC, lambda meta: meta.model),  # the provider speaks OpenAI Chat
+        ):
+            async with engine.stream(ask("m"), passthrough=passthrough) as events:
+                items = [item for batch in [await events.next_items()] if batch for item in batch]
+                while (more := await events.next_items()) is not None:
+                    items += more
+            assert items and all(item.raw is None and not item.tail for item in items)
