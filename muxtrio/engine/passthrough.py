@@ -110,7 +110,8 @@ class RawReader:
             raise error
 
     def feed(self, chunk: bytes) -> tuple[list[Event], bytes | None, bytes]:
-        self._raise_pending()
+        if self._error is not None:
+            self._raise_pending()
         if not self._on:
             return self._decoder.feed(chunk), None, b""
         buf = self._rest + chunk if self._rest else chunk
@@ -125,21 +126,59 @@ class RawReader:
             else:
                 self._rest = buf
                 return [], b"", b""
-        if (separator == b"\n\n" or self._ndjson) and b"\r" in buf:
-            return self._off(buf)
-        if separator == b"\r\n\r\n" and b"\n\n" in buf:
-            return self._off(buf)
+        size = len(separator)
+        if buf.endswith(separator):
+            # The hot path: the chunk ends at a frame's end. Cut at that frame's start only if it has several (a
+            # provider error frame must be decoded alone, to be left out); one scan for the separator says which.
+            crlf_mixed = size == 4 and b"\n\n" in buf
+            if not crlf_mixed:
+                self._rest = b""
+                if buf.find(separator) != len(buf) - size:
+                    return self._frames(_split(buf, separator))
+                # One frame (``_frame``, inlined: this runs once per provider event).
+                got = self._decoder.feed(buf)
+                if self._ended:
+                    return got, b"", buf
+                for event in got:
+                    if type(event) is Finish:
+                        self._ended = True
+                        return got, b"", buf
+                if self._usage_wanted or (got and type(got[0]) is not UsageUpdate):
+                    return got, buf, b""
+                return self._usage_frame(got, buf)
+        # A partial frame at the end (or an odd line ending): cut after the last whole frame.
+        if (b"\n\n" in buf) if size == 4 else (b"\r" in buf):
+            return self._off(buf)  # line endings the cut cannot follow exactly: translate from here
         end = buf.rfind(separator)
         if end < 0:
             if len(buf) > self._limit:
                 return self._off(buf)
             self._rest = buf
             return [], b"", b""
-        end += len(separator)
+        end += size
         self._rest = buf[end:]
-        if end == len(buf) and buf.find(separator) == end - len(separator):
-            return self._frames((buf,))  # the hot path: one chunk, one frame
         return self._frames(_split(buf[:end], separator))
+
+    def _frame(self, frame: bytes) -> tuple[list[Event], bytes, bytes]:
+        """One whole frame: its events, and its bytes as ``raw``, ``tail`` or neither."""
+        got = self._decoder.feed(frame)  # a provider error raises here: nothing of the frame is forwarded
+        if self._ended:
+            return got, b"", frame
+        for event in got:
+            if type(event) is Finish:
+                self._ended = True
+                return got, b"", frame
+        if self._usage_wanted or (got and type(got[0]) is not UsageUpdate):
+            return got, frame, b""
+        return self._usage_frame(got, frame)
+
+    @staticmethod
+    def _usage_frame(got: list[Event], frame: bytes) -> tuple[list[Event], bytes, bytes]:
+        """A frame for an OpenAI client that did not ask for usage: left out if it is the usage chunk muxtrio asked
+        the provider for (usage and nothing else)."""
+        if b'"usage"' in frame and all(type(event) is UsageUpdate for event in got):
+            return got, b"", b""
+        return got, frame, b""
 
     def flush(self) -> tuple[list[Event], bytes | None, bytes]:
         self._raise_pending()
@@ -149,7 +188,7 @@ class RawReader:
         raw = tail = b""
         if self._rest:
             rest, self._rest = self._rest, b""
-            events, raw, tail = self._frames((self._terminated(rest),))
+            events, raw, tail = self._frames([self._terminated(rest)])
             self._raise_pending()
         events.extend(self._decoder.flush())
         return events, raw, tail
@@ -170,31 +209,24 @@ class RawReader:
         self._rest = b""
         return self._decoder.feed(buf), None, b""
 
-    def _frames(self, frames: tuple[bytes, ...] | list[bytes]) -> tuple[list[Event], bytes, bytes]:
-        decode = self._decoder.feed
+    def _frames(self, frames: list[bytes]) -> tuple[list[Event], bytes, bytes]:
         events: list[Event] = []
         raw: list[bytes] = []
         tail: list[bytes] = []
         for frame in frames:
             try:
-                got = decode(frame)
+                got, forward, closing = self._frame(frame)
             except MuxError as exc:
                 if not events:
                     raise
                 self._error = exc  # what came before it goes out first; raised by the next call
                 break
-            if self._ended:
-                tail.append(frame)
-            elif got and any(type(event) is Finish for event in got):
-                self._ended = True
-                tail.append(frame)
-            elif not self._usage_wanted and b'"usage"' in frame and all(type(e) is UsageUpdate for e in got):
-                pass  # the usage chunk muxtrio asked for, not the client
-            else:
-                raw.append(frame)
-            if got:
-                events.extend(got)
-        return events, b"".join(raw) if len(raw) != 1 else raw[0], b"".join(tail)
+            events.extend(got)
+            if forward:
+                raw.append(forward)
+            if closing:
+                tail.append(closing)
+        return events, b"".join(raw), b"".join(tail)
 
 
 def _split(data: bytes, separator: bytes) -> list[bytes]:
