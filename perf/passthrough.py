@@ -66,14 +66,16 @@ def _cpu(fn: Callable[[], None], rounds: int) -> float:
     return best
 
 
-def codec_split(n: int, rounds: int) -> dict[str, dict[str, float]]:
-    """Per format, microseconds of CPU per event: decode, encode, framing, translated (all three), pass-through."""
-    return {SHORT[fmt]: _codec_row(fmt, n, rounds) for fmt in FORMATS}
+def codec_split(n: int, rounds: int, per_read: int = 1) -> dict[str, dict[str, float]]:
+    """Per format, microseconds of CPU per event: decode, encode, framing, translated (all three), pass-through.
+    ``per_read``: provider events per upstream chunk (1: one chunk per event; more: coalesced socket reads)."""
+    return {SHORT[fmt]: _codec_row(fmt, n, rounds, per_read) for fmt in FORMATS}
 
 
-def _codec_row(fmt: Format, n: int, rounds: int) -> dict[str, float]:
+def _codec_row(fmt: Format, n: int, rounds: int, per_read: int) -> dict[str, float]:
     codec = get_codec(fmt)
-    chunks = provider_chunks(fmt, n)
+    single = provider_chunks(fmt, n)
+    chunks = [b"".join(single[i : i + per_read]) for i in range(0, len(single), per_read)]
     request = client_request(fmt)
     info = StreamInfo("bench-id", "m", 1_700_000_000, request)
     batches = []
@@ -190,7 +192,7 @@ def server_ab(rounds: int, streams: int, logdir: Path) -> dict[str, dict[str, An
                         url, body = _client_call(fmt, port)
                         with procs.only(proc):
                             _read_streams(client, url, body, 2)  # warm
-                            wait_quiet(5.0)
+                            wait_quiet(2.0)
                             t0 = cpu_ticks(proc.pid)
                             sizes[label] = _read_streams(client, url, body, streams)
                             used = (cpu_ticks(proc.pid) - t0) / CLK
@@ -208,14 +210,15 @@ def server_ab(rounds: int, streams: int, logdir: Path) -> dict[str, dict[str, An
     return results
 
 
-def table(codec: dict[str, dict[str, float]], server: dict[str, dict[str, Any]]) -> str:
+def table(codecs: dict[int, dict[str, dict[str, float]]], server: dict[str, dict[str, Any]]) -> str:
     lines = ["In-process, µs of CPU per event (one core; best round):", "",
-             "| format | decode | encode | framing | translated | pass-through | translated / pass-through |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, row in codec.items():
-        ratio = row["translated"] / row["pass-through"] if row["pass-through"] else 0.0
-        lines.append(f"| {name}→{name} | {row['decode']} | {row['encode']} | {row['framing']} | {row['translated']} "
-                     f"| {row['pass-through']} | {ratio:.2f}x |")
+             "| format | events per read | decode | encode | framing | translated | pass-through "
+             "| translated / pass-through |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for per_read, codec in codecs.items():
+        for name, row in codec.items():
+            ratio = row["translated"] / row["pass-through"] if row["pass-through"] else 0.0
+            lines.append(f"| {name}→{name} | {per_read} | {row['decode']} | {row['encode']} | {row['framing']} "
+                         f"| {row['translated']} | {row['pass-through']} | {ratio:.2f}x |")
     if server:
         lines += ["", "Gateway process, 1,000-event streams c=1 (gateway on cpu0; best round):", "",
                   "| format | µs/event translated | µs/event pass-through | events/s per core translated "
@@ -234,11 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else 7
-    codec = codec_split(2000 if args.quick else 10000, rounds)
+    n = 2000 if args.quick else 10000
+    codec = {per_read: codec_split(n, rounds, per_read) for per_read in (1, 16)}
     server: dict[str, dict[str, Any]] = {}
     if not args.no_server:
         with tempfile.TemporaryDirectory(prefix="muxtrio-passthrough-") as tmp:
-            server = server_ab(rounds, 5 if args.quick else 20, Path(tmp))
+            server = server_ab(min(rounds, 5), 5 if args.quick else 20, Path(tmp))
     print(table(codec, server))
     if args.json is not None:
         args.json.write_text(json.dumps({"codec": codec, "server": server}, indent=2))

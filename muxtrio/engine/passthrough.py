@@ -50,6 +50,13 @@ bytes as their provider's stream. OpenAI Responses is not among them: its answer
 which stored responses (``previous_response_id``) and the WebSocket transport rely on."""
 
 _NDJSON = frozenset({Format.OLLAMA})
+_END_MARKERS: dict[Format, bytes] = {
+    Format.OPENAI_CHAT: b"[DONE]",  # Finish comes with [DONE] (or at the end of the stream)
+    Format.ANTHROPIC: b"message_",  # message_delta (Finish) and message_stop; message_start only once
+    Format.GEMINI: b"finishReason",
+    Format.OLLAMA: b"true",  # "done":true, however it is spaced
+}
+"""Bytes that every frame that can end an answer contains, per format (a frame without them cannot carry Finish)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +94,16 @@ def eligible(offer: PassThrough | None, codec: Codec, meta: StreamMeta, recoveri
 class RawReader:
     """One attempt's provider bytes -> ``(events, raw, tail)`` per chunk. See the module docstring."""
 
-    __slots__ = ("_decoder", "_ended", "_error", "_limit", "_ndjson", "_on", "_rest", "_separator", "_usage_wanted")
+    __slots__ = (
+        "_decoder", "_ended", "_error", "_limit", "_marker", "_ndjson", "_on", "_rest", "_separator", "_usage_wanted"
+    )
 
     def __init__(self, decoder: StreamDecoder, fmt: Format, request: Request, max_event_bytes: int) -> None:
         self._decoder = decoder
         self._ndjson = fmt in _NDJSON
         self._separator: bytes | None = b"\n" if self._ndjson else None  # SSE: LF or CRLF, from the first frame
         self._usage_wanted = fmt is not Format.OPENAI_CHAT or request.include_usage
+        self._marker = _END_MARKERS[fmt]
         self._limit = max_event_bytes
         self._rest = b""
         self._on = True
@@ -134,7 +144,7 @@ class RawReader:
             if not crlf_mixed:
                 self._rest = b""
                 if buf.find(separator) != len(buf) - size:
-                    return self._frames(_split(buf, separator))
+                    return self._unit(buf, separator)
                 # One frame (``_frame``, inlined: this runs once per provider event).
                 got = self._decoder.feed(buf)
                 if self._ended:
@@ -157,7 +167,23 @@ class RawReader:
             return [], b"", b""
         end += size
         self._rest = buf[end:]
-        return self._frames(_split(buf[:end], separator))
+        return self._unit(buf[:end], separator)
+
+    def _unit(self, data: bytes, separator: bytes) -> tuple[list[Event], bytes | None, bytes]:
+        """Several whole frames (one socket read carried them). Decoded in one call, as the translated path does,
+        unless a frame may need to be told apart: one that may end the answer or be an error (the format's marker
+        bytes appear in the frames; a false hit only costs the exact path), or usage the client did not ask for."""
+        if self._ended:
+            return self._decoder.feed(data), b"", data
+        if self._marker in data or b"error" in data or (not self._usage_wanted and b'"usage"' in data):
+            return self._frames(_split(data, separator))
+        got = self._decoder.feed(data)
+        try:
+            self._decoder.feed(b"")  # a decoder that defers an error raised mid-feed raises it now
+        except MuxError as exc:
+            self._error = exc
+            return got, None, b""  # what came before the bad frame, translated; the error follows
+        return got, data, b""
 
     def _frame(self, frame: bytes) -> tuple[list[Event], bytes, bytes]:
         """One whole frame: its events, and its bytes as ``raw``, ``tail`` or neither."""
