@@ -118,9 +118,11 @@ class StreamWriter(ABC):
                 break
             encoder = self.encoder_for(meta)
             observe = self.observe
+            advance = encoder.advance
             parts: list[bytes] = []
             for item in items:
-                if item.raw is None:  # translated: this batch's frames, framed
+                raw = item.raw
+                if raw is None:  # translated: this batch's frames, framed
                     self._raw_tail = None
                     frames: list[Frame] = []
                     for event in item.events:
@@ -129,13 +131,15 @@ class StreamWriter(ABC):
                     if frames:
                         parts.append(encoder.framer.frame(frames))
                     continue
-                advance = encoder.advance
                 for event in item.events:  # the pass-through hot path: observe, and keep the encoder in step
                     observe(event, meta)
                     advance(event)
-                if item.raw:
-                    parts.append(item.raw)
-                self._raw_tail = (self._raw_tail or b"") + item.tail
+                if raw:
+                    parts.append(raw)
+                if self._raw_tail is None:
+                    self._raw_tail = item.tail
+                elif item.tail:
+                    self._raw_tail += item.tail
             await self.write_raw(b"".join(parts) if len(parts) != 1 else parts[0], meta)
         encoder = self.encoder_for(meta)
         if self._raw_tail is None:
