@@ -186,8 +186,8 @@ def server_ab(rounds: int, streams: int, logdir: Path) -> dict[str, dict[str, An
             for fmt in FORMATS:
                 best: dict[str, float] = {"on": float("inf"), "off": float("inf")}
                 sizes: dict[str, int] = {}
-                for _ in range(rounds):
-                    for label in ("on", "off"):
+                for turn in range(rounds):
+                    for label in ("on", "off") if turn % 2 == 0 else ("off", "on"):  # A B, then B A
                         port, proc = gateways[label]
                         url, body = _client_call(fmt, port)
                         with procs.only(proc):
