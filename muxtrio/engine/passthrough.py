@@ -8,8 +8,8 @@ step with them (:meth:`StreamEncoder.advance`), so that a recovery from another 
 still be written after the provider's bytes.
 
 :class:`PassThrough` is the client's side of the offer (the handler makes it); :class:`RawReader` is one attempt's
-reader: it cuts each upstream chunk at its last complete frame, feeds the decoder one frame at a time and sorts the
-frames' bytes into ``raw`` (to write with the batch) and ``tail`` (to write only when the engine has finished).
+reader: it cuts each upstream chunk at its last complete frame, feeds the frames to the decoder and sorts their bytes
+into ``raw`` (to write with the batch) and ``tail`` (to write only when the engine has finished).
 
 Invariants:
 - Only complete frames are forwarded (a partial frame waits in ``_rest``), so an error frame written after them is
@@ -20,6 +20,10 @@ Invariants:
   frames only then.
 - A frame that made the decoder raise (a provider error event) is never forwarded; frames decoded before it in the
   same chunk are, and the error is raised by the next ``feed``/``flush`` (the decoders' own rule).
+- Several whole frames from one read are decoded in one call and forwarded as one unit, unless one of them may end
+  the answer, be an error or be usage the client did not ask for (the format's marker bytes, ``error``, ``usage``
+  appear): then they are decoded one by one. A decoder that deferred an error inside a unit (it raises on the next
+  call, probed at once) gets that unit translated, never forwarded.
 - Whatever the reader cannot split exactly (a line ending it did not expect, a partial frame over the event limit)
   turns pass-through off for the rest of the attempt: the frames not yet forwarded and all later ones are decoded and
   translated as usual (``raw`` is then ``None``).
