@@ -1647,6 +1647,13 @@ class AnthropicStreamEncoder(StreamEncoder):
         self._usage = Usage()
         self._finish: Finish | None = None
 
+    def advance(self, event: Event) -> None:
+        kind = type(event)
+        delta = kind is TextDelta or kind is ReasoningDelta or (kind is ToolCallDelta and self._open_kind == _TOOL)
+        if delta and self._open >= 0 and cast(TextDelta, event).index == self._open_ir:
+            return  # a delta of the open block changes nothing the encoder keeps
+        self.frames(event)
+
     def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case TextDelta(index=i, text=text):

@@ -221,6 +221,12 @@ class StreamEncoder(ABC):
     @abstractmethod
     def frames(self, event: Event) -> tuple[Frame, ...]: ...
 
+    def advance(self, event: Event) -> None:
+        """Take ``event`` into the encoder's state without output: the client got the provider's own bytes for it
+        (same-format pass-through), and later frames (a recovery's, an error) must continue that stream. Encoders
+        override it where the hot events need no encoding to keep their state."""
+        self.frames(event)
+
     @abstractmethod
     def final_frames(self) -> tuple[Frame, ...]:
         """The normal end of the stream (after a ``Finish`` event): closing frames, usage..."""

@@ -914,6 +914,11 @@ class _GeminiEncoder(StreamEncoder):
         self._carried: str | None = None  # a text-part signature waiting for the next text delta
         self._thought_block: int | None = None  # the reasoning block whose text was sent as thought parts
 
+    def advance(self, event: Event) -> None:
+        if type(event) is TextDelta and self._carried is None:
+            return  # a text part changes nothing the encoder keeps
+        self.frames(event)
+
     def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case Start():

@@ -554,6 +554,11 @@ class OllamaEncoder(StreamEncoder):
         self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> (id, name, argument fragments)
         self._calls_sent = 0
 
+    def advance(self, event: Event) -> None:
+        if type(event) is TextDelta or type(event) is ReasoningDelta:
+            return  # stateless: a delta is its own line
+        self.frames(event)
+
     def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case TextDelta(text=text):

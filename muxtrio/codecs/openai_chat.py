@@ -860,6 +860,13 @@ class _ChatEncoder(_ChunkEncoder):
     def _role_chunk(self) -> Frame:
         return (None, self._delta_prefix + b'{"role":"assistant","content":""}' + self._open_suffix)
 
+    def advance(self, event: Event) -> None:
+        if self._started and type(event) in (TextDelta, ReasoningDelta):
+            return  # nothing to remember of a delta once the role chunk is out
+        if type(event) is ToolCallDelta and event.index in self._tool_slots:
+            return
+        self.frames(event)
+
     def frames(self, event: Event) -> tuple[Frame, ...]:
         match event:
             case TextDelta(text=text):

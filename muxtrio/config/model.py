@@ -799,6 +799,7 @@ class Config:
     )
     regenerate_on_cut: bool = attrs.field(default=True, validator=_bool)
     recover_max_chars: int = attrs.field(default=64 * 1024, validator=_int_at_least(0))
+    pass_through: bool = attrs.field(default=True, validator=_bool)  # same-format streams forward provider bytes
     workers: int = attrs.field(default=1, validator=_int_at_least(1))
     echo_model: bool = attrs.field(default=True, validator=_bool)
     usage: UsageConfig = attrs.field(factory=UsageConfig)

@@ -137,6 +137,7 @@ _TOP_KEYS: Final = (
     "circuit-breaker", "workers", "echo-model", "usage", "metrics", "logging", "log-format", "logging-to-file",
     "request-log", "hosted-tools", "response-model", "thinking-cache", "payload", "model-rules",
     "refused-credential-cooldowns", "regenerate-on-cut", "recover-max-chars", "http2", "keep-alive-timeout",
+    "pass-through",
     "auth-dir", "oauth-excluded-models", "accounts", "client-keys", "prices", "remote-management", "reload", "state",
     "compression",
 )  # fmt: skip
@@ -343,7 +344,7 @@ class _Reader:
         out: dict[str, object] = {}
         for key in (
             "host", "port", "disable-auth", "debug", "request-retry", "workers", "echo-model", "hosted-tools",
-            "response-model", "regenerate-on-cut", "recover-max-chars", "http2",
+            "response-model", "regenerate-on-cut", "recover-max-chars", "http2", "pass-through",
         ):  # fmt: skip
             if key in top:
                 self._put(out, (), key.replace("-", "_"), top[key], key)

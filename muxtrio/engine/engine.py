@@ -50,6 +50,7 @@ from muxtrio.codecs.model_rules import ModelRule, ModelRules, apply_rule
 from muxtrio.codecs.payload_rules import PayloadModel, PayloadRule, PayloadRules, apply_payload_rules, matching
 from muxtrio.codecs.registry import get_codec, provider_codec
 from muxtrio.config import Config, ModelRuleConfig, PayloadRuleConfig, ProviderConfig, config_secrets
+from muxtrio.engine.passthrough import PassThrough, RawReader, eligible
 from muxtrio.engine.pool import ALL_MODELS, BreakerState, CredentialPool, CredentialState, OutageReason
 from muxtrio.engine.retry import (
     Action,
@@ -347,14 +348,17 @@ class Engine:
             raise RuntimeError("use the engine inside `async with Engine(config) as engine:`")
 
     # ------------------------------------------------------------------ public API
-    def stream(self, request: Request, *, allow: DeploymentFilter | None = None) -> OpenStream:
+    def stream(
+        self, request: Request, *, allow: DeploymentFilter | None = None, passthrough: PassThrough | None = None
+    ) -> OpenStream:
         """Stream ``request`` (``async with engine.stream(request) as events``). Errors are raised while
         iterating, as ``MuxError``. ``allow`` (see :data:`DeploymentFilter`) removes the deployments a client may
-        not use, fallbacks included."""
+        not use, fallbacks included. ``passthrough``: the client takes the provider's bytes where an attempt is
+        eligible (:mod:`muxtrio.engine.passthrough`); its batches then carry them."""
         self._require_entered()
         self.router.require(request.model)
         self.requests += 1
-        return OpenStream(self, request, allow)
+        return OpenStream(self, request, allow, passthrough)
 
     async def complete(
         self, request: Request, *, meta: StreamMeta | None = None, allow: DeploymentFilter | None = None
@@ -856,6 +860,7 @@ class Engine:
         pool: BytePool,
         meta: StreamMeta,
         allow: DeploymentFilter | None = None,
+        passthrough: PassThrough | None = None,
     ) -> None:
         progress = Progress()
         if self.config.recover_max_chars and self._recoverable(request):
@@ -865,8 +870,11 @@ class Engine:
 
             def attempt(candidate: Candidate, req: Request) -> Awaitable[None]:
                 # Not a coroutine of its own: the attempt's coroutine is ``_stream_once``'s, one suspended frame
-                # fewer for every open stream.
-                return self._stream_once(candidate, req, send, pool, progress)
+                # fewer for every open stream. Called once meta names the attempt's route (pass-through decides).
+                raw = passthrough is not None and eligible(
+                    passthrough, self._codec(candidate.deployment.provider), meta, recovering=progress.emitted
+                )
+                return self._stream_once(candidate, req, send, pool, progress, raw=raw)
 
             try:
                 await self._run_attempts(request, meta, attempt, progress, allow)
@@ -890,6 +898,8 @@ class Engine:
         send: trio.MemorySendChannel[Batch | Failure],
         pool: BytePool,
         progress: Progress,
+        *,
+        raw: bool = False,
     ) -> None:
         deployment = candidate.deployment
         codec = self._codec(deployment.provider)
@@ -904,6 +914,9 @@ class Engine:
             response = await self._open(candidate, wire, codec, first_deadline)
             try:
                 decoder = codec.new_decoder(_seed(), max_event_bytes=self.config.max_event_bytes)
+                # Pass-through: the provider's frames travel with their events (engine/passthrough.py).
+                reader = RawReader(decoder, codec.format, request, self.config.max_event_bytes) if raw else None
+                held_raw: list[bytes] = []  # the provider's bytes of the held events
                 idle = timeouts.idle
                 del wire  # the request body is sent; don't hold it (or orjson's buffer) for the stream's life
                 got_events = False
@@ -925,12 +938,22 @@ class Engine:
                                 # the consumer gets `idle` seconds to free budget.
                                 watchdog.deadline = math.inf
                                 cost = await pool.acquire(len(chunk), idle)
-                            events = decoder.feed(chunk)
-                            if events:
-                                got_events = True
-                                if tracker is not None:
-                                    tracker.add(events)
-                                cost = await self._forward(events, cost, progress, held, send, watchdog, idle)
+                            if reader is None:
+                                events = decoder.feed(chunk)
+                                if events:
+                                    got_events = True
+                                    if tracker is not None:
+                                        tracker.add(events)
+                                    cost = await self._forward(events, cost, progress, held, send, watchdog, idle)
+                            else:
+                                events, frames, tail = reader.feed(chunk)
+                                if events:
+                                    got_events = True
+                                    if tracker is not None:
+                                        tracker.add(events)
+                                cost = await self._forward(
+                                    events, cost, progress, held, send, watchdog, idle, frames, tail, held_raw
+                                )
                             pool.release(cost)
                             cost = 0
                             if got_events:
@@ -943,9 +966,15 @@ class Engine:
                     finally:
                         if cost:
                             pool.release(cost)
-                    events = decoder.flush()
-                    if events:
-                        await self._forward(events, 0, progress, held, send, watchdog, idle)
+                    if reader is None:
+                        events = decoder.flush()
+                        if events:
+                            await self._forward(events, 0, progress, held, send, watchdog, idle)
+                    else:
+                        events, frames, tail = reader.flush()
+                        if tracker is not None and events:
+                            tracker.add(events)
+                        await self._forward(events, 0, progress, held, send, watchdog, idle, frames, tail, held_raw)
                 if watchdog.cancelled_caught:
                     if got_events:
                         raise UpstreamTimeout("idle", idle)
@@ -968,16 +997,38 @@ class Engine:
         send: trio.MemorySendChannel[Batch | Failure],
         watchdog: trio.CancelScope,
         stall: float,
+        raw: bytes | None = None,
+        tail: bytes = b"",
+        held_raw: list[bytes] | None = None,
     ) -> int:
         """Send an attempt's events to the consumer; returns the pool budget still to release (0 once the batch
         carries it). The send does not switch tasks while the channel has room, so the reader drains what the
         upstream socket already delivered and the writer then sends it all in one write; only a full channel
         (or pool) makes the reader wait — that is the backpressure, bounded by ``stall`` seconds
-        (:class:`ConsumerStalled`)."""
-        out = progress.stitch(events, held)
-        if not out:
+        (:class:`ConsumerStalled`).
+
+        Pass-through (``held_raw`` given): ``raw``/``tail`` are the provider's bytes of ``events``; while the events
+        are held (before the first content) their bytes are held with them, and frames without events (pings)
+        still go to the client once content flows. ``raw`` None: translate (held bytes are dropped)."""
+        out = progress.stitch(events, held) if events else []
+        if held_raw is None:
+            if not out:
+                return cost
+        elif raw is None:
+            held_raw.clear()
+            if not out:
+                return cost
+        elif not progress.emitted:
+            if raw:
+                held_raw.append(raw)
             return cost
-        batch = Batch(out, cost)
+        else:
+            if held_raw:
+                raw = b"".join(held_raw) + raw
+                held_raw.clear()
+            if not out and not raw and not tail:
+                return cost
+        batch = Batch(out, cost, raw, tail)
         if not progress.delivered:
             # The first batch goes out with a task switch, so the client sees its first token at once (TTFT).
             progress.delivered = True
@@ -1002,12 +1053,17 @@ class OpenStream:
     the producer has been cancelled and has finished; the producer never raises (it reports through the channel);
     a cancellation stays with the nursery, whose cancel scopes find ``Cancelled`` in groups themselves."""
 
-    __slots__ = ("_allow", "_engine", "_manager", "_meta", "_nursery", "_pool", "_receive", "_request")
+    __slots__ = (
+        "_allow", "_engine", "_manager", "_meta", "_nursery", "_passthrough", "_pool", "_receive", "_request"
+    )
 
-    def __init__(self, engine: Engine, request: Request, allow: DeploymentFilter | None) -> None:
+    def __init__(
+        self, engine: Engine, request: Request, allow: DeploymentFilter | None, passthrough: PassThrough | None = None
+    ) -> None:
         self._engine = engine
         self._request = request
         self._allow = allow
+        self._passthrough = passthrough
         self._pool: BytePool | None = None
         self._meta: StreamMeta | None = None
         self._manager: AbstractAsyncContextManager[trio.Nursery] | None = None
@@ -1023,7 +1079,7 @@ class OpenStream:
         nursery = await manager.__aenter__()
         self._manager, self._nursery, self._receive, self._pool, self._meta = manager, nursery, receive, pool, meta
         engine.live_pools.add(pool)
-        nursery.start_soon(engine._produce, self._request, send, pool, meta, self._allow)
+        nursery.start_soon(engine._produce, self._request, send, pool, meta, self._allow, self._passthrough)
         return EventStream(receive, pool, meta)
 
     async def __aexit__(

@@ -107,10 +107,16 @@ class BytePool:
 
 @dataclass(slots=True)
 class Batch:
-    """Events decoded from one upstream chunk, and the pool budget they hold."""
+    """Events decoded from one upstream chunk, and the pool budget they hold.
+
+    Pass-through (:mod:`muxtrio.engine.passthrough`): ``raw`` is the provider's bytes of these events, written
+    instead of their encoding (``None``: encode them), and ``tail`` the provider's closing frames among them, written
+    only once the engine finished."""
 
     events: list[Event]
     cost: int = 0
+    raw: bytes | None = None
+    tail: bytes = b""
 
 
 @dataclass(slots=True)
@@ -186,6 +192,35 @@ class EventStream:
             raise item.error
         self._held += item.cost
         return item.events
+
+    async def next_items(self) -> list[Batch] | None:
+        """Like :meth:`next_batch`, but the ready batches as they are (a pass-through writer needs each batch's
+        provider bytes next to its events)."""
+        self._release()
+        if self._failure is not None:
+            raise self._failure.error
+        try:
+            item = await self._receive.receive()
+        except trio.EndOfChannel:
+            if not self.meta.completed:
+                raise StreamTruncated("the stream ended before the answer was complete") from None
+            return None
+        items = [self._take_item(item)]
+        while True:
+            try:
+                item = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return items
+            if isinstance(item, Failure):
+                self._failure = item
+                return items
+            items.append(self._take_item(item))
+
+    def _take_item(self, item: Batch | Failure) -> Batch:
+        if isinstance(item, Failure):
+            raise item.error
+        self._held += item.cost
+        return item
 
     async def batches(self) -> AsyncIterator[list[Event]]:
         while (batch := await self.next_batch()) is not None:

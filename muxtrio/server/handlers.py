@@ -37,6 +37,7 @@ from muxtrio.codecs.base import PROTOCOL_HEADERS, Codec, Format, RequestHints, S
 from muxtrio.codecs.registry import get_codec
 from muxtrio.config import Config, ResponseModel
 from muxtrio.engine.engine import DeploymentFilter, Engine
+from muxtrio.engine.passthrough import offer
 from muxtrio.engine.retry import error_class
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import ClientError, ErrorKind, LimitError, MuxError
@@ -295,8 +296,13 @@ class Generation:
             streams.inc()
         try:
             writer = _HTTPStream(self, request, send)
+            config = self.config
+            passthrough = offer(
+                config.pass_through, self.codec.format, request, lambda meta: shown_model(config, request, meta)
+            )
+            writer.takes_raw = passthrough is not None
             try:
-                async with self.engine.stream(request, allow=self.allow) as events:
+                async with self.engine.stream(request, allow=self.allow, passthrough=passthrough) as events:
                     self.log.meta = events.meta
                     await writer.run(events)
                     if self.ticket is not None:
@@ -405,6 +411,19 @@ class _HTTPStream(StreamWriter):
         if self.state is State.WAITING:
             await self._start(encoder, meta)
         self.tail = encoder.framer.frame(frames) + encoder.framer.close()
+
+    async def write_raw(self, data: bytes, meta: StreamMeta) -> None:
+        if self.state is State.WAITING:
+            self._log.ttfb = time.perf_counter() - self._log.start
+            await self._start(self.encoder_for(meta), meta)
+        if data:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end_raw(self, data: bytes, meta: StreamMeta) -> None:
+        self._log.provider = meta.provider or "-"
+        if self.state is State.WAITING:
+            await self._start(self.encoder_for(meta), meta)
+        self.tail = data
 
 def shown_model(config: Config, request: Request, meta: StreamMeta, upstream: str = "") -> str:
     """The model name an answer carries (``response-model``). ``requested``: the client's own name while its route

@@ -16,6 +16,12 @@ Invariants: the encoder is created once, with the model shown to the client, whe
 idle interval, or the end) needs it; ``ready`` is awaited *before* each batch is asked for (per-stream flow control);
 ``observe`` sees every event, in order, before its frames are written; a normal ``run`` return means the engine
 finished (so ``end`` ran), an exception means it did not (and ``end`` did not run).
+
+Pass-through (``takes_raw`` transports, :mod:`muxtrio.engine.passthrough`): a batch that carries the provider's
+bytes is written as those bytes; its events are still observed and advance the encoder (``StreamEncoder.advance``),
+so batches encoded later (a recovery, an attempt that is not eligible) and error frames continue the same stream.
+The provider's closing frames (``tail``) are held until the engine finished and then written by ``end_raw`` in
+place of the encoder's final frames; a stream that fails never gets them.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from enum import Enum
 import trio
 
 from muxtrio.codecs.base import StreamEncoder
-from muxtrio.engine.stream import EventStream, StreamMeta
+from muxtrio.engine.stream import Batch, EventStream, StreamMeta
 from muxtrio.ir.events import Event
 from muxtrio.wire.framing import Frame
 
@@ -44,11 +50,14 @@ class StreamWriter(ABC):
     idle_interval: float | None = None
     """Seconds without a batch after which ``idle`` is called (keepalive); ``None``: never."""
 
-    __slots__ = ("encoder", "state")  # one writer per open stream: no instance dict (subclasses add their own)
+    __slots__ = ("_raw_tail", "encoder", "state", "takes_raw")  # one writer per open stream: no instance dict
 
     def __init__(self) -> None:
         self.state = State.WAITING
         self.encoder: StreamEncoder | None = None
+        # The transport writes framed bytes (HTTP) and so can take a provider's bytes (pass-through).
+        self.takes_raw = False
+        self._raw_tail: bytes | None = None  # pass-through: the provider's closing frames; None: translating
 
     @abstractmethod
     def new_encoder(self, meta: StreamMeta) -> StreamEncoder:
@@ -62,6 +71,9 @@ class StreamWriter(ABC):
 
     async def run(self, events: EventStream) -> None:
         """Write the whole stream. Raises what the engine raises (``MuxError`` for a failed stream)."""
+        if self.takes_raw:
+            await self._run_raw(events)
+            return
         meta = events.meta
         interval = self.idle_interval
         while True:
@@ -86,6 +98,65 @@ class StreamWriter(ABC):
             await self.write(frames, meta)
         await self.end(list(self.encoder_for(meta).final_frames()), meta)
         self.state = State.FINISHED
+
+    async def _run_raw(self, events: EventStream) -> None:
+        """``run`` for a transport that takes provider bytes: per ready batch, its bytes or its encoding."""
+        meta = events.meta
+        interval = self.idle_interval
+        while True:
+            await self.ready()
+            items: list[Batch] | None
+            if interval is None:
+                items = await events.next_items()
+            else:
+                with trio.move_on_after(interval) as idle:
+                    items = await events.next_items()
+                if idle.cancelled_caught:
+                    await self.idle(meta)
+                    continue
+            if items is None:
+                break
+            encoder = self.encoder_for(meta)
+            observe = self.observe
+            advance = encoder.advance
+            parts: list[bytes] = []
+            for item in items:
+                raw = item.raw
+                if raw is None:  # translated: this batch's frames, framed
+                    self._raw_tail = None
+                    frames: list[Frame] = []
+                    for event in item.events:
+                        observe(event, meta)
+                        frames.extend(encoder.frames(event))
+                    if frames:
+                        parts.append(encoder.framer.frame(frames))
+                    continue
+                for event in item.events:  # the pass-through hot path: observe, and keep the encoder in step
+                    observe(event, meta)
+                    advance(event)
+                if raw:
+                    parts.append(raw)
+                if self._raw_tail is None:
+                    self._raw_tail = item.tail
+                elif item.tail:
+                    self._raw_tail += item.tail
+            await self.write_raw(b"".join(parts) if len(parts) != 1 else parts[0], meta)
+        encoder = self.encoder_for(meta)
+        if self._raw_tail is None:
+            await self.end(list(encoder.final_frames()), meta)
+        else:
+            # The provider's own closing frames; a provider that closed without any (OpenAI without [DONE]) gets
+            # the framing's terminator, as a translated stream would.
+            await self.end_raw(self._raw_tail or encoder.framer.close(), meta)
+        self.state = State.FINISHED
+
+    async def write_raw(self, data: bytes, meta: StreamMeta) -> None:
+        """One ready batch as bytes of the HTTP stream (maybe empty). Only ``takes_raw`` transports get here."""
+        raise TypeError(f"{type(self).__name__} does not take provider bytes")
+
+    async def end_raw(self, data: bytes, meta: StreamMeta) -> None:
+        """The closing bytes of a stream that passed through and that the engine finished normally."""
+        raise TypeError(f"{type(self).__name__} does not take provider bytes")
 
     async def ready(self) -> None:
         """Awaited before each batch is asked for (flow control); returns at once by default."""
