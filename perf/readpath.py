@@ -108,7 +108,7 @@ def _readpath_shares(raw: str) -> dict[str, float]:
             continue
         count = int(count_text)
         busy += count
-        names = {(func, Path(file).name, pkg) for func, file, pkg in frames}
+        names = {(func.rsplit(".", 1)[-1], Path(file).name, pkg) for func, file, pkg in frames}
         if any(f == "chunks" and n == "client.py" for f, n, _ in names):
             parts["chunks (httpx2 + httpcore2 + h11 below it)"] += count
         if any(p == "h11" for _, _, p in names):
@@ -388,9 +388,24 @@ def pool(args: argparse.Namespace) -> int:
     return 0
 
 
+def shares(args: argparse.Namespace) -> int:
+    """Recompute the py-spy shares from a ``server`` run's raw directory (``--raw DIR``)."""
+    out: dict[str, dict[str, float]] = {}
+    for path in sorted(Path(args.raw).glob("pyspy-*.txt")):
+        out[path.stem] = _readpath_shares(path.read_text())
+        print(f"{path.stem}: {out[path.stem]}")
+    report = _out("server")
+    if report.exists():
+        data = json.loads(report.read_text())
+        data["profile_from_raw"] = {"dir": str(args.raw), "shares": out}
+        report.write_text(json.dumps(data, indent=1) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("server", "inprocess", "pool"), nargs="?", default="server")
+    ap.add_argument("what", choices=("server", "inprocess", "pool", "shares"), nargs="?", default="server")
+    ap.add_argument("--raw", default="", help="shares: the raw directory of a server run")
     ap.add_argument("--base", default="main", help="git ref of the base tree (default: main)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=8.0)
@@ -399,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "server" and (shutil.which("wrk") is None):
         print("wrk not found (apt-get install wrk)")
         return 2
-    return {"server": server, "inprocess": inprocess, "pool": pool}[args.what](args)
+    return {"server": server, "inprocess": inprocess, "pool": pool, "shares": shares}[args.what](args)
 
 
 if __name__ == "__main__":

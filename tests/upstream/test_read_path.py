@@ -1,11 +1,13 @@
 """The upstream read path (issue 19, target 4): :meth:`UpstreamResponse.chunks` hands over everything one socket read
 delivered as one piece, never waits for the network while it holds bytes, and still reads a provider cut mid-read as
-a cut.
+a cut. The last test goes through the real gateway with the OpenAI SDK, the provider being
+:mod:`tests.fuzz.hostile_provider`.
 
-The provider is a raw HTTP/1.1 server on 127.0.0.1 whose script is a list of socket writes; a :class:`trio.Event` in
-the script holds the rest back until the test has seen the first piece, so a reader that waited for more bytes before
-handing over what it had would deadlock (caught by a ``fail_after`` that only detects that hang, never a pass
-condition). One write of a few KB on loopback arrives in one read, which is what "one read" means here.
+The provider of the other tests is a raw HTTP/1.1 server on 127.0.0.1 whose script is a list of socket writes; a
+:class:`trio.Event` in the script holds the rest back until the test has seen the first piece, so a reader that waited
+for more bytes before handing over what it had would deadlock (caught by a ``fail_after`` that only detects that
+hang, never a pass condition). One write of a few KB on loopback arrives in one read, which is what "one read" means
+here.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+import openai
 import pytest
 import trio
 
 from muxtrio.codecs.base import WireRequest
 from muxtrio.errors import ResponseTooLarge, UpstreamError
 from muxtrio.upstream.client import ClientSettings, UpstreamClient
+from tests.e2e.clients import openai_async_client
+from tests.fuzz.hostile_provider import APIS, Step, chunked, hostile_gateway, model_for, stream_content_type, transcript
 
 HANG_GUARD_S = 30.0
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
@@ -148,3 +153,39 @@ async def test_gzip_chunks_are_decoded_and_the_limit_counts_decoded_bytes() -> N
     async with provider([wire]) as client, client.open(WIRE) as response:
         with pytest.raises(ResponseTooLarge):
             await response.read(len(body) - 1)
+
+
+# ---------------------------------------------------------------------------------------------- through the gateway
+def _frames(api: str, body: bytes) -> list[bytes]:
+    sep = b"\n" if APIS[api][2] == "ndjson" else (b"\r\n\r\n" if b"\r\n\r\n" in body else b"\n\n")
+    return [frame + sep for frame in body.split(sep) if frame]
+
+
+def _one_write(api: str, frames: list[bytes], *, terminate: bool) -> list[Step]:
+    """Every frame its own HTTP chunk, as providers write them, all in one socket write."""
+    return [b"".join(step for step in chunked(frames, stream_content_type(api), terminate=terminate)
+                     if isinstance(step, bytes))]
+
+
+async def _sdk_text(url: str, api: str) -> str:
+    client = openai_async_client(url, "unused")
+    text: list[str] = []
+    with trio.fail_after(HANG_GUARD_S):
+        stream = await client.chat.completions.create(
+            model=model_for(api), messages=[{"role": "user", "content": "hi"}], stream=True)
+        async for event in stream:
+            text += [choice.delta.content or "" for choice in event.choices]
+    return "".join(text)
+
+
+@pytest.mark.parametrize("api", list(APIS))
+async def test_a_whole_stream_in_one_read_is_relayed_and_a_cut_one_is_an_error(api: str) -> None:
+    frames = _frames(api, transcript(api, stream=True))
+    async with hostile_gateway() as (url, provider):
+        provider.script = lambda seen: _one_write(api, frames, terminate=True)
+        assert await _sdk_text(url, api) == f"Hello from the fake {api} provider."
+        # The same frames cut inside the one before last, in one read, then FIN: an error, never a finish.
+        cut = [*frames[:-2], frames[-2][: len(frames[-2]) // 2]]
+        provider.script = lambda seen: _one_write(api, cut, terminate=False)
+        with pytest.raises(openai.APIError):
+            await _sdk_text(url, api)
