@@ -153,6 +153,7 @@ def server(args: argparse.Namespace) -> int:
                     events_s = result["rps"] * EVENTS
                     per_core = events_s / (usage.cpu_pct / 100) if usage.cpu_pct > 1 else 0.0
                     samples.append({"target": name, "events_s": round(events_s), "cpu_pct": usage.cpu_pct,
+                                    "rss_max_mb": usage.rss_max_mb,
                                     "per_core": round(per_core), "us_per_event": round(1e6 / per_core, 2)
                                     if per_core else None, "non2xx": result["non2xx"],
                                     "errors": result["socket_errors"]})
@@ -161,8 +162,8 @@ def server(args: argparse.Namespace) -> int:
             report["streams"][label] = {"samples": samples, "best": best}
             b, c = best["base"], best["candidate"]
             print(f"| {label} | {b['per_core']:,} | {c['per_core']:,} | {c['per_core'] / max(b['per_core'], 1):.2f}x"
-                  f" | {b['us_per_event']} | {c['us_per_event']} | {b['events_s']:,} | {c['events_s']:,} |",
-                  flush=True)
+                  f" | {b['us_per_event']} | {c['us_per_event']} | {b['events_s']:,} | {c['events_s']:,} |"
+                  f" {b['rss_max_mb']} | {c['rss_max_mb']} |", flush=True)
         if PYSPY.exists():
             for label, model in STREAMS[:2]:
                 for name, (port, proc) in gateways.items():
