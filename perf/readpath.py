@@ -14,7 +14,7 @@ Three measurements, each an A/B in the same run on this box (the base is the mux
     No gateway: the real :class:`UpstreamClient` in this process (cpu0) reads 1,000-event streams from the fake
     (cpu1), 8 at a time, and ``time.process_time`` is taken per layer: h11 + httpcore2 + httpx2's transport stream,
     + ``aiter_bytes``, + ``chunks`` (base: one piece per chunk; candidate: one piece per read), + the SSE/NDJSON line
-    splitter (base and candidate modules) fed what ``chunks`` yields.
+    splitter (base and candidate modules) fed what ``chunks`` yields; and h11 alone, fed the same stream from memory.
 ``python -m perf.readpath pool``
     The seed's pooled buffers on the read side: joining the pieces of one read with ``b"".join`` against copying them
     into a pooled ``bytearray`` (4 KB kept, dropped past 64 KB, as llm-mux does) and handing out ``bytes`` of it;
@@ -228,6 +228,39 @@ async def _transport_only(response: Any) -> AsyncIterator[bytes]:
         yield piece
 
 
+def h11_alone(rounds: int) -> float:
+    """µs per event for h11 alone: a 1,000-event OpenAI stream, one HTTP chunk per event, fed from memory in 16 KB
+    reads to a client connection (the floor of any read path built on h11)."""
+    import h11
+
+    from perf import fake_provider as fake
+
+    events = list(fake.openai_stream("fake-n1000", fake.Shape(0.0, EVENTS, 0), False))
+    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    reads = [body[i : i + 16384] for i in range(0, len(body), 16384)]
+
+    def once() -> int:
+        conn = h11.Connection(h11.CLIENT)
+        conn.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "0")]))
+        conn.send(h11.EndOfMessage())
+        conn.receive_data(head)
+        conn.next_event()
+        count = 0
+        for read in reads:
+            conn.receive_data(read)
+            while isinstance(conn.next_event(), h11.Data):
+                count += 1
+        return count
+
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time()
+        count = sum(once() for _ in range(20))
+        best = min(best, (time.process_time() - t0) / count * 1e6)
+    return round(best, 2)
+
+
 def inprocess(args: argparse.Namespace) -> int:
     from muxtrio.upstream.client import ClientSettings, UpstreamClient
 
@@ -250,6 +283,8 @@ def inprocess(args: argparse.Namespace) -> int:
         "base: per-chunk chunks() + base splitter": (_per_piece, "base"),
         "candidate: per-read chunks() + candidate splitter": (lambda r: r.chunks(), "candidate"),
     }
+    report["h11_alone_us_per_event"] = h11_alone(args.rounds)
+    print(f"h11 alone: {report['h11_alone_us_per_event']} µs/event")
     try:
         targets.start_fake(procs, FAKE_PORT, "1", "fake-provider")
 
