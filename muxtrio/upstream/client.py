@@ -166,8 +166,8 @@ def _receive_buffer(response: httpx2.Response) -> bytearray | None:
 def _whole_chunk_buffered(buffered: bytearray) -> bool:
     """Whether h11 can hand out the next body piece without reading the socket, right after it handed out one.
 
-    After a chunk's data, what is left starts with that chunk's ``\r\n``; the next piece needs a whole chunk-size
-    line after it and at least one byte behind that line (a data byte, or the ``\r\n`` ending the last chunk's
+    After a chunk's data, what is left starts with that chunk's ``\\r\\n``; the next piece needs a whole chunk-size
+    line after it and at least one byte behind that line (a data byte, or the ``\\r\\n`` ending the last chunk's
     trailer). A chunk cut by the read leaves nothing buffered (h11 hands out what it has), so this is False."""
     size = len(buffered)
     return size > 4 and 2 <= buffered.find(b"\n", 2) < size - 1
