@@ -9,9 +9,16 @@ Invariants:
 - Every transport exception is mapped here, once, to an :class:`UpstreamError` whose message names the provider
   but never a key; so is a body whose ``content-encoding`` does not decode. Response bodies are closed on every exit
   path (client disconnect included).
-- Bodies are yielded *decoded* (gzip/deflate undone) in pieces of at most httpx2's decode chunk (1 MiB), produced
-  one at a time as the caller asks: whoever counts the yielded bytes against a limit bounds decompression too, and
-  stops it early (a gzip bomb inflates no further than the limit plus one piece). ``read`` does that counting.
+- Bodies are yielded *decoded* (gzip/deflate undone), produced as the caller asks: whoever counts the yielded bytes
+  against a limit bounds decompression too, and stops it early (a gzip bomb inflates no further than the limit plus
+  one yielded piece). ``read`` does that counting.
+- One yielded piece per socket read, not per HTTP chunk: providers write one event per transfer-encoding chunk, so
+  one read often carries dozens of chunks, which h11 hands out one by one. ``chunks`` keeps pulling while h11's
+  receive buffer already holds the next whole chunk (no socket read, so no wait) and yields the pieces joined, at
+  most :data:`COALESCE_MAX` bytes (plus one piece) at a time, so the caller splits, feeds and forwards once per read.
+  It never waits for the network while holding bytes: a chunk still missing its header or its first data byte ends
+  the piece. Where the buffer cannot be seen (HTTP/2, a test transport) or the body is content-encoded (a compressed
+  chunk may decode to nothing) each chunk is yielded on its own, as before.
 - The request id of the client request being served (:data:`REQUEST_ID`) goes upstream as ``x-request-id``.
 """
 
@@ -22,6 +29,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+import h11
 import httpx2
 import trio
 
@@ -30,6 +38,8 @@ from muxtrio.errors import ErrorKind, ResponseTooLarge, UpstreamError, UpstreamT
 from muxtrio.requestlog import RECORDER, Capture, Exchange
 
 SHRINK_BELOW = 16 * 1024
+COALESCE_MAX = 256 * 1024
+"""The most bytes ``chunks`` joins into one piece before yielding (a read is at most 64 KB raw, but gzip inflates)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +69,7 @@ def merge_headers(configured: tuple[tuple[str, str], ...], request: tuple[tuple[
 class UpstreamResponse:
     """A provider response whose body is read incrementally (``chunks``) or whole (``read``)."""
 
-    __slots__ = ("_capture", "_exchange", "_response", "headers", "provider", "status")
+    __slots__ = ("_buffered", "_capture", "_exchange", "_response", "headers", "provider", "status")
 
     def __init__(
         self,
@@ -74,6 +84,9 @@ class UpstreamResponse:
         self._response = response
         self._capture = capture  # the request log's copy of the body (request-log: true), else None
         self._exchange = exchange  # the request log's record of this exchange, finished on close
+        # h11's unparsed bytes of this connection, where visible. Not for an encoded body: a compressed chunk can
+        # decode to nothing, and httpx2 would then read the socket for the next one while we hold the joined bytes.
+        self._buffered = None if "content-encoding" in self.headers else _receive_buffer(response)
 
     async def aclose(self) -> None:
         """Close the body (the connection goes back to the pool, or is dropped mid-body) and finish the request
@@ -86,12 +99,26 @@ class UpstreamResponse:
                 self._exchange = None
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """The decoded body, one piece per socket read (see the module docstring)."""
+        pieces = self._response.aiter_bytes()
+        buffered = self._buffered
         try:
-            async for chunk in self._response.aiter_bytes():
-                if chunk:
-                    if self._capture is not None:
-                        self._capture.add(chunk)
-                    yield chunk
+            async for piece in pieces:
+                if not piece:
+                    continue
+                if buffered is not None and _whole_chunk_buffered(buffered):
+                    parts = [piece]
+                    size = len(piece)
+                    while size < COALESCE_MAX and _whole_chunk_buffered(buffered):
+                        more = await anext(pieces, b"")  # served from h11's buffer: no socket read, no wait
+                        if not more:
+                            break
+                        parts.append(more)
+                        size += len(more)
+                    piece = b"".join(parts)
+                if self._capture is not None:
+                    self._capture.add(piece)
+                yield piece
         except httpx2.TransportError as exc:
             raise _transport_error(self.provider, exc) from None
         except httpx2.DecodingError:
@@ -120,6 +147,33 @@ class UpstreamResponse:
         body = b"".join(parts)
         parts.clear()
         return body
+
+
+def _receive_buffer(response: httpx2.Response) -> bytearray | None:
+    """The bytes h11 has received on ``response``'s HTTP/1.1 connection and not parsed yet, or None where the chain
+    is not httpx2 → httpcore2 → h11 (HTTP/2, a test or built-in transport, a future httpcore2 that moved them).
+
+    Neither library offers a public view of this buffer (h11's ``trailing_data`` copies it on every call), so it is
+    found through their attributes and only read, never written; anything unexpected turns coalescing off, which
+    costs speed, not correctness. ``tests/upstream/test_read_path.py`` fails if the chain stops being found."""
+    stream = getattr(response.stream, "_stream", None)  # httpx2 BoundAsyncStream -> AsyncResponseStream
+    stream = getattr(stream, "_httpcore_stream", None)  # -> httpcore2 PoolByteStream
+    stream = getattr(stream, "_stream", None)  # -> HTTP11ConnectionByteStream
+    state = getattr(getattr(stream, "_connection", None), "_h11_state", None)
+    if not isinstance(state, h11.Connection):
+        return None
+    data = getattr(getattr(state, "_receive_buffer", None), "_data", None)  # created once per connection
+    return data if isinstance(data, bytearray) else None
+
+
+def _whole_chunk_buffered(buffered: bytearray) -> bool:
+    """Whether h11 can hand out the next body piece without reading the socket, right after it handed out one.
+
+    After a chunk's data, what is left starts with that chunk's ``\\r\\n``; the next piece needs a whole chunk-size
+    line after it and at least one byte behind that line (a data byte, or the ``\\r\\n`` ending the last chunk's
+    trailer). A chunk cut by the read leaves nothing buffered (h11 hands out what it has), so this is False."""
+    size = len(buffered)
+    return size > 4 and 2 <= buffered.find(b"\n", 2) < size - 1
 
 
 def _transport_error(provider: str, exc: httpx2.TransportError, connect_timeout: float = 0.0) -> UpstreamError:

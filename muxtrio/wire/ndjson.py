@@ -15,44 +15,47 @@ from muxtrio.wire.sse import DEFAULT_MAX_EVENT_BYTES
 
 
 class NDJSONDecoder:
-    __slots__ = ("_buf", "_max", "_partial", "_partial_size")
+    """Splits what it is fed into lines in one pass per feed (``bytes.split``); only a line still waiting for its
+    newline is kept between feeds."""
+
+    __slots__ = ("_max", "_partial", "_partial_size")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._max = max_line_bytes
-        self._buf = b""
-        self._partial: list[bytes] = []  # chunks of a line without its newline yet: joined once (linear time)
+        self._partial: list[bytes] = []  # pieces of a line without its newline yet: joined once (linear time)
         self._partial_size = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if b"\n" not in chunk:
-            self._partial.append(chunk)
-            self._partial_size += len(chunk)
-            if len(self._buf) + self._partial_size > self._max:
-                raise EventTooLarge("NDJSON line", self._max)
+            if chunk:
+                self._partial.append(chunk)
+                self._partial_size += len(chunk)
+                if self._partial_size > self._max:
+                    raise EventTooLarge("NDJSON line", self._max)
             return []
         if self._partial:
-            chunk = b"".join(self._partial) + chunk
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
             self._partial = []
-            self._partial_size = 0
-        buf = self._buf + chunk if self._buf else chunk
-        lines: list[bytes] = []
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            line = buf[start:nl].rstrip(b"\r")
-            start = nl + 1
-            if line.strip():
-                lines.append(line)
-        self._buf = buf[start:]
-        if len(self._buf) > self._max:
-            raise EventTooLarge("NDJSON line", self._max)
-        return lines
+        lines = chunk.split(b"\n")
+        tail = lines.pop()  # after the last newline: b"" or the start of the next line
+        self._partial_size = len(tail)
+        if tail:
+            self._partial.append(tail)
+            if self._partial_size > self._max:
+                raise EventTooLarge("NDJSON line", self._max)
+        out: list[bytes] = []
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if len(line) > self._max:
+                raise EventTooLarge("NDJSON line", self._max)
+            if line and not line.isspace():
+                out.append(line)
+        return out
 
     def flush(self) -> list[bytes]:
-        rest = (self._buf + b"".join(self._partial)).strip()
-        self._buf, self._partial, self._partial_size = b"", [], 0
+        rest = b"".join(self._partial).strip()
+        self._partial, self._partial_size = [], 0
         return [rest] if rest else []
 
 

@@ -33,61 +33,65 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    __slots__ = ("_buf", "_data", "_data_size", "_event", "_max", "_partial", "_partial_size", "_pending_cr")
+    """Splits what it is fed into lines in one pass per feed (``bytes.splitlines`` is exactly the SSE set of line
+    endings: LF, CRLF, CR); only a line still waiting for its ending is kept between feeds."""
+
+    __slots__ = ("_data", "_data_size", "_event", "_max", "_partial", "_partial_size", "_pending_cr")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._max = max_event_bytes
-        self._buf = b""
-        # Chunks of a line still waiting for its newline, joined once when it comes (a 20 MB event arriving in
+        # Pieces of a line still waiting for its line ending, joined once when it comes (a 20 MB event arriving in
         # 64 KB reads is copied once, not once per read).
         self._partial: list[bytes] = []
         self._partial_size = 0
-        self._pending_cr = False
+        self._pending_cr = False  # the last feed ended with CR: a LF opening the next one belongs to it
         self._event: str | None = None
         self._data: list[bytes] = []
         self._data_size = 0
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        if not chunk:
-            return []
         if self._pending_cr:
             self._pending_cr = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
-        if b"\r" in chunk:
-            if chunk.endswith(b"\r"):
-                self._pending_cr = True
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in chunk:
+        if not chunk:
+            return []
+        end = chunk[-1]
+        if end != 10 and end != 13 and b"\n" not in chunk and b"\r" not in chunk:
             self._partial.append(chunk)
             self._partial_size += len(chunk)
-            if len(self._buf) + self._partial_size + self._data_size > self._max:
+            if self._partial_size + self._data_size > self._max:
                 raise EventTooLarge("SSE event", self._max)
             return []
+        self._pending_cr = end == 13
         if self._partial:
-            chunk = b"".join(self._partial) + chunk
+            self._partial.append(chunk)
+            chunk = b"".join(self._partial)
             self._partial = []
             self._partial_size = 0
-        buf = self._buf + chunk if self._buf else chunk
+        lines = chunk.splitlines()
+        if end != 10 and end != 13:  # the last line has no ending yet
+            tail = lines.pop()
+            self._partial.append(tail)
+            self._partial_size = len(tail)
         events: list[SSEEvent] = []
-        start = 0
-        find = buf.find
-        while True:
-            nl = find(b"\n", start)
-            if nl < 0:
-                break
-            line = buf[start:nl]
-            start = nl + 1
+        data = self._data
+        for line in lines:
             if not line:
-                if self._data or self._event is not None:
-                    events.append(SSEEvent(self._event, b"\n".join(self._data)))
+                if data or self._event is not None:
+                    events.append(SSEEvent(self._event, b"\n".join(data)))
                     self._event = None
-                    self._data = []
+                    self._data = data = []
                     self._data_size = 0
-                continue
-            self._line(line)
-        self._buf = buf[start:]
-        if len(self._buf) + self._data_size > self._max:
+            elif line[:5] == b"data:":  # the common line, inline
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data.append(value)
+                self._data_size += len(value) + 1
+                if self._data_size > self._max:
+                    raise EventTooLarge("SSE event", self._max)
+            else:
+                self._line(line)
+        if self._partial_size + self._data_size > self._max:
             raise EventTooLarge("SSE event", self._max)
         return events
 
@@ -107,12 +111,10 @@ class SSEDecoder:
     def flush(self) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         if self._partial:
-            self._buf += b"".join(self._partial)
+            line = b"".join(self._partial)
             self._partial = []
             self._partial_size = 0
-        if self._buf:
-            self._line(self._buf)
-            self._buf = b""
+            self._line(line)
         if self._data or self._event is not None:
             events.append(SSEEvent(self._event, b"\n".join(self._data)))
             self._event = None

@@ -15,6 +15,7 @@ from muxtrio.codecs.base import Format, RequestHints
 from muxtrio.codecs.registry import all_formats, get_codec
 from muxtrio.errors import ClientError, CodecError, ErrorKind, StreamTruncated
 from muxtrio.ir.request import Request
+from tests.codecs.helpers import FIXTURES, decode_all
 
 FORMATS = all_formats()
 
@@ -126,3 +127,21 @@ def test_a_provider_error_that_is_not_json_keeps_its_status_and_text(fmt: Format
     error = get_codec(fmt).parse_error(502, {}, b"<html>Bad Gateway</html>")
     assert (error.kind, error.status) == (ErrorKind.UPSTREAM, 502)
     assert "Bad Gateway" in error.message
+
+
+WIRE_DIRS = {Format.OPENAI_CHAT: "openai", Format.OPENAI_RESPONSES: "responses", Format.ANTHROPIC: "anthropic",
+             Format.GEMINI: "gemini", Format.OLLAMA: "ollama"}
+
+
+@pytest.mark.parametrize("fmt", list(WIRE_DIRS))
+@pytest.mark.parametrize("name", ["text", "think_tool_call"])
+def test_a_whole_stream_in_two_reads_cut_anywhere_decodes_the_same(fmt: Format, name: str) -> None:
+    """The upstream reader hands the decoder everything one socket read delivered: many events at once, the read
+    ending anywhere (mid-line, between CR and LF, inside a field name). Every two-read cut gives the same events."""
+    ext = "ndjson" if fmt is Format.OLLAMA else "sse"
+    data = (FIXTURES / "transcripts" / "wire" / WIRE_DIRS[fmt] / f"{name}.{ext}").read_bytes()
+    codec = get_codec(fmt)
+    whole = decode_all(codec, data)
+    assert whole
+    for cut in range(1, len(data)):
+        assert decode_all(codec, data, chunks=[data[:cut], data[cut:]]) == whole, cut

@@ -76,3 +76,26 @@ def test_ndjson_lines_limits_and_flush() -> None:
         small = NDJSONDecoder(10)
         small.feed(b"x" * 6)
         small.feed(b"x" * 6)
+
+
+def test_sse_many_events_per_read_with_the_read_ending_anywhere() -> None:
+    many = STREAM * 20
+    for cut in range(1, 2 * len(STREAM)):
+        assert sse_events([many[:cut], many[cut:]]) == EXPECTED * 20, cut
+
+
+def test_sse_a_read_ending_in_cr_then_a_read_without_line_end() -> None:
+    # The LF that may follow a CR belongs to the CR only when it opens the very next read.
+    assert sse_events([b"data: x\r", b"data: y", b"\n\ndata: z\n\n"]) == [SSEEvent(None, b"x\ny"),
+                                                                           SSEEvent(None, b"z")]
+    assert sse_events([b"data: x\r", b"\n", b"\ndata: z\n\n"]) == [SSEEvent(None, b"x"), SSEEvent(None, b"z")]
+
+
+def test_ndjson_many_lines_per_read_with_the_read_ending_anywhere() -> None:
+    data = b"".join(b'{"n":%d}\r\n' % i if i % 2 else b'{"n":%d}\n\n' % i for i in range(40))
+    expected = [b'{"n":%d}' % i for i in range(40)]
+    for cut in range(1, 60):
+        decoder = NDJSONDecoder(100)
+        assert decoder.feed(data[:cut]) + decoder.feed(data[cut:]) + decoder.flush() == expected, cut
+    with pytest.raises(CodecError):  # a whole line over the limit inside one read
+        NDJSONDecoder(10).feed(b'{"a":1}\n' + b"x" * 11 + b"\n")
