@@ -99,7 +99,8 @@ class RawReader:
     """One attempt's provider bytes -> ``(events, raw, tail)`` per chunk. See the module docstring."""
 
     __slots__ = (
-        "_decoder", "_ended", "_error", "_limit", "_marker", "_ndjson", "_on", "_rest", "_separator", "_usage_wanted"
+        "_decoder", "_ended", "_error", "_limit", "_marker", "_more", "_more_size", "_more_tail", "_ndjson", "_on",
+        "_rest", "_separator", "_usage_wanted",
     )
 
     def __init__(self, decoder: StreamDecoder, fmt: Format, request: Request, max_event_bytes: int) -> None:
@@ -110,6 +111,11 @@ class RawReader:
         self._marker = _END_MARKERS[fmt]
         self._limit = max_event_bytes
         self._rest = b""
+        # Reads that came while a frame stays open after ``_rest``, joined once when its end arrives: a 20 MB event
+        # in 64 KB reads is copied once and scanned once, not once per read.
+        self._more: list[bytes] = []
+        self._more_size = 0
+        self._more_tail = b""  # the last 3 bytes of the open frame so far (a separator may straddle two reads)
         self._on = True
         self._ended = False  # a frame produced Finish: every later frame belongs to the tail
         self._error: MuxError | None = None
@@ -128,7 +134,24 @@ class RawReader:
             self._raise_pending()
         if not self._on:
             return self._decoder.feed(chunk), None, b""
-        buf = self._rest + chunk if self._rest else chunk
+        if self._rest:
+            if self._ndjson:
+                still_open = b"\n" not in chunk
+            else:  # no frame end in the read, nor across its start
+                last = (self._more_tail if self._more else self._rest[-3:]) + chunk[:3]
+                still_open = not _ends(chunk) and not _ends(last)
+                if still_open:
+                    self._more_tail = chunk[-3:] if len(chunk) >= 3 else last[-3:]
+            if still_open:
+                self._more.append(chunk)  # still inside the open frame
+                self._more_size += len(chunk)
+                if len(self._rest) + self._more_size > self._limit:
+                    return self._off(self._take_rest())
+                return [], b"", b""
+            self._more.append(chunk)
+            buf = self._take_rest()
+        else:
+            buf = chunk
         separator = self._separator
         if separator is None:
             if b"\r\n\r\n" in buf:
@@ -217,11 +240,19 @@ class RawReader:
         events: list[Event] = []
         raw = tail = b""
         if self._rest:
-            rest, self._rest = self._rest, b""
+            rest = self._take_rest()
             events, raw, tail = self._frames([self._terminated(rest)])
             self._raise_pending()
         events.extend(self._decoder.flush())
         return events, raw, tail
+
+    def _take_rest(self) -> bytes:
+        """The open frame's bytes (``_rest`` and the reads after it), joined once; both are emptied."""
+        rest = b"".join([self._rest, *self._more]) if self._more else self._rest
+        self._rest = b""
+        self._more = []
+        self._more_size = 0
+        return rest
 
     def _terminated(self, frame: bytes) -> bytes:
         """A last frame that lacked its end (some servers stop that way), ended so that the client reads it."""
@@ -237,6 +268,8 @@ class RawReader:
         """Pass-through ends for this attempt: what is not forwarded yet is decoded and translated."""
         self._on = False
         self._rest = b""
+        self._more = []
+        self._more_size = 0
         return self._decoder.feed(buf), None, b""
 
     def _frames(self, frames: list[bytes]) -> tuple[list[Event], bytes, bytes]:
@@ -264,3 +297,8 @@ def _split(data: bytes, separator: bytes) -> list[bytes]:
     parts = data.split(separator)
     parts.pop()  # data ends with the separator: the last part is empty
     return [part + separator for part in parts]
+
+
+def _ends(chunk: bytes) -> bool:
+    """Whether an SSE frame separator (LF LF or CRLF CRLF) occurs anywhere in ``chunk``."""
+    return b"\n\n" in chunk or b"\r\n\r\n" in chunk

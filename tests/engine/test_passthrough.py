@@ -23,7 +23,7 @@ from muxtrio.engine.engine import Engine
 from muxtrio.engine.passthrough import PassThrough, RawReader, offer
 from muxtrio.engine.stream import StreamMeta
 from muxtrio.errors import EventTooLarge, MuxError
-from muxtrio.ir.events import Event, Finish
+from muxtrio.ir.events import Event, Finish, TextDelta
 from muxtrio.ir.request import Request
 from tests.engine.fault_provider import FaultProvider
 from tests.engine.test_engine import ask, config, provider
@@ -226,3 +226,22 @@ async def test_a_renamed_model_or_another_format_is_not_passed_through(autojump_
                 while (more := await events.next_items()) is not None:
                     items += more
             assert items and all(item.raw is None and not item.tail for item in items)
+
+
+def test_a_large_frame_in_many_reads_is_joined_once_and_forwarded_whole() -> None:
+    """A big event arriving in many reads is kept as the list of reads until its end comes (joining it on every
+    read made a 20 MB event cost seconds), then forwarded whole and exact."""
+    text = "x" * 300_000
+    frame = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,' + (
+        b'"delta":{"content":"' + text.encode() + b'"},"finish_reason":null}]}\n\n'
+    )
+    reader = RawReader(get_codec(Format.OPENAI_CHAT).new_decoder("s"), Format.OPENAI_CHAT, _request(Format.OPENAI_CHAT),
+                       1 << 20)  # fmt: skip
+    pieces = [frame[i : i + 4096] for i in range(0, len(frame), 4096)]
+    for piece in pieces[:-1]:
+        assert reader.feed(piece) == ([], b"", b"")
+    first = reader._rest
+    assert len(first) == 4096 and reader._more_size == len(frame) - 4096 - len(pieces[-1])  # nothing re-joined
+    events, raw, tail = reader.feed(pieces[-1])
+    assert raw == frame and tail == b""
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == text
