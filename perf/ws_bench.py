@@ -21,6 +21,8 @@ from perf.procs import Procs, cpu_ticks, rss_kb
 from perf.targets import MUX2_PORT, Target, start_muxtrio
 
 BODY = {"model": "fake-n1000", "messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": 1000}
+WINDOW: int | None = None
+"""The credit window the throughput run asks for (None: the client library's default)."""
 SLOW = {"model": "fake-d1000-n60", "messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": 60}
 
 
@@ -30,7 +32,7 @@ async def ws_throughput(url: str, concurrency: int, seconds: float) -> dict[str,
 
     chunks = 0
     streams = 0
-    async with client.connect(url) as mux:
+    async with client.connect(url, **({} if WINDOW is None else {"window": WINDOW})) as mux:
         deadline = trio.current_time() + seconds
 
         async def worker() -> None:
