@@ -166,36 +166,17 @@ class EventStream:
     async def next_batch(self) -> list[Event] | None:
         """All events ready now (at least one), or None at the end. Joins batches already waiting, so a writer
         that fell behind catches up with one write."""
-        self._release()
-        if self._failure is not None:
-            raise self._failure.error
-        try:
-            item = await self._receive.receive()
-        except trio.EndOfChannel:
-            if not self.meta.completed:
-                raise StreamTruncated("the stream ended before the answer was complete") from None
+        items = await self.next_items()
+        if items is None:
             return None
-        events = self._take(item)
-        while True:
-            try:
-                item = self._receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                return events
-            if isinstance(item, Failure):
-                # Deliver what arrived before the failure first; raise it on the next call.
-                self._failure = item
-                return events
-            events.extend(self._take(item))
-
-    def _take(self, item: Batch | Failure) -> list[Event]:
-        if isinstance(item, Failure):
-            raise item.error
-        self._held += item.cost
-        return item.events
+        if len(items) == 1:
+            return items[0].events
+        return [event for item in items for event in item.events]
 
     async def next_items(self) -> list[Batch] | None:
-        """Like :meth:`next_batch`, but the ready batches as they are (a pass-through writer needs each batch's
-        provider bytes next to its events)."""
+        """The ready batches as they are (at least one), or None at the end; :meth:`next_batch` joins their events
+        (a pass-through writer needs each batch's provider bytes next to its events). A failure that arrives behind
+        ready batches is raised on the next call, after they were delivered."""
         self._release()
         if self._failure is not None:
             raise self._failure.error
@@ -205,7 +186,7 @@ class EventStream:
             if not self.meta.completed:
                 raise StreamTruncated("the stream ended before the answer was complete") from None
             return None
-        items = [self._take_item(item)]
+        items = [self._take(item)]
         while True:
             try:
                 item = self._receive.receive_nowait()
@@ -214,9 +195,9 @@ class EventStream:
             if isinstance(item, Failure):
                 self._failure = item
                 return items
-            items.append(self._take_item(item))
+            items.append(self._take(item))
 
-    def _take_item(self, item: Batch | Failure) -> Batch:
+    def _take(self, item: Batch | Failure) -> Batch:
         if isinstance(item, Failure):
             raise item.error
         self._held += item.cost
