@@ -172,17 +172,7 @@ class RawReader:
                 self._rest = b""
                 if buf.find(separator) != len(buf) - size:
                     return self._unit(buf, separator)
-                # One frame (``_frame``, inlined: this runs once per provider event).
-                got = self._decoder.feed(buf)
-                if self._ended:
-                    return got, b"", buf
-                for event in got:
-                    if type(event) is Finish:
-                        self._ended = True
-                        return got, b"", buf
-                if self._usage_wanted or (got and type(got[0]) is not UsageUpdate):
-                    return got, buf, b""
-                return self._usage_frame(got, buf)
+                return self._frame(buf)
         # A partial frame at the end (or an odd line ending): cut after the last whole frame.
         if (b"\n\n" in buf) if size == 4 else (b"\r" in buf):
             return self._off(buf)  # line endings the cut cannot follow exactly: translate from here

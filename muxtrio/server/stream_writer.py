@@ -27,14 +27,18 @@ place of the encoder's final frames; a stream that fails never gets them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from enum import Enum
+from typing import TypeVar
 
 import trio
 
 from muxtrio.codecs.base import StreamEncoder
-from muxtrio.engine.stream import Batch, EventStream, StreamMeta
+from muxtrio.engine.stream import EventStream, StreamMeta
 from muxtrio.ir.events import Event
 from muxtrio.wire.framing import Frame
+
+_Ready = TypeVar("_Ready")
 
 
 class State(Enum):
@@ -75,19 +79,7 @@ class StreamWriter(ABC):
             await self._run_raw(events)
             return
         meta = events.meta
-        interval = self.idle_interval
-        while True:
-            await self.ready()
-            if interval is None:
-                batch = await events.next_batch()
-            else:
-                with trio.move_on_after(interval) as idle:
-                    batch = await events.next_batch()
-                if idle.cancelled_caught:
-                    await self.idle(meta)
-                    continue
-            if batch is None:
-                break
+        while (batch := await self._next(events.next_batch, meta)) is not None:
             frames_of = self.encoder_for(meta).frames
             observe = self.observe
             frames: list[Frame] = []
@@ -99,23 +91,24 @@ class StreamWriter(ABC):
         await self.end(list(self.encoder_for(meta).final_frames()), meta)
         self.state = State.FINISHED
 
-    async def _run_raw(self, events: EventStream) -> None:
-        """``run`` for a transport that takes provider bytes: per ready batch, its bytes or its encoding."""
-        meta = events.meta
+    async def _next(self, fetch: Callable[[], Awaitable[_Ready | None]], meta: StreamMeta) -> _Ready | None:
+        """What ``fetch`` returns once the transport is ready for it, with a keepalive (``idle``) written after
+        every ``idle_interval`` without one."""
         interval = self.idle_interval
         while True:
             await self.ready()
-            items: list[Batch] | None
             if interval is None:
-                items = await events.next_items()
-            else:
-                with trio.move_on_after(interval) as idle:
-                    items = await events.next_items()
-                if idle.cancelled_caught:
-                    await self.idle(meta)
-                    continue
-            if items is None:
-                break
+                return await fetch()
+            with trio.move_on_after(interval) as idle:
+                ready = await fetch()
+            if not idle.cancelled_caught:
+                return ready
+            await self.idle(meta)
+
+    async def _run_raw(self, events: EventStream) -> None:
+        """``run`` for a transport that takes provider bytes: per ready batch, its bytes or its encoding."""
+        meta = events.meta
+        while (items := await self._next(events.next_items, meta)) is not None:
             encoder = self.encoder_for(meta)
             observe = self.observe
             advance = encoder.advance
